@@ -1,0 +1,104 @@
+# Petrel build.  `make` builds build/petrel; `make SAN=1` builds the
+# ASan+UBSan flavour into build-asan/.  Unit tests: tests/unit/test_*.c, each
+# linked against every object but src/main.o.
+CC      ?= gcc
+SAN     ?= 0
+ifeq ($(SAN),1)
+BUILD   ?= build-asan
+OPT     := -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+else
+BUILD   ?= build
+OPT     := -O2
+endif
+CFLAGS  := -std=gnu11 $(OPT) -g -Wall -Wextra -Werror -D_GNU_SOURCE -Isrc \
+           -frounding-math -fsignaling-nans -fno-math-errno -MMD -MP $(EXTRA_CFLAGS)
+LDFLAGS := $(OPT)
+LIBS    := -lfdt -lm
+
+SRCS    := $(shell find src -name '*.c' | sort)
+OBJS    := $(SRCS:%.c=$(BUILD)/%.o)
+LIBOBJS := $(filter-out $(BUILD)/src/main.o,$(OBJS))
+UNIT    := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(wildcard tests/unit/test_*.c))
+
+all: $(BUILD)/petrel $(UNIT)
+
+$(BUILD)/petrel: $(OBJS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/tests/unit/%: tests/unit/%.c $(LIBOBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(LIBOBJS) $(LIBS)
+
+clean:
+	rm -rf build build-asan
+
+.PHONY: all clean
+-include $(OBJS:.o=.d)
+
+# ---------------------------------------------------------------------------
+# Plumbing: Debian dependencies, the default guest, running it, the test suite.
+# `make run` and `make check` work on a fresh Debian 12 machine: they install
+# the packages they need first (scripts/deps.sh installs only what is missing,
+# so repeated runs are fast and need no network).
+GUEST_DIR       := build/guest/riscv64
+GUEST_TESTS_DIR := build/guest-tests/riscv64
+# Debian's interpreter: python3-pytest/python3-pexpect are installed for it,
+# whatever python3 comes first in PATH (pyenv, venvs).
+PYTHON          ?= /usr/bin/python3
+PYTEST_ARGS     ?=
+RUN_ARGS        ?=
+
+# Build dependencies only (gcc, make, libfdt).
+deps:
+	scripts/deps.sh build
+
+# The default riscv64 guest (Debian trixie kernel + busybox + OpenSBI), cached.
+guest:
+	scripts/deps.sh guest
+	images/build-riscv64.sh $(abspath $(GUEST_DIR))
+
+# Boot the default guest on the console.  Dependencies come first, so the
+# compile step never runs before gcc/libfdt are installed.  RUN_ARGS adds
+# flags, e.g. make run RUN_ARGS='--memory 1G'.
+run:
+	scripts/deps.sh build guest
+	$(MAKE) --no-print-directory all
+	$(MAKE) --no-print-directory guest
+ifeq ($(SAN),1)
+	PETREL_GUEST_DIR=$(abspath $(GUEST_DIR)) ./$(BUILD)/petrel run $(RUN_ARGS)
+else
+	./$(BUILD)/petrel run $(RUN_ARGS)
+endif
+
+# ASan+UBSan flavour into build-asan/.
+asan:
+	$(MAKE) --no-print-directory SAN=1 all
+
+# Bare-metal riscv64 test programs (tests/guest/riscv64), if that tree exists.
+guest-tests:
+	@if [ -f tests/guest/riscv64/Makefile ]; then \
+		$(MAKE) --no-print-directory -C tests/guest/riscv64 OUT=$(abspath $(GUEST_TESTS_DIR)); \
+	else \
+		echo "guest-tests: no tests/guest/riscv64/Makefile, nothing to build"; \
+	fi
+
+# The whole suite.  A failing build step does not stop the run: pytest still
+# runs (tests needing the missing pieces fail) and prints its summary, then
+# `make check` fails.  PYTEST_ARGS adds pytest flags, e.g. PYTEST_ARGS='-k boot'.
+check:
+	scripts/deps.sh all
+	@failed=""; \
+	$(MAKE) --no-print-directory SAN=0 all         || failed="$$failed all"; \
+	$(MAKE) --no-print-directory asan              || failed="$$failed asan"; \
+	$(MAKE) --no-print-directory guest             || failed="$$failed guest"; \
+	$(MAKE) --no-print-directory SAN=0 guest-tests || failed="$$failed guest-tests"; \
+	if [ -n "$$failed" ]; then echo "make check: build steps FAILED:$$failed (running the tests anyway)" >&2; fi; \
+	rc=0; $(PYTHON) -m pytest -v $(PYTEST_ARGS) tests/ || rc=$$?; \
+	if [ -n "$$failed" ]; then echo "make check: build steps FAILED:$$failed" >&2; exit 1; fi; \
+	exit $$rc
+
+.PHONY: deps guest run asan guest-tests check

@@ -1,0 +1,108 @@
+#include "arch/riscv/clint.h"
+
+#include <string.h>
+
+#include "core/log.h"
+#include "engine/rv64/rv64.h"
+
+void clint_init(struct clint *c, struct rv64_hart **harts, unsigned nharts)
+{
+    memset(c, 0, sizeof(*c));
+    c->harts = harts;
+    c->nharts = nharts;
+    c->base_ns = time_now_ns();
+    for (unsigned i = 0; i < CLINT_MAX_HARTS; i++)
+        c->mtimecmp[i] = UINT64_MAX;
+}
+
+uint64_t clint_mtime(const struct clint *c)
+{
+    return (time_now_ns() - c->base_ns) / (1000000000ull / CLINT_FREQ);
+}
+
+static void update_hart(struct clint *c, unsigned i, uint64_t now)
+{
+    rv64_set_irq(c->harts[i], MIP_MTIP, now >= c->mtimecmp[i]);
+    rv64_set_irq(c->harts[i], MIP_MSIP, c->msip[i] & 1);
+}
+
+void clint_tick(struct clint *c)
+{
+    uint64_t now = clint_mtime(c);
+    for (unsigned i = 0; i < c->nharts; i++)
+        rv64_set_irq(c->harts[i], MIP_MTIP, now >= c->mtimecmp[i]);
+}
+
+uint64_t clint_ns_to_deadline(const struct clint *c, uint64_t hart_mask)
+{
+    uint64_t now = clint_mtime(c), best = UINT64_MAX;
+    for (unsigned i = 0; i < c->nharts; i++) {
+        if (!(hart_mask >> i & 1))
+            continue;
+        if (c->mtimecmp[i] <= now)
+            return 0;
+        uint64_t d = c->mtimecmp[i] - now;
+        if (d < best)
+            best = d;
+    }
+    if (best == UINT64_MAX)
+        return best;
+    if (best > UINT64_MAX / 100)
+        return UINT64_MAX;
+    return best * (1000000000ull / CLINT_FREQ);
+}
+
+/* Reads/writes of 4 or 8 bytes; 4-byte accesses address either half. */
+static uint64_t clint_read(void *opaque, uint64_t off, unsigned size)
+{
+    struct clint *c = opaque;
+    uint64_t v = 0, base = off & ~7ull;
+    if (off < 0x4000) {
+        unsigned h = (unsigned)(off / 4);
+        return h < c->nharts ? c->msip[h] : 0;
+    } else if (off >= 0x4000 && off < 0x4000 + 8ull * c->nharts) {
+        v = c->mtimecmp[(base - 0x4000) / 8];
+    } else if (base == 0xbff8) {
+        v = clint_mtime(c);
+    }
+    if (size == 4)
+        v = (off & 4) ? v >> 32 : (uint32_t)v;
+    return v;
+}
+
+static void clint_write(void *opaque, uint64_t off, uint64_t val, unsigned size)
+{
+    struct clint *c = opaque;
+    uint64_t base = off & ~7ull;
+    if (off < 0x4000) {
+        unsigned h = (unsigned)(off / 4);
+        if (h < c->nharts) {
+            c->msip[h] = val & 1;
+            update_hart(c, h, clint_mtime(c));
+        }
+    } else if (off >= 0x4000 && off < 0x4000 + 8ull * c->nharts) {
+        unsigned h = (unsigned)((base - 0x4000) / 8);
+        uint64_t v = c->mtimecmp[h];
+        if (size == 8)
+            v = val;
+        else if (off & 4)
+            v = (v & 0xffffffffull) | (val << 32);
+        else
+            v = (v & ~0xffffffffull) | (uint32_t)val;
+        c->mtimecmp[h] = v;
+        update_hart(c, h, clint_mtime(c));
+    } else if (base == 0xbff8) {
+        /* mtime writes move the epoch */
+        uint64_t now = clint_mtime(c), v = now;
+        if (size == 8)
+            v = val;
+        else if (off & 4)
+            v = (v & 0xffffffffull) | (val << 32);
+        else
+            v = (v & ~0xffffffffull) | (uint32_t)val;
+        c->base_ns += (now - v) * (1000000000ull / CLINT_FREQ);
+        clint_tick(c);
+    }
+}
+
+const struct mmio_ops clint_ops = { .read = clint_read, .write = clint_write };

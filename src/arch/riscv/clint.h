@@ -1,0 +1,36 @@
+/* SiFive CLINT: per-hart msip and mtimecmp, and mtime at 10 MHz derived from
+ * the host's monotonic clock (so guest time is wall time, also while the
+ * VMM sleeps in WFI). */
+#ifndef PETREL_CLINT_H
+#define PETREL_CLINT_H
+
+#include <stdint.h>
+
+#include "core/bus.h"
+
+#define CLINT_BASE 0x02000000ull
+#define CLINT_SIZE 0x10000ull
+#define CLINT_FREQ 10000000ull
+#define CLINT_MAX_HARTS 32
+
+struct rv64_hart;
+
+struct clint {
+    unsigned nharts;
+    struct rv64_hart **harts;
+    uint64_t base_ns;          /* host time at mtime == 0 */
+    uint32_t msip[CLINT_MAX_HARTS];
+    uint64_t mtimecmp[CLINT_MAX_HARTS];
+};
+
+extern const struct mmio_ops clint_ops;
+
+void clint_init(struct clint *c, struct rv64_hart **harts, unsigned nharts);
+uint64_t clint_mtime(const struct clint *c);
+/* Update MTIP of every hart from the current time. */
+void clint_tick(struct clint *c);
+/* Nanoseconds until the earliest mtimecmp among the harts in hart_mask
+ * (0 if already due, UINT64_MAX if none armed). */
+uint64_t clint_ns_to_deadline(const struct clint *c, uint64_t hart_mask);
+
+#endif

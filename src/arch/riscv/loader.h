@@ -1,0 +1,40 @@
+/* Loading guest images into RAM: RISC-V ELF64 files (segments at their
+ * physical addresses) and flat Linux Images (the "RSC\x05" header, placed
+ * at RAM base + text_offset).  Files are untrusted: every header field is
+ * checked against the file size and the destination range before copying. */
+#ifndef PETREL_RISCV_LOADER_H
+#define PETREL_RISCV_LOADER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/log.h"
+#include "core/memory.h"
+
+struct file_buf {
+    uint8_t *data;
+    size_t size;
+};
+
+/* Read a whole regular file of at most max_size bytes.  `what` names it in
+ * error messages ("kernel", "initrd", ...). */
+int file_read(const char *path, size_t max_size, const char *what, struct file_buf *out,
+              struct err *e);
+void file_free(struct file_buf *f);
+
+enum image_kind { IMAGE_ELF, IMAGE_LINUX };
+
+struct loaded_image {
+    enum image_kind kind;
+    uint64_t entry;
+    uint64_t start, end;   /* physical range occupied (for Images: incl. bss) */
+};
+
+/* Identify a kernel/firmware file; -ENOEXEC with a message if it is neither
+ * a RISC-V 64-bit ELF nor a RISC-V Linux Image. */
+int image_probe(const struct file_buf *f, const char *path, enum image_kind *kind, struct err *e);
+/* Load at its ELF addresses, or (Linux Image) at load_base + text_offset. */
+int image_load(const struct gmem *mem, const struct file_buf *f, const char *path,
+               uint64_t load_base, struct loaded_image *out, struct err *e);
+
+#endif

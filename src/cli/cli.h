@@ -1,0 +1,10 @@
+#ifndef PETREL_CLI_H
+#define PETREL_CLI_H
+
+int cli_run(int argc, char **argv);
+void cli_run_usage(void);
+/* Parse a memory size: a number with an optional K, M, G or T suffix
+ * (binary units); a bare number is MiB, as in QEMU's -m. */
+int cli_parse_size(const char *s, unsigned long long *out);
+
+#endif

@@ -1,0 +1,268 @@
+/* `petrel run`: parse options, build the VM, run it, map the way it ended
+ * to an exit status. */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "arch/riscv/virt.h"
+#include "cli/cli.h"
+#include "core/log.h"
+#include "core/vm.h"
+
+#define DEFAULT_MEM (512ull << 20)
+#define DEFAULT_APPEND "console=ttyS0"
+#define MAX_MEM (64ull << 30)
+
+void cli_run_usage(void)
+{
+    printf(
+        "usage: petrel run [options]\n"
+        "\n"
+        "Boot a virtual machine with its serial console on this terminal.\n"
+        "With no options, boots the default riscv64 Debian guest.\n"
+        "\n"
+        "options:\n"
+        "  --arch riscv64|x86_64  guest architecture (default riscv64; x86_64 needs the kvm\n"
+        "                         engine, not available yet)\n"
+        "  --kernel FILE          kernel: a RISC-V Linux Image or a riscv64 ELF\n"
+        "                         (default: the default guest's kernel)\n"
+        "  --initrd FILE          initial ramdisk (default: the default guest's; with\n"
+        "                         --kernel, none unless given)\n"
+        "  --append CMDLINE       kernel command line (default \"" DEFAULT_APPEND "\")\n"
+        "  --firmware FILE|none   M-mode firmware loaded at RAM base (default: OpenSBI\n"
+        "                         fw_dynamic.bin of the default guest); 'none' enters the\n"
+        "                         kernel directly in M-mode (bare-metal programs)\n"
+        "  --memory SIZE          guest RAM, e.g. 512M or 2G; a bare number is MiB\n"
+        "                         (default 512M, at least 16M)\n"
+        "  --cpus N               number of virtual CPUs, 1..32 (default 1)\n"
+        "  --timeout SECONDS      stop the guest after SECONDS (watchdog), exit status 4\n"
+        "  -v, --verbose          log more (repeat for debug output)\n"
+        "  -h, --help             show this help\n"
+        "\n"
+        "console: when stdin is a terminal it is put in raw mode; type Ctrl-A x to quit,\n"
+        "Ctrl-A Ctrl-A to send Ctrl-A, Ctrl-A h for help. Pipes work too: input is fed\n"
+        "to the guest as it reads it.\n"
+        "\n"
+        "exit status: 0 guest powered off (or Ctrl-A x), 1 error in petrel or bad usage,\n"
+        "2 guest rebooted, 3 guest kernel panic, 4 --timeout expired,\n"
+        "5 guest powered off reporting failure.\n"
+        "\n"
+        "The default guest is looked up in $PETREL_GUEST_DIR, else in\n"
+        "<directory of petrel>/guest/riscv64 (Image, initramfs.cpio.gz, fw_dynamic.bin).\n");
+}
+
+int cli_parse_size(const char *s, unsigned long long *out)
+{
+    char *end;
+    errno = 0;
+    if (!*s || *s == '-' || *s == '+')
+        return -EINVAL;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s)
+        return -EINVAL;
+    unsigned shift = 20;
+    if (*end) {
+        switch (*end) {
+        case 'k': case 'K': shift = 10; break;
+        case 'm': case 'M': shift = 20; break;
+        case 'g': case 'G': shift = 30; break;
+        case 't': case 'T': shift = 40; break;
+        default: return -EINVAL;
+        }
+        end++;
+        if (*end == 'i' && end[1] == 'B')
+            end += 2;
+        else if (*end == 'B')
+            end++;
+        if (*end)
+            return -EINVAL;
+    }
+    if (v > (ULLONG_MAX >> shift))
+        return -ERANGE;
+    *out = v << shift;
+    return 0;
+}
+
+static int parse_uint(const char *s, unsigned long max, unsigned long *out)
+{
+    char *end;
+    errno = 0;
+    if (!*s || *s == '-' || *s == '+')
+        return -EINVAL;
+    unsigned long v = strtoul(s, &end, 10);
+    if (errno || *end || v > max)
+        return -EINVAL;
+    *out = v;
+    return 0;
+}
+
+/* The default guest directory: $PETREL_GUEST_DIR or <exe dir>/guest/riscv64 */
+static int default_guest_dir(char *buf, size_t len)
+{
+    const char *env = getenv("PETREL_GUEST_DIR");
+    if (env && *env) {
+        if (snprintf(buf, len, "%s", env) >= (int)len)
+            return -1;
+        return 0;
+    }
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (n <= 0)
+        return -1;
+    exe[n] = 0;
+    char *slash = strrchr(exe, '/');
+    if (slash)
+        *slash = 0;
+    if (snprintf(buf, len, "%s/guest/riscv64", exe) >= (int)len)
+        return -1;
+    return 0;
+}
+
+static int usage_error(const char *fmt, const char *arg)
+{
+    fprintf(stderr, "petrel run: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, " (try 'petrel run --help')\n");
+    return PETREL_EXIT_ERROR;
+}
+
+enum { OPT_ARCH = 256, OPT_KERNEL, OPT_INITRD, OPT_APPEND, OPT_FIRMWARE, OPT_MEMORY, OPT_CPUS,
+       OPT_TIMEOUT };
+
+int cli_run(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "arch", required_argument, NULL, OPT_ARCH },
+        { "kernel", required_argument, NULL, OPT_KERNEL },
+        { "initrd", required_argument, NULL, OPT_INITRD },
+        { "append", required_argument, NULL, OPT_APPEND },
+        { "firmware", required_argument, NULL, OPT_FIRMWARE },
+        { "memory", required_argument, NULL, OPT_MEMORY },
+        { "cpus", required_argument, NULL, OPT_CPUS },
+        { "timeout", required_argument, NULL, OPT_TIMEOUT },
+        { "verbose", no_argument, NULL, 'v' },
+        { "help", no_argument, NULL, 'h' },
+        { 0 },
+    };
+    struct vm_config cfg = { .arch = "riscv64", .mem_size = DEFAULT_MEM, .cpus = 1,
+                             .append = DEFAULT_APPEND };
+    const char *firmware_opt = NULL;
+    bool initrd_given = false;
+    int verbose = 0;
+    unsigned long ul;
+    unsigned long long ull;
+
+    opterr = 0;
+    optind = 1;
+    int o;
+    while ((o = getopt_long(argc, argv, ":hv", opts, NULL)) != -1) {
+        switch (o) {
+        case OPT_ARCH: cfg.arch = optarg; break;
+        case OPT_KERNEL: cfg.kernel = optarg; break;
+        case OPT_INITRD: cfg.initrd = optarg; initrd_given = true; break;
+        case OPT_APPEND: cfg.append = optarg; break;
+        case OPT_FIRMWARE: firmware_opt = optarg; break;
+        case OPT_MEMORY:
+            if (cli_parse_size(optarg, &ull) < 0)
+                return usage_error("invalid --memory size '%s' (use e.g. 512M or 2G)", optarg);
+            if (ull > MAX_MEM)
+                return usage_error("--memory %s is more than the 64G petrel supports", optarg);
+            if (ull < VIRT_MIN_RAM)
+                return usage_error("--memory %s is too little memory (at least 16M)", optarg);
+            if (ull & 0xfff)
+                return usage_error("--memory %s is not a multiple of 4K", optarg);
+            cfg.mem_size = ull;
+            break;
+        case OPT_CPUS:
+            if (parse_uint(optarg, 32, &ul) < 0 || ul < 1)
+                return usage_error("invalid --cpus '%s' (1..32)", optarg);
+            cfg.cpus = (unsigned)ul;
+            break;
+        case OPT_TIMEOUT:
+            if (parse_uint(optarg, 1000000, &ul) < 0 || ul < 1)
+                return usage_error("invalid --timeout '%s' (seconds, 1..1000000)", optarg);
+            cfg.timeout_s = (unsigned)ul;
+            break;
+        case 'v': verbose++; break;
+        case 'h': cli_run_usage(); return 0;
+        case ':': return usage_error("option '%s' needs an argument", argv[optind - 1]);
+        default: return usage_error("unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        return usage_error("unexpected argument '%s'", argv[optind]);
+    log_set_verbose(verbose);
+
+    if (!strcmp(cfg.arch, "x86_64")) {
+        fprintf(stderr, "petrel run: --arch x86_64 needs the kvm engine, which is not "
+                        "implemented yet\n");
+        return PETREL_EXIT_ERROR;
+    }
+    if (strcmp(cfg.arch, "riscv64"))
+        return usage_error("unknown --arch '%s' (riscv64 or x86_64)", cfg.arch);
+
+    /* default guest files */
+    char dir[PATH_MAX + 32], kpath[PATH_MAX + 64], ipath[PATH_MAX + 64], fpath[PATH_MAX + 64];
+    bool have_dir = default_guest_dir(dir, sizeof(dir)) == 0;
+    if (!cfg.kernel) {
+        if (!have_dir)
+            return usage_error("%s", "cannot locate the default guest; pass --kernel");
+        snprintf(kpath, sizeof(kpath), "%s/Image", dir);
+        cfg.kernel = kpath;
+        if (!initrd_given) {
+            snprintf(ipath, sizeof(ipath), "%s/initramfs.cpio.gz", dir);
+            cfg.initrd = ipath;
+        }
+    }
+    if (firmware_opt && !strcmp(firmware_opt, "none")) {
+        cfg.firmware = NULL;
+    } else if (firmware_opt) {
+        cfg.firmware = firmware_opt;
+    } else {
+        if (!have_dir)
+            return usage_error("%s", "cannot locate the default firmware; pass --firmware");
+        snprintf(fpath, sizeof(fpath), "%s/fw_dynamic.bin", dir);
+        cfg.firmware = fpath;
+    }
+
+    struct vm *vm = calloc(1, sizeof(*vm));
+    if (!vm) {
+        fprintf(stderr, "petrel run: out of memory\n");
+        return PETREL_EXIT_ERROR;
+    }
+    vm->cfg = cfg;
+    struct err e = { "" };
+    int status;
+    if (console_init(&vm->con, STDIN_FILENO, STDOUT_FILENO, &e) < 0) {
+        fprintf(stderr, "petrel run: %s\n", e.msg);
+        free(vm);
+        return PETREL_EXIT_ERROR;
+    }
+    if (riscv_virt_create(vm, &e) < 0) {
+        console_restore(&vm->con);
+        fprintf(stderr, "petrel run: %s\n", e.msg);
+        free(vm);
+        return PETREL_EXIT_ERROR;
+    }
+    if (cfg.timeout_s)
+        vm->deadline_ns = time_now_ns() + (uint64_t)cfg.timeout_s * 1000000000ull;
+    log_info("booting %s with %lluM, %u cpu(s)", cfg.kernel,
+             (unsigned long long)(cfg.mem_size >> 20), cfg.cpus);
+    riscv_virt_run(vm);
+    console_restore(&vm->con);
+    status = vm_exit_status(vm);
+    if (vm->exit_reason != VM_EXIT_POWEROFF && vm->exit_reason != VM_EXIT_QUIT) {
+        if (vm->exit_reason == VM_EXIT_GUEST_FAIL)
+            fprintf(stderr, "petrel: %s (code %u)\n", vm_exit_name(vm->exit_reason),
+                    vm->exit_code);
+        else
+            fprintf(stderr, "petrel: %s\n", vm_exit_name(vm->exit_reason));
+    }
+    riscv_virt_destroy(vm);
+    free(vm);
+    return status;
+}

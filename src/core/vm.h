@@ -1,0 +1,70 @@
+/* The machine object: configuration, guest memory, the MMIO bus, the
+ * console, and why the VM stopped.  Engines and boards hang their state off
+ * it; nothing is global. */
+#ifndef PETREL_VM_H
+#define PETREL_VM_H
+
+#include <stdint.h>
+
+#include "core/bus.h"
+#include "core/console.h"
+#include "core/memory.h"
+
+/* Process exit statuses of `petrel run` (documented in the README). */
+enum {
+    PETREL_EXIT_POWEROFF = 0,
+    PETREL_EXIT_ERROR = 1,
+    PETREL_EXIT_REBOOT = 2,
+    PETREL_EXIT_PANIC = 3,
+    PETREL_EXIT_TIMEOUT = 4,
+    PETREL_EXIT_GUEST_FAIL = 5,
+};
+
+enum vm_exit_reason {
+    VM_RUNNING = 0,
+    VM_EXIT_POWEROFF,
+    VM_EXIT_REBOOT,
+    VM_EXIT_PANIC,
+    VM_EXIT_TIMEOUT,
+    VM_EXIT_GUEST_FAIL,   /* guest powered off reporting failure */
+    VM_EXIT_QUIT,         /* user typed the console escape */
+    VM_EXIT_ERROR,
+};
+
+struct vm_config {
+    const char *arch;       /* "riscv64" or "x86_64" */
+    const char *kernel;
+    const char *initrd;     /* NULL: none */
+    const char *append;
+    const char *firmware;   /* NULL: none */
+    uint64_t mem_size;
+    unsigned cpus;
+    unsigned timeout_s;     /* 0: no watchdog */
+};
+
+struct vm {
+    struct vm_config cfg;
+    struct gmem mem;
+    struct bus bus;
+    struct console con;
+    enum vm_exit_reason exit_reason;
+    uint32_t exit_code;     /* guest-provided detail (e.g. failure code) */
+    uint64_t deadline_ns;   /* --timeout, 0 if none */
+    void *board;            /* arch board state */
+};
+
+static inline void vm_request_exit(struct vm *vm, enum vm_exit_reason r, uint32_t code)
+{
+    if (vm->exit_reason == VM_RUNNING) {
+        vm->exit_reason = r;
+        vm->exit_code = code;
+    }
+}
+
+/* Periodic housekeeping shared by engines: console I/O, panic detection,
+ * escape key, watchdog.  Waits up to timeout_ns for console input. */
+void vm_poll(struct vm *vm, uint64_t timeout_ns);
+int vm_exit_status(const struct vm *vm);
+const char *vm_exit_name(enum vm_exit_reason r);
+
+#endif

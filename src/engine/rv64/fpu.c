@@ -1,0 +1,1124 @@
+/* rv64: RISC-V F and D arithmetic (the contract is fpu.h).
+ *
+ * Design
+ * ------
+ * Two execution paths compute every arithmetic result:
+ *
+ *  - The host path: add/sub/mul/div/sqrt/fma, int->float and double->single
+ *    in RNE, RTZ, RDN and RUP run on the host FPU (SSE on x86-64, via plain C
+ *    with -frounding-math -fsignaling-nans -fno-math-errno).  IEEE 754 fixes
+ *    the rounded result of these operations, and an x86 host also matches
+ *    RISC-V on the flags: tininess is detected after rounding and underflow
+ *    is only flagged when the tiny result is also inexact.  What differs is
+ *    NaNs: x86 propagates payloads and its default NaN has the sign bit set,
+ *    while RISC-V always returns the canonical NaN.  So each host result is
+ *    checked (on its bits, never with a float compare): a NaN result is
+ *    replaced by the canonical NaN.  A NaN result can only come from a NaN
+ *    operand or an invalid operation, and in both cases the host has already
+ *    raised exactly the RISC-V flags (NV for an sNaN operand or an invalid
+ *    operation, nothing for quiet NaN operands).  The one exception, fma of
+ *    inf*0 plus a quiet NaN (NV on RISC-V, implementation-defined on hosts),
+ *    is added by hand.
+ *
+ *  - The software path: everything in RMM (round to nearest, ties to max
+ *    magnitude, which x86 lacks), every float->int conversion (which needs
+ *    saturation, NV without NX, and no rounding-mode switch), and all the
+ *    bit-level operations (sign injection, min/max, compares, fclass).  The
+ *    arithmetic ops use a small exact soft-float core written here:
+ *    operands are unpacked to sign/exponent/integer significand, the exact
+ *    result is formed in 64- or 128-bit integers with a "sticky" bit jammed
+ *    into the least significant bit, and round_pack() rounds it once in any
+ *    of the five modes, detecting tininess after rounding as RISC-V does.
+ *    This core handles all five rounding modes, so tests can force it for
+ *    every mode (priv bit FPU_PRIV_SOFT below) and check it against the same
+ *    QEMU vectors as the host path.
+ *
+ * Lazy flags
+ * ----------
+ * The host path never reads the host status: the host's sticky exception
+ * flags simply accumulate while guest instructions run, and fpu_sync() folds
+ * them into e->fflags (mapping FE_* to the RISC-V bits) and clears them.
+ * fpu_set_flags() replaces e->fflags and clears the host flags.  The software
+ * path does no host FP arithmetic at all and ORs its flags into e->fflags
+ * directly, so the two kinds of flags combine at fpu_sync() time.
+ * Consequences for the caller (beyond what fpu.h says):
+ *  - host FP code that runs on the thread between two fpu_* calls without an
+ *    fpu_sync() in between would have its flags attributed to the hart; call
+ *    fpu_sync() before leaving the interpreter loop to run such code.
+ *  - to take over a thread whose host flags may hold something stale (the
+ *    first run of a hart on a thread), call fpu_set_flags(e, e->fflags)
+ *    (after fpu_sync() of the hart that ran there before, if any).
+ *
+ * Rounding mode: e->host_rm caches the mode the host FPU is in (-1 when
+ * unknown), so the hot path (same mode as last time, usually RNE) costs one
+ * compare; fesetround() runs only when the mode changes.  fpu_sync() puts
+ * the host back to RNE so that the next hart on the thread (whose cache says
+ * RNE after its own fpu_sync()) and any other host code see the default mode.
+ *
+ * NaN-boxing: single-precision operands whose upper 32 bits are not all
+ * ones read as the canonical NaN 0x7fc00000 (quiet, so no flag), and every
+ * single result is returned with the upper 32 bits set.
+ *
+ * e->priv: bit 0 (FPU_PRIV_SOFT) forces the software path for every
+ * operation and rounding mode (a test hook; the hot path does not pay for it
+ * because the forced mode never caches a host rounding mode).
+ */
+#include <fenv.h>
+#include <math.h>
+#include <string.h>
+
+#include "engine/rv64/fpu.h"
+
+#define FPU_PRIV_SOFT 1u
+
+#define likely(x) __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+
+/* Compiler barrier that makes `v` look modified here, so the FP operation
+ * that uses it cannot be scheduled before a preceding fesetround(). */
+#if defined(__x86_64__) || defined(__i386__)
+#define FP_BARRIER(v) __asm__ volatile("" : "+x"(v) : : "memory")
+#elif defined(__aarch64__)
+#define FP_BARRIER(v) __asm__ volatile("" : "+w"(v) : : "memory")
+#else
+#define FP_BARRIER(v) __asm__ volatile("" : "+m"(v) : : "memory")
+#endif
+#define INT_BARRIER(v) __asm__ volatile("" : "+r"(v) : : "memory")
+#define NOINLINE __attribute__((noinline))
+
+typedef unsigned __int128 u128;
+
+#define S_SIGN 0x80000000u
+#define S_CNAN 0x7fc00000u
+#define S_BOX 0xffffffff00000000ull
+#define D_SIGN 0x8000000000000000ull
+#define D_CNAN 0x7ff8000000000000ull
+#define D_INF 0x7ff0000000000000ull
+
+/* ------------------------------------------------------------------ */
+/* Bit helpers                                                         */
+
+static inline double d_of(uint64_t x) { double d; memcpy(&d, &x, 8); return d; }
+static inline uint64_t bits_d(double d) { uint64_t x; memcpy(&x, &d, 8); return x; }
+static inline float f_of(uint32_t x) { float f; memcpy(&f, &x, 4); return f; }
+static inline uint32_t bits_f(float f) { uint32_t x; memcpy(&x, &f, 4); return x; }
+
+/* Single operand from a 64-bit register: non-boxed reads as canonical NaN. */
+static inline uint32_t unbox(uint64_t a)
+{
+    return (a >> 32) == 0xffffffffu ? (uint32_t)a : S_CNAN;
+}
+static inline uint64_t box(uint32_t x) { return S_BOX | x; }
+
+static inline int isnan_s(uint32_t x) { return (x & ~S_SIGN) > 0x7f800000u; }
+static inline int issnan_s(uint32_t x) { return isnan_s(x) && !(x & 0x00400000u); }
+static inline int isnan_d(uint64_t x) { return (x & ~D_SIGN) > D_INF; }
+static inline int issnan_d(uint64_t x) { return isnan_d(x) && !(x & 0x0008000000000000ull); }
+
+/* Canonicalize a host result: any NaN becomes the RISC-V canonical NaN. */
+static inline uint64_t canon_s(float r)
+{
+    uint32_t x = bits_f(r);
+    return box(unlikely(isnan_s(x)) ? S_CNAN : x);
+}
+static inline uint64_t canon_d(double r)
+{
+    uint64_t x = bits_d(r);
+    return unlikely(isnan_d(x)) ? D_CNAN : x;
+}
+
+static inline int msb64(uint64_t x) { return 63 - __builtin_clzll(x); }
+static inline int msb128(u128 x)
+{
+    uint64_t hi = (uint64_t)(x >> 64);
+    return hi ? 64 + msb64(hi) : msb64((uint64_t)x);
+}
+
+/* ------------------------------------------------------------------ */
+/* Host rounding mode and flags                                        */
+
+static const int host_rm_tab[4] = { FE_TONEAREST, FE_TOWARDZERO, FE_DOWNWARD, FE_UPWARD };
+
+/* Make the host FPU round in `rm`.  Returns 0 when the operation must take
+ * the software path instead (RMM, or the forced-software test mode). */
+static int host_set_rm(struct rv64_fpu *e, unsigned rm)
+{
+    if (rm >= FPU_RMM || (e->priv & FPU_PRIV_SOFT))
+        return 0;
+    fesetround(host_rm_tab[rm]);
+    e->host_rm = (int)rm;
+    return 1;
+}
+
+/* Each host-path operation is split in two: the hot part (inline in the
+ * public function) runs when the host is already in the requested mode; the
+ * NOINLINE slow part switches the host mode or takes the software path. */
+
+void fpu_init(struct rv64_fpu *e)
+{
+    e->fflags = 0;
+    e->host_rm = -1; /* unknown: the first host operation sets the mode */
+    e->priv = 0;
+}
+
+void fpu_sync(struct rv64_fpu *e)
+{
+    int x = fetestexcept(FE_ALL_EXCEPT);
+    if (x) {
+        uint32_t f = 0;
+        if (x & FE_INEXACT)
+            f |= FPU_NX;
+        if (x & FE_UNDERFLOW)
+            f |= FPU_UF;
+        if (x & FE_OVERFLOW)
+            f |= FPU_OF;
+        if (x & FE_DIVBYZERO)
+            f |= FPU_DZ;
+        if (x & FE_INVALID)
+            f |= FPU_NV;
+        e->fflags |= f;
+        feclearexcept(FE_ALL_EXCEPT);
+    }
+    if (e->host_rm != FPU_RNE) {
+        fesetround(FE_TONEAREST);
+        if (!(e->priv & FPU_PRIV_SOFT))
+            e->host_rm = FPU_RNE;
+    }
+}
+
+void fpu_set_flags(struct rv64_fpu *e, uint32_t flags)
+{
+    e->fflags = flags & 0x1f;
+    if (fetestexcept(FE_ALL_EXCEPT))
+        feclearexcept(FE_ALL_EXCEPT);
+}
+
+/* ------------------------------------------------------------------ */
+/* Software core                                                       */
+
+/* A binary interchange format: fraction bits and exponent bias. */
+struct fmt {
+    int mbits;
+    int bias;
+    int width;
+};
+static const struct fmt F32 = { 23, 127, 32 };
+static const struct fmt F64 = { 52, 1023, 64 };
+
+enum { C_ZERO, C_FIN, C_INF, C_NAN };
+
+/* Unpacked operand.  For C_FIN: value = (-1)^sign * sig * 2^exp, sig != 0
+ * (not necessarily normalized). */
+struct unp {
+    int cls;
+    int sign;
+    int exp;
+    uint64_t sig;
+};
+
+static inline uint64_t f_sign(const struct fmt *f) { return 1ull << (f->width - 1); }
+static inline uint64_t f_emaxb(const struct fmt *f) { return (1ull << (f->width - 1 - f->mbits)) - 1; }
+static inline uint64_t f_cnan(const struct fmt *f) { return f->width == 32 ? S_CNAN : D_CNAN; }
+static inline uint64_t f_inf(const struct fmt *f, int s)
+{
+    return (s ? f_sign(f) : 0) | (f_emaxb(f) << f->mbits);
+}
+static inline uint64_t f_zero(const struct fmt *f, int s) { return s ? f_sign(f) : 0; }
+static inline uint64_t f_maxfin(const struct fmt *f, int s)
+{
+    return f_inf(f, s) - 1;
+}
+
+static struct unp unpack(const struct fmt *f, uint64_t x)
+{
+    struct unp u;
+    uint64_t mmask = (1ull << f->mbits) - 1;
+    uint64_t be = (x >> f->mbits) & f_emaxb(f);
+    uint64_t m = x & mmask;
+    u.sign = (int)((x >> (f->width - 1)) & 1);
+    u.exp = 0;
+    u.sig = 0;
+    if (be == f_emaxb(f)) {
+        u.cls = m ? C_NAN : C_INF;
+    } else if (be == 0) {
+        u.cls = m ? C_FIN : C_ZERO;
+        u.exp = 1 - f->bias - f->mbits;
+        u.sig = m;
+    } else {
+        u.cls = C_FIN;
+        u.exp = (int)be - f->bias - f->mbits;
+        u.sig = m | (1ull << f->mbits);
+    }
+    return u;
+}
+
+/* Does rounding away the bits below the kept part add one to it? */
+static inline int round_inc(unsigned rm, int sign, uint64_t lsb, int rnd, int sticky)
+{
+    switch (rm) {
+    case FPU_RNE: return rnd && (sticky || lsb);
+    case FPU_RTZ: return 0;
+    case FPU_RDN: return sign && (rnd || sticky);
+    case FPU_RUP: return !sign && (rnd || sticky);
+    default:      return rnd; /* RMM: ties away from zero */
+    }
+}
+
+/* sig >> s (s >= 1) rounded to an integer in mode rm; *inexact set when
+ * bits were discarded. */
+static uint64_t round_shift(uint64_t sig, int s, int sign, unsigned rm, int *inexact)
+{
+    uint64_t q;
+    int rnd, sticky;
+    if (s > 64) {
+        q = 0;
+        rnd = 0;
+        sticky = sig != 0;
+    } else if (s == 64) {
+        q = 0;
+        rnd = (int)(sig >> 63);
+        sticky = (sig << 1) != 0;
+    } else {
+        q = sig >> s;
+        rnd = (int)((sig >> (s - 1)) & 1);
+        sticky = (sig & ((1ull << (s - 1)) - 1)) != 0;
+    }
+    *inexact = rnd || sticky;
+    return q + (uint64_t)round_inc(rm, sign, q & 1, rnd, sticky);
+}
+
+static inline uint64_t shift_right_jam64(uint64_t x, int d)
+{
+    if (d <= 0)
+        return x;
+    if (d >= 64)
+        return x != 0;
+    return (x >> d) | ((x & ((1ull << d) - 1)) != 0);
+}
+
+static inline u128 shift_right_jam128(u128 x, int d)
+{
+    if (d <= 0)
+        return x;
+    if (d >= 128)
+        return x != 0;
+    return (x >> d) | (u128)((x & (((u128)1 << d) - 1)) != 0);
+}
+
+/* Reduce a 128-bit significand to 64 bits (msb at most bit 62) with the
+ * discarded bits jammed into bit 0; *exp is the exponent of the lsb. */
+static uint64_t collapse128(u128 x, int *exp)
+{
+    int n = msb128(x);
+    if (n > 62) {
+        x = shift_right_jam128(x, n - 62);
+        *exp += n - 62;
+    }
+    return (uint64_t)x;
+}
+
+/* Round (-1)^sign * sig * 2^exp (sig != 0) to format f in mode rm, set the
+ * flags, and return the encoding.  Bits below the kept precision may include
+ * a jammed sticky bit, as long as it lies at least two places below the
+ * rounding position (all callers give >= 55 significant bits or an exact
+ * value). */
+static uint64_t round_pack(const struct fmt *f, int sign, int exp, uint64_t sig, unsigned rm,
+                           uint32_t *fl)
+{
+    const int p = f->mbits + 1;
+    const int emin = 1 - f->bias;
+    int me = exp + msb64(sig);              /* exponent of the leading bit */
+    int lsb = me - (p - 1);                 /* exponent of the last kept bit */
+    int tiny = 0, inexact = 0;
+    uint64_t r;
+
+    if (me < emin) {
+        /* Tininess after rounding: tiny unless rounding to p bits with an
+         * unbounded exponent carries up to 2^emin. */
+        tiny = 1;
+        if (me == emin - 1 && lsb - exp > 0) {
+            int ix;
+            uint64_t ru = round_shift(sig, lsb - exp, sign, rm, &ix);
+            if (ru >> p)
+                tiny = 0;
+        }
+        lsb = emin - (p - 1); /* subnormal: fixed quantum */
+    }
+    if (lsb - exp <= 0) {
+        r = sig << (exp - lsb);
+    } else {
+        r = round_shift(sig, lsb - exp, sign, rm, &inexact);
+        if (r >> p) { /* carried to 2^p: renormalize (the dropped bit is 0) */
+            r >>= 1;
+            lsb++;
+        }
+    }
+    if (inexact) {
+        *fl |= FPU_NX;
+        if (tiny)
+            *fl |= FPU_UF;
+    }
+    if (r >> (p - 1)) {
+        int be = lsb + (p - 1) + f->bias;
+        if (be >= (int)f_emaxb(f)) {
+            *fl |= FPU_OF | FPU_NX;
+            switch (rm) {
+            case FPU_RTZ: return f_maxfin(f, sign);
+            case FPU_RDN: return sign ? f_inf(f, 1) : f_maxfin(f, 0);
+            case FPU_RUP: return sign ? f_maxfin(f, 1) : f_inf(f, 0);
+            default:      return f_inf(f, sign);
+            }
+        }
+        return f_zero(f, sign) | ((uint64_t)be << f->mbits) | (r & ((1ull << f->mbits) - 1));
+    }
+    /* subnormal or zero (a carry into bit p-1 encodes exponent field 1) */
+    return f_zero(f, sign) | r;
+}
+
+static inline uint64_t soft_nv(const struct fmt *f, uint32_t *fl)
+{
+    *fl |= FPU_NV;
+    return f_cnan(f);
+}
+
+/* The soft ops below take non-NaN operands (callers handle NaNs) as raw
+ * encodings of format f, with any negation already applied. */
+
+static uint64_t soft_add(const struct fmt *f, uint64_t a, uint64_t b, unsigned rm, uint32_t *fl)
+{
+    struct unp A = unpack(f, a), B = unpack(f, b);
+    if (A.cls == C_INF || B.cls == C_INF) {
+        if (A.cls == C_INF && B.cls == C_INF && A.sign != B.sign)
+            return soft_nv(f, fl);
+        return A.cls == C_INF ? a : b;
+    }
+    if (A.cls == C_ZERO && B.cls == C_ZERO)
+        return f_zero(f, A.sign == B.sign ? A.sign : rm == FPU_RDN);
+    if (A.cls == C_ZERO)
+        return b;
+    if (B.cls == C_ZERO)
+        return a;
+    /* Normalize both to the leading bit at 61 (the low 8+ bits are 0). */
+    int sh = 61 - msb64(A.sig);
+    uint64_t sa = A.sig << sh;
+    int ea = A.exp - sh;
+    sh = 61 - msb64(B.sig);
+    uint64_t sb = B.sig << sh;
+    int eb = B.exp - sh;
+    int sign = A.sign;
+    if (eb > ea || (eb == ea && sb > sa)) {
+        uint64_t t = sa; sa = sb; sb = t;
+        int te = ea; ea = eb; eb = te;
+        sign = B.sign;
+    }
+    sb = shift_right_jam64(sb, ea - eb);
+    uint64_t s = (A.sign == B.sign) ? sa + sb : sa - sb;
+    if (s == 0)
+        return f_zero(f, rm == FPU_RDN);
+    return round_pack(f, sign, ea, s, rm, fl);
+}
+
+static uint64_t soft_mul(const struct fmt *f, uint64_t a, uint64_t b, unsigned rm, uint32_t *fl)
+{
+    struct unp A = unpack(f, a), B = unpack(f, b);
+    int sign = A.sign ^ B.sign;
+    if ((A.cls == C_INF && B.cls == C_ZERO) || (A.cls == C_ZERO && B.cls == C_INF))
+        return soft_nv(f, fl);
+    if (A.cls == C_INF || B.cls == C_INF)
+        return f_inf(f, sign);
+    if (A.cls == C_ZERO || B.cls == C_ZERO)
+        return f_zero(f, sign);
+    int exp = A.exp + B.exp;
+    uint64_t s = collapse128((u128)A.sig * B.sig, &exp);
+    return round_pack(f, sign, exp, s, rm, fl);
+}
+
+static uint64_t soft_div(const struct fmt *f, uint64_t a, uint64_t b, unsigned rm, uint32_t *fl)
+{
+    struct unp A = unpack(f, a), B = unpack(f, b);
+    int sign = A.sign ^ B.sign;
+    if (A.cls == C_INF)
+        return B.cls == C_INF ? soft_nv(f, fl) : f_inf(f, sign);
+    if (B.cls == C_INF)
+        return f_zero(f, sign);
+    if (A.cls == C_ZERO)
+        return B.cls == C_ZERO ? soft_nv(f, fl) : f_zero(f, sign);
+    if (B.cls == C_ZERO) {
+        *fl |= FPU_DZ;
+        return f_inf(f, sign);
+    }
+    int sh = 63 - msb64(A.sig);
+    uint64_t sa = A.sig << sh;
+    int ea = A.exp - sh;
+    sh = 63 - msb64(B.sig);
+    uint64_t sb = B.sig << sh;
+    int eb = B.exp - sh;
+    /* sa/sb is in (1/2, 2), so q has its leading bit at 61 or 62. */
+    u128 num = (u128)sa << 62;
+    uint64_t q = (uint64_t)(num / sb);
+    if ((uint64_t)(num % sb))
+        q |= 1;
+    return round_pack(f, sign, ea - eb - 62, q, rm, fl);
+}
+
+static uint64_t soft_sqrt(const struct fmt *f, uint64_t a, unsigned rm, uint32_t *fl)
+{
+    struct unp A = unpack(f, a);
+    if (A.cls == C_ZERO)
+        return a;
+    if (A.sign)
+        return soft_nv(f, fl);
+    if (A.cls == C_INF)
+        return a;
+    /* n = sig << sh with the leading bit at 124 or 125 and exp - sh even;
+     * then sqrt(value) = sqrt(n) * 2^((exp - sh) / 2). */
+    int sh = 124 - msb64(A.sig);
+    if ((A.exp - sh) & 1)
+        sh++;
+    u128 n = (u128)A.sig << sh;
+    u128 res = 0, one = (u128)1 << 126;
+    while (one > n)
+        one >>= 2;
+    while (one) {
+        if (n >= res + one) {
+            n -= res + one;
+            res = (res >> 1) + one;
+        } else {
+            res >>= 1;
+        }
+        one >>= 2;
+    }
+    uint64_t r = (uint64_t)res | (n != 0); /* res < 2^63 */
+    return round_pack(f, 0, (A.exp - sh) / 2, r, rm, fl);
+}
+
+static uint64_t soft_fma(const struct fmt *f, uint64_t a, uint64_t b, uint64_t c, unsigned rm,
+                         uint32_t *fl)
+{
+    struct unp A = unpack(f, a), B = unpack(f, b), C = unpack(f, c);
+    int psign = A.sign ^ B.sign;
+    if ((A.cls == C_INF && B.cls == C_ZERO) || (A.cls == C_ZERO && B.cls == C_INF))
+        return soft_nv(f, fl);
+    if (A.cls == C_INF || B.cls == C_INF) {
+        if (C.cls == C_INF && C.sign != psign)
+            return soft_nv(f, fl);
+        return f_inf(f, psign);
+    }
+    if (C.cls == C_INF)
+        return c;
+    if (A.cls == C_ZERO || B.cls == C_ZERO) {
+        if (C.cls == C_ZERO)
+            return f_zero(f, psign == C.sign ? psign : rm == FPU_RDN);
+        return c;
+    }
+    u128 P = (u128)A.sig * B.sig;
+    int ep = A.exp + B.exp;
+    if (C.cls == C_ZERO) {
+        uint64_t s = collapse128(P, &ep);
+        return round_pack(f, psign, ep, s, rm, fl);
+    }
+    /* Align in a 128-bit frame: the operand with the larger leading-bit
+     * exponent gets its leading bit at 125, the other is placed relative to
+     * it (shifted right with sticky jamming if it would fall off bit 0). */
+    u128 X = P, Y = C.sig;
+    int ex = ep, ey = C.exp, sx = psign, sy = C.sign;
+    if (C.exp + msb64(C.sig) > ep + msb128(P)) {
+        X = C.sig; ex = C.exp; sx = C.sign;
+        Y = P; ey = ep; sy = psign;
+    }
+    int sh = 125 - msb128(X);
+    X <<= sh;
+    int E = ex - sh;
+    int d = ey - E;
+    if (d >= 0)
+        Y <<= d;
+    else
+        Y = shift_right_jam128(Y, -d);
+    u128 R;
+    int sign;
+    if (sx == sy) {
+        R = X + Y;
+        sign = sx;
+    } else if (X >= Y) {
+        R = X - Y;
+        sign = sx;
+    } else {
+        R = Y - X;
+        sign = sy;
+    }
+    if (R == 0)
+        return f_zero(f, rm == FPU_RDN);
+    uint64_t s = collapse128(R, &E);
+    return round_pack(f, sign, E, s, rm, fl);
+}
+
+/* ------------------------------------------------------------------ */
+/* Binary ops                                                          */
+
+static uint64_t soft_op2(const struct fmt *f, enum fpu_op2 op, uint64_t a, uint64_t b,
+                         unsigned rm, uint32_t *fl)
+{
+    switch (op) {
+    case FPU_ADD: return soft_add(f, a, b, rm, fl);
+    case FPU_SUB: return soft_add(f, a, b ^ f_sign(f), rm, fl);
+    case FPU_MUL: return soft_mul(f, a, b, rm, fl);
+    default:      return soft_div(f, a, b, rm, fl);
+    }
+}
+
+/* Sign-magnitude to an unsigned key that orders like the numbers
+ * (-0 sorts just below +0).  Only for non-NaN values. */
+static inline uint32_t key_s(uint32_t x) { return (x & S_SIGN) ? ~x : x | S_SIGN; }
+static inline uint64_t key_d(uint64_t x) { return (x & D_SIGN) ? ~x : x | D_SIGN; }
+
+static uint64_t minmax_s(struct rv64_fpu *e, int max, uint32_t a, uint32_t b)
+{
+    int an = isnan_s(a), bn = isnan_s(b);
+    if (unlikely(an || bn)) {
+        if (issnan_s(a) || issnan_s(b))
+            e->fflags |= FPU_NV;
+        if (an && bn)
+            return box(S_CNAN);
+        return box(an ? b : a);
+    }
+    int a_lt = key_s(a) < key_s(b);
+    return box((a_lt != max) ? a : b);
+}
+
+static uint64_t minmax_d(struct rv64_fpu *e, int max, uint64_t a, uint64_t b)
+{
+    int an = isnan_d(a), bn = isnan_d(b);
+    if (unlikely(an || bn)) {
+        if (issnan_d(a) || issnan_d(b))
+            e->fflags |= FPU_NV;
+        if (an && bn)
+            return D_CNAN;
+        return an ? b : a;
+    }
+    int a_lt = key_d(a) < key_d(b);
+    return (a_lt != max) ? a : b;
+}
+
+/* Host arithmetic; the caller has put the host in the right mode. */
+static inline uint64_t host_op2_s(enum fpu_op2 op, uint32_t x, uint32_t y)
+{
+    float fx = f_of(x), fy = f_of(y), r;
+    FP_BARRIER(fx);
+    switch (op) {
+    case FPU_ADD: r = fx + fy; break;
+    case FPU_SUB: r = fx - fy; break;
+    case FPU_MUL: r = fx * fy; break;
+    default:      r = fx / fy; break;
+    }
+    return canon_s(r);
+}
+static inline uint64_t host_op2_d(enum fpu_op2 op, uint64_t x, uint64_t y)
+{
+    double fx = d_of(x), fy = d_of(y), r;
+    FP_BARRIER(fx);
+    switch (op) {
+    case FPU_ADD: r = fx + fy; break;
+    case FPU_SUB: r = fx - fy; break;
+    case FPU_MUL: r = fx * fy; break;
+    default:      r = fx / fy; break;
+    }
+    return canon_d(r);
+}
+
+/* Not in the cached host mode: switch the host, or go to software. */
+static uint64_t NOINLINE op2_s_slow(struct rv64_fpu *e, enum fpu_op2 op, uint32_t x, uint32_t y,
+                                    unsigned rm)
+{
+    if (host_set_rm(e, rm))
+        return host_op2_s(op, x, y);
+    if (isnan_s(x) || isnan_s(y)) {
+        if (issnan_s(x) || issnan_s(y))
+            e->fflags |= FPU_NV;
+        return box(S_CNAN);
+    }
+    return box((uint32_t)soft_op2(&F32, op, x, y, rm, &e->fflags));
+}
+static uint64_t NOINLINE op2_d_slow(struct rv64_fpu *e, enum fpu_op2 op, uint64_t x, uint64_t y,
+                                    unsigned rm)
+{
+    if (host_set_rm(e, rm))
+        return host_op2_d(op, x, y);
+    if (isnan_d(x) || isnan_d(y)) {
+        if (issnan_d(x) || issnan_d(y))
+            e->fflags |= FPU_NV;
+        return D_CNAN;
+    }
+    return soft_op2(&F64, op, x, y, rm, &e->fflags);
+}
+
+uint64_t fpu_op2_s(struct rv64_fpu *e, enum fpu_op2 op, uint64_t a, uint64_t b, unsigned rm)
+{
+    uint32_t x = unbox(a), y = unbox(b);
+    switch (op) {
+    case FPU_ADD:
+    case FPU_SUB:
+    case FPU_MUL:
+    case FPU_DIV:
+        if (likely((int)rm == e->host_rm))
+            return host_op2_s(op, x, y);
+        return op2_s_slow(e, op, x, y, rm);
+    case FPU_MIN:   return minmax_s(e, 0, x, y);
+    case FPU_MAX:   return minmax_s(e, 1, x, y);
+    case FPU_SGNJ:  return box((x & ~S_SIGN) | (y & S_SIGN));
+    case FPU_SGNJN: return box((x & ~S_SIGN) | (~y & S_SIGN));
+    case FPU_SGNJX: return box(x ^ (y & S_SIGN));
+    }
+    return box(S_CNAN);
+}
+
+uint64_t fpu_op2_d(struct rv64_fpu *e, enum fpu_op2 op, uint64_t a, uint64_t b, unsigned rm)
+{
+    switch (op) {
+    case FPU_ADD:
+    case FPU_SUB:
+    case FPU_MUL:
+    case FPU_DIV:
+        if (likely((int)rm == e->host_rm))
+            return host_op2_d(op, a, b);
+        return op2_d_slow(e, op, a, b, rm);
+    case FPU_MIN:   return minmax_d(e, 0, a, b);
+    case FPU_MAX:   return minmax_d(e, 1, a, b);
+    case FPU_SGNJ:  return (a & ~D_SIGN) | (b & D_SIGN);
+    case FPU_SGNJN: return (a & ~D_SIGN) | (~b & D_SIGN);
+    case FPU_SGNJX: return a ^ (b & D_SIGN);
+    }
+    return D_CNAN;
+}
+
+/* ------------------------------------------------------------------ */
+/* Square root and fused multiply-add                                  */
+
+static inline uint64_t host_sqrt_s(uint32_t x)
+{
+    float fx = f_of(x);
+    FP_BARRIER(fx);
+    return canon_s(sqrtf(fx));
+}
+static inline uint64_t host_sqrt_d(uint64_t x)
+{
+    double fx = d_of(x);
+    FP_BARRIER(fx);
+    return canon_d(sqrt(fx));
+}
+
+static uint64_t NOINLINE sqrt_s_slow(struct rv64_fpu *e, uint32_t x, unsigned rm)
+{
+    if (host_set_rm(e, rm))
+        return host_sqrt_s(x);
+    if (isnan_s(x)) {
+        if (issnan_s(x))
+            e->fflags |= FPU_NV;
+        return box(S_CNAN);
+    }
+    return box((uint32_t)soft_sqrt(&F32, x, rm, &e->fflags));
+}
+static uint64_t NOINLINE sqrt_d_slow(struct rv64_fpu *e, uint64_t x, unsigned rm)
+{
+    if (host_set_rm(e, rm))
+        return host_sqrt_d(x);
+    if (isnan_d(x)) {
+        if (issnan_d(x))
+            e->fflags |= FPU_NV;
+        return D_CNAN;
+    }
+    return soft_sqrt(&F64, x, rm, &e->fflags);
+}
+
+uint64_t fpu_sqrt_s(struct rv64_fpu *e, uint64_t a, unsigned rm)
+{
+    uint32_t x = unbox(a);
+    if (likely((int)rm == e->host_rm))
+        return host_sqrt_s(x);
+    return sqrt_s_slow(e, x, rm);
+}
+
+uint64_t fpu_sqrt_d(struct rv64_fpu *e, uint64_t a, unsigned rm)
+{
+    if (likely((int)rm == e->host_rm))
+        return host_sqrt_d(a);
+    return sqrt_d_slow(e, a, rm);
+}
+
+/* inf * 0 in either order: invalid even when the addend is a quiet NaN. */
+static inline int inf_times_zero_s(uint32_t a, uint32_t b)
+{
+    uint32_t ma = a & ~S_SIGN, mb = b & ~S_SIGN;
+    return (ma == 0x7f800000u && mb == 0) || (ma == 0 && mb == 0x7f800000u);
+}
+static inline int inf_times_zero_d(uint64_t a, uint64_t b)
+{
+    uint64_t ma = a & ~D_SIGN, mb = b & ~D_SIGN;
+    return (ma == D_INF && mb == 0) || (ma == 0 && mb == D_INF);
+}
+
+/* NaN result of fma: flags for NaN operands (the host path has raised NV
+ * for sNaNs and for invalid operations already; re-raising is harmless). */
+static uint64_t fma_nan_s(struct rv64_fpu *e, uint32_t a, uint32_t b, uint32_t c)
+{
+    if (issnan_s(a) || issnan_s(b) || issnan_s(c) || inf_times_zero_s(a, b))
+        e->fflags |= FPU_NV;
+    return box(S_CNAN);
+}
+static uint64_t fma_nan_d(struct rv64_fpu *e, uint64_t a, uint64_t b, uint64_t c)
+{
+    if (issnan_d(a) || issnan_d(b) || issnan_d(c) || inf_times_zero_d(a, b))
+        e->fflags |= FPU_NV;
+    return D_CNAN;
+}
+
+static inline uint64_t host_fma_s(struct rv64_fpu *e, uint32_t x, uint32_t y, uint32_t z)
+{
+    float fx = f_of(x), fy = f_of(y), fz = f_of(z);
+    FP_BARRIER(fx);
+    uint32_t r = bits_f(fmaf(fx, fy, fz));
+    if (unlikely(isnan_s(r)))
+        return fma_nan_s(e, x, y, z);
+    return box(r);
+}
+static inline uint64_t host_fma_d(struct rv64_fpu *e, uint64_t x, uint64_t y, uint64_t z)
+{
+    double fx = d_of(x), fy = d_of(y), fz = d_of(z);
+    FP_BARRIER(fx);
+    uint64_t r = bits_d(fma(fx, fy, fz));
+    if (unlikely(isnan_d(r)))
+        return fma_nan_d(e, x, y, z);
+    return r;
+}
+
+static uint64_t NOINLINE fma_s_slow(struct rv64_fpu *e, uint32_t x, uint32_t y, uint32_t z,
+                                    unsigned rm)
+{
+    if (host_set_rm(e, rm))
+        return host_fma_s(e, x, y, z);
+    if (isnan_s(x) || isnan_s(y) || isnan_s(z))
+        return fma_nan_s(e, x, y, z);
+    return box((uint32_t)soft_fma(&F32, x, y, z, rm, &e->fflags));
+}
+static uint64_t NOINLINE fma_d_slow(struct rv64_fpu *e, uint64_t x, uint64_t y, uint64_t z,
+                                    unsigned rm)
+{
+    if (host_set_rm(e, rm))
+        return host_fma_d(e, x, y, z);
+    if (isnan_d(x) || isnan_d(y) || isnan_d(z))
+        return fma_nan_d(e, x, y, z);
+    return soft_fma(&F64, x, y, z, rm, &e->fflags);
+}
+
+/* The negations are exact sign flips of an operand (for a NaN operand the
+ * result is the canonical NaN anyway): -(a*b) is (-a)*b and -c is c with
+ * its sign flipped, as SoftFloat's negate_product / negate_c do. */
+uint64_t fpu_fma_s(struct rv64_fpu *e, uint64_t a, uint64_t b, uint64_t c,
+                   int neg_prod, int neg_add, unsigned rm)
+{
+    uint32_t x = unbox(a), y = unbox(b), z = unbox(c);
+    if (neg_prod)
+        x ^= S_SIGN;
+    if (neg_add)
+        z ^= S_SIGN;
+    if (likely((int)rm == e->host_rm))
+        return host_fma_s(e, x, y, z);
+    return fma_s_slow(e, x, y, z, rm);
+}
+
+uint64_t fpu_fma_d(struct rv64_fpu *e, uint64_t a, uint64_t b, uint64_t c,
+                   int neg_prod, int neg_add, unsigned rm)
+{
+    if (neg_prod)
+        a ^= D_SIGN;
+    if (neg_add)
+        c ^= D_SIGN;
+    if (likely((int)rm == e->host_rm))
+        return host_fma_d(e, a, b, c);
+    return fma_d_slow(e, a, b, c, rm);
+}
+
+/* ------------------------------------------------------------------ */
+/* Compare and classify (all on bits: no host compare instructions)    */
+
+uint64_t fpu_cmp_s(struct rv64_fpu *e, enum fpu_cmp op, uint64_t a, uint64_t b)
+{
+    uint32_t x = unbox(a), y = unbox(b);
+    if (unlikely(isnan_s(x) || isnan_s(y))) {
+        /* feq is quiet (NV for sNaN only); flt/fle signal on any NaN. */
+        if (op != FPU_EQ || issnan_s(x) || issnan_s(y))
+            e->fflags |= FPU_NV;
+        return 0;
+    }
+    int both_zero = ((x | y) & ~S_SIGN) == 0;
+    switch (op) {
+    case FPU_EQ: return x == y || both_zero;
+    case FPU_LT: return !both_zero && key_s(x) < key_s(y);
+    default:     return both_zero || key_s(x) <= key_s(y);
+    }
+}
+
+uint64_t fpu_cmp_d(struct rv64_fpu *e, enum fpu_cmp op, uint64_t a, uint64_t b)
+{
+    if (unlikely(isnan_d(a) || isnan_d(b))) {
+        if (op != FPU_EQ || issnan_d(a) || issnan_d(b))
+            e->fflags |= FPU_NV;
+        return 0;
+    }
+    int both_zero = ((a | b) & ~D_SIGN) == 0;
+    switch (op) {
+    case FPU_EQ: return a == b || both_zero;
+    case FPU_LT: return !both_zero && key_d(a) < key_d(b);
+    default:     return both_zero || key_d(a) <= key_d(b);
+    }
+}
+
+static uint64_t fclass(const struct fmt *f, uint64_t x)
+{
+    struct unp u = unpack(f, x);
+    uint64_t be = (x >> f->mbits) & f_emaxb(f);
+    switch (u.cls) {
+    case C_INF:  return u.sign ? 1u << 0 : 1u << 7;
+    case C_ZERO: return u.sign ? 1u << 3 : 1u << 4;
+    case C_FIN:
+        if (be == 0)
+            return u.sign ? 1u << 2 : 1u << 5;
+        return u.sign ? 1u << 1 : 1u << 6;
+    default: /* NaN: quiet if the top fraction bit is set */
+        return (x >> (f->mbits - 1)) & 1 ? 1u << 9 : 1u << 8;
+    }
+}
+
+uint64_t fpu_class_s(uint64_t a) { return fclass(&F32, unbox(a)); }
+uint64_t fpu_class_d(uint64_t a) { return fclass(&F64, a); }
+
+/* ------------------------------------------------------------------ */
+/* Float -> integer                                                    */
+
+/* Integer register value of the saturated result. */
+static uint64_t int_max(enum fpu_int t)
+{
+    switch (t) {
+    case FPU_W:  return 0x7fffffffull;
+    case FPU_L:  return 0x7fffffffffffffffull;
+    default:     return ~0ull; /* WU (0xffffffff sign-extended) and LU */
+    }
+}
+static uint64_t int_min(enum fpu_int t)
+{
+    switch (t) {
+    case FPU_W:  return 0xffffffff80000000ull;
+    case FPU_L:  return 0x8000000000000000ull;
+    default:     return 0;
+    }
+}
+
+/* Exact software conversion in any rounding mode.  Out of range (after
+ * rounding), infinities and NaNs raise NV only and saturate (NaN as +max);
+ * an in-range inexact result raises NX. */
+static uint64_t to_int(struct rv64_fpu *e, const struct fmt *f, enum fpu_int t, uint64_t x,
+                       unsigned rm)
+{
+    struct unp u = unpack(f, x);
+    uint64_t mag = 0;
+    int big = 0, inexact = 0;
+    switch (u.cls) {
+    case C_NAN:
+        e->fflags |= FPU_NV;
+        return int_max(t);
+    case C_INF:
+        e->fflags |= FPU_NV;
+        return u.sign ? int_min(t) : int_max(t);
+    case C_ZERO:
+        return 0;
+    default:
+        break;
+    }
+    if (u.exp >= 0) {
+        if (msb64(u.sig) + u.exp >= 64)
+            big = 1;
+        else
+            mag = u.sig << u.exp;
+    } else {
+        mag = round_shift(u.sig, -u.exp, u.sign, rm, &inexact);
+    }
+    uint64_t lim;
+    switch (t) {
+    case FPU_W:  lim = u.sign ? 0x80000000ull : 0x7fffffffull; break;
+    case FPU_WU: lim = u.sign ? 0 : 0xffffffffull; break;
+    case FPU_L:  lim = u.sign ? 0x8000000000000000ull : 0x7fffffffffffffffull; break;
+    default:     lim = u.sign ? 0 : ~0ull; break;
+    }
+    if (big || mag > lim) {
+        e->fflags |= FPU_NV;
+        return u.sign ? int_min(t) : int_max(t);
+    }
+    if (inexact)
+        e->fflags |= FPU_NX;
+    uint64_t v = u.sign ? -mag : mag;
+    if (t == FPU_W || t == FPU_WU)
+        v = (uint64_t)(int64_t)(int32_t)(uint32_t)v;
+    return v;
+}
+
+uint64_t fpu_to_int_s(struct rv64_fpu *e, enum fpu_int t, uint64_t a, unsigned rm)
+{
+    uint32_t x = unbox(a);
+    /* Hot path: C's truncating conversion for RTZ when in range (|x| <
+     * 2^31 or 2^63); the host raises inexact exactly when RISC-V does. */
+    if (rm == FPU_RTZ && !(e->priv & FPU_PRIV_SOFT)) {
+        uint32_t be = (x >> 23) & 0xff;
+        float fx = f_of(x);
+        if (t == FPU_W && be < 127 + 31)
+            return (uint64_t)(int64_t)(int32_t)fx;
+        if (t == FPU_L && be < 127 + 63)
+            return (uint64_t)(int64_t)fx;
+    }
+    return to_int(e, &F32, t, x, rm);
+}
+
+uint64_t fpu_to_int_d(struct rv64_fpu *e, enum fpu_int t, uint64_t a, unsigned rm)
+{
+    if (rm == FPU_RTZ && !(e->priv & FPU_PRIV_SOFT)) {
+        uint64_t be = (a >> 52) & 0x7ff;
+        double fx = d_of(a);
+        if (t == FPU_W && be < 1023 + 31)
+            return (uint64_t)(int64_t)(int32_t)fx;
+        if (t == FPU_L && be < 1023 + 63)
+            return (uint64_t)(int64_t)fx;
+    }
+    return to_int(e, &F64, t, a, rm);
+}
+
+/* ------------------------------------------------------------------ */
+/* Integer -> float, float <-> double                                  */
+
+/* Sign and magnitude of the integer source operand. */
+static inline uint64_t int_src(enum fpu_int t, uint64_t x, int *sign)
+{
+    switch (t) {
+    case FPU_W: {
+        int32_t v = (int32_t)(uint32_t)x;
+        *sign = v < 0;
+        return v < 0 ? -(uint64_t)(int64_t)v : (uint64_t)v;
+    }
+    case FPU_WU:
+        *sign = 0;
+        return (uint32_t)x;
+    case FPU_L:
+        *sign = (int64_t)x < 0;
+        return (int64_t)x < 0 ? -x : x;
+    default:
+        *sign = 0;
+        return x;
+    }
+}
+
+static uint64_t soft_from_int(const struct fmt *f, enum fpu_int t, uint64_t x, unsigned rm,
+                              uint32_t *fl)
+{
+    int sign;
+    uint64_t mag = int_src(t, x, &sign);
+    if (mag == 0)
+        return 0;
+    return round_pack(f, sign, 0, mag, rm, fl);
+}
+
+static inline uint64_t host_from_int_s(enum fpu_int t, uint64_t x)
+{
+    float r;
+    INT_BARRIER(x);
+    switch (t) {
+    case FPU_W:  r = (float)(int32_t)(uint32_t)x; break;
+    case FPU_WU: r = (float)(uint32_t)x; break;
+    case FPU_L:  r = (float)(int64_t)x; break;
+    default:     r = (float)x; break;
+    }
+    return box(bits_f(r));
+}
+static inline uint64_t host_from_int_d(enum fpu_int t, uint64_t x)
+{
+    double r;
+    INT_BARRIER(x);
+    switch (t) {
+    case FPU_W:  r = (double)(int32_t)(uint32_t)x; break;
+    case FPU_WU: r = (double)(uint32_t)x; break;
+    case FPU_L:  r = (double)(int64_t)x; break;
+    default:     r = (double)x; break;
+    }
+    return bits_d(r);
+}
+
+static uint64_t NOINLINE from_int_s_slow(struct rv64_fpu *e, enum fpu_int t, uint64_t x,
+                                         unsigned rm)
+{
+    if (host_set_rm(e, rm))
+        return host_from_int_s(t, x);
+    return box((uint32_t)soft_from_int(&F32, t, x, rm, &e->fflags));
+}
+static uint64_t NOINLINE from_int_d_slow(struct rv64_fpu *e, enum fpu_int t, uint64_t x,
+                                         unsigned rm)
+{
+    /* W and WU are exact: no need to touch the host mode for them. */
+    if ((t == FPU_W || t == FPU_WU) && !(e->priv & FPU_PRIV_SOFT))
+        return host_from_int_d(t, x);
+    if (host_set_rm(e, rm))
+        return host_from_int_d(t, x);
+    return soft_from_int(&F64, t, x, rm, &e->fflags);
+}
+
+uint64_t fpu_from_int_s(struct rv64_fpu *e, enum fpu_int t, uint64_t x, unsigned rm)
+{
+    if (likely((int)rm == e->host_rm))
+        return host_from_int_s(t, x);
+    return from_int_s_slow(e, t, x, rm);
+}
+
+uint64_t fpu_from_int_d(struct rv64_fpu *e, enum fpu_int t, uint64_t x, unsigned rm)
+{
+    if (likely((int)rm == e->host_rm))
+        return host_from_int_d(t, x);
+    return from_int_d_slow(e, t, x, rm);
+}
+
+static inline uint64_t host_d_to_s(uint64_t x)
+{
+    double fx = d_of(x);
+    FP_BARRIER(fx);
+    return box(bits_f((float)fx));
+}
+
+static uint64_t NOINLINE d_to_s_slow(struct rv64_fpu *e, uint64_t a, unsigned rm)
+{
+    if (host_set_rm(e, rm))
+        return host_d_to_s(a);
+    struct unp u = unpack(&F64, a);
+    if (u.cls == C_INF)
+        return box((uint32_t)f_inf(&F32, u.sign));
+    if (u.cls == C_ZERO)
+        return box((uint32_t)f_zero(&F32, u.sign));
+    return box((uint32_t)round_pack(&F32, u.sign, u.exp, u.sig, rm, &e->fflags));
+}
+
+uint64_t fpu_d_to_s(struct rv64_fpu *e, uint64_t a, unsigned rm)
+{
+    if (unlikely(isnan_d(a))) {
+        if (issnan_d(a))
+            e->fflags |= FPU_NV;
+        return box(S_CNAN);
+    }
+    if (likely((int)rm == e->host_rm))
+        return host_d_to_s(a);
+    return d_to_s_slow(e, a, rm);
+}
+
+uint64_t fpu_s_to_d(struct rv64_fpu *e, uint64_t a)
+{
+    uint32_t x = unbox(a);
+    if (unlikely(isnan_s(x))) {
+        if (issnan_s(x))
+            e->fflags |= FPU_NV;
+        return D_CNAN;
+    }
+    /* Exact for every non-NaN input, so no flag and any rounding mode. */
+    return bits_d((double)f_of(x));
+}

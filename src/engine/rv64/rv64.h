@@ -1,0 +1,194 @@
+/* rv64: Petrel's RISC-V CPU engine (RV64IMAFDC, Zicsr, Zifencei, Zicntr,
+ * Zihintpause; M/S/U; Sv39/Sv48).
+ *
+ * Design
+ * - Interpreter with a decode cache keyed by the instruction word itself
+ *   (struct rv64_dcache): decoding depends only on the bits, so the cache
+ *   needs no invalidation and self-modifying code is always right.
+ * - Software TLB per hart: for each translation context (M/bare, S,
+ *   S with SUM, U) and access type (fetch, load, store), a direct-mapped
+ *   table from virtual page to a host pointer offset.  Only RAM pages are
+ *   cached; MMIO always takes the slow path through the bus.  Store entries
+ *   are filled only once the PTE's D bit is set, so a cached store never
+ *   skips an A/D update.  Flushing bumps a generation number (cheap).
+ * - Privilege changes only switch the context index; SUM toggling (done by
+ *   Linux around every user copy) costs nothing.
+ * - Harts run in slices on one host thread (round robin); each slice runs
+ *   a bounded number of instructions, then timers, interrupts and console
+ *   input are checked.  When all harts wait in WFI the thread sleeps on the
+ *   console fd until the next timer deadline.
+ * - The guest is hostile: every physical access is either RAM (bounds
+ *   checked at TLB fill) or a bus lookup; anything else is an access fault.
+ */
+#ifndef PETREL_RV64_H
+#define PETREL_RV64_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/log.h"
+#include "engine/rv64/fpu.h"
+
+struct vm;
+struct bus;
+
+/* privilege levels */
+enum { PRV_U = 0, PRV_S = 1, PRV_M = 3 };
+
+/* mstatus bits */
+#define MSTATUS_SIE (1ull << 1)
+#define MSTATUS_MIE (1ull << 3)
+#define MSTATUS_SPIE (1ull << 5)
+#define MSTATUS_MPIE (1ull << 7)
+#define MSTATUS_SPP (1ull << 8)
+#define MSTATUS_MPP (3ull << 11)
+#define MSTATUS_FS (3ull << 13)
+#define MSTATUS_MPRV (1ull << 17)
+#define MSTATUS_SUM (1ull << 18)
+#define MSTATUS_MXR (1ull << 19)
+#define MSTATUS_TVM (1ull << 20)
+#define MSTATUS_TW (1ull << 21)
+#define MSTATUS_TSR (1ull << 22)
+#define MSTATUS_UXL (3ull << 32)
+#define MSTATUS_SXL (3ull << 34)
+#define MSTATUS_SD (1ull << 63)
+
+/* interrupt bits (mip/mie) */
+#define IRQ_SSI 1
+#define IRQ_MSI 3
+#define IRQ_STI 5
+#define IRQ_MTI 7
+#define IRQ_SEI 9
+#define IRQ_MEI 11
+#define MIP_SSIP (1ull << IRQ_SSI)
+#define MIP_MSIP (1ull << IRQ_MSI)
+#define MIP_STIP (1ull << IRQ_STI)
+#define MIP_MTIP (1ull << IRQ_MTI)
+#define MIP_SEIP (1ull << IRQ_SEI)
+#define MIP_MEIP (1ull << IRQ_MEI)
+
+/* exception causes */
+enum {
+    EXC_INSN_MISALIGNED = 0, EXC_INSN_ACCESS = 1, EXC_ILLEGAL = 2, EXC_BREAKPOINT = 3,
+    EXC_LOAD_MISALIGNED = 4, EXC_LOAD_ACCESS = 5, EXC_STORE_MISALIGNED = 6,
+    EXC_STORE_ACCESS = 7, EXC_ECALL_U = 8, EXC_ECALL_S = 9, EXC_ECALL_M = 11,
+    EXC_INSN_PAGE = 12, EXC_LOAD_PAGE = 13, EXC_STORE_PAGE = 15,
+};
+
+/* access types, also TLB indices */
+enum { ACC_FETCH = 0, ACC_LOAD = 1, ACC_STORE = 2 };
+/* translation contexts */
+enum { CTX_M = 0, CTX_S = 1, CTX_S_SUM = 2, CTX_U = 3, CTX_N = 4 };
+
+#define TLB_BITS 8
+#define TLB_SIZE (1u << TLB_BITS)
+
+struct rv64_tlb_entry {
+    uint64_t tag;       /* page-aligned virtual address | generation */
+    uintptr_t addend;   /* host address = va + addend */
+};
+
+struct rv64_machine;
+
+struct rv64_hart {
+    uint64_t x[32];
+    uint64_t f[32];
+    uint64_t pc;
+    unsigned priv;
+    unsigned ctx_fetch, ctx_data;   /* current translation contexts */
+    uint64_t tlb_gen;
+    struct rv64_tlb_entry tlb[CTX_N][3][TLB_SIZE];
+
+    struct rv64_fpu fpu;
+    uint8_t frm;
+
+    uint64_t mstatus, misa, medeleg, mideleg, mie, mtvec, mscratch, mepc, mcause, mtval;
+    uint64_t mcounteren, menvcfg, mcountinhibit;
+    uint64_t mip_sw;    /* SSIP, STIP, SEIP written by software */
+    uint64_t mip_hw;    /* MSIP, MTIP, MEIP, SEIP driven by CLINT/PLIC */
+    uint64_t stvec, sscratch, sepc, scause, stval, satp, scounteren, senvcfg;
+    uint64_t pmpcfg[2];       /* pmpcfg0, pmpcfg2: 16 entries (not enforced) */
+    uint64_t pmpaddr[16];
+    uint64_t instret;
+    uint64_t hartid;
+
+    uint64_t resv_addr;
+    bool resv_valid;
+    uint64_t fault_tval;    /* tval of the last fault from the memory helpers */
+    bool wfi;               /* sleeping until an enabled interrupt is pending */
+    bool slice_end;         /* stop the current slice at the next instruction */
+
+    struct rv64_machine *m;
+};
+
+/* A pre-decoded instruction. */
+struct rv64_insn {
+    uint32_t raw;      /* instruction bits (16-bit ones zero-extended) */
+    uint16_t op;       /* enum rv64_op */
+    uint8_t rd, rs1, rs2, rs3;
+    uint8_t len;       /* 2 or 4 */
+    uint8_t rm;        /* FP rounding mode / AMO aq-rl / misc */
+    int64_t imm;
+};
+
+#define DCACHE_BITS 16
+struct rv64_dcache {
+    struct rv64_insn e[1u << DCACHE_BITS];
+};
+
+struct clint;
+
+struct rv64_machine {
+    struct vm *vm;
+    struct bus *bus;
+    uint8_t *ram;
+    uint64_t ram_base, ram_size;
+    unsigned nharts;
+    struct rv64_hart **harts;
+    struct rv64_dcache *dcache;
+    struct clint *clint;
+    uint64_t next_poll_ns;
+    uint64_t trace_left;    /* debug builds with RV64_TRACE: instructions to trace */
+    struct log_limit guest_log;
+};
+
+/* engine life cycle */
+struct rv64_machine *rv64_new(struct vm *vm, struct bus *bus, uint8_t *ram, uint64_t ram_base,
+                              uint64_t ram_size, unsigned nharts, struct err *e);
+void rv64_free(struct rv64_machine *m);
+/* Run until vm->exit_reason is set. */
+void rv64_run(struct rv64_machine *m);
+
+/* reset state: M-mode at pc, a0 = hartid, a1 = a1v, a2 = a2v */
+void rv64_hart_reset(struct rv64_hart *h, uint64_t pc, uint64_t a1v, uint64_t a2v);
+/* Drive an interrupt line of a hart (device side: MSIP/MTIP/MEIP/SEIP). */
+void rv64_set_irq(struct rv64_hart *h, uint64_t mip_bit, bool level);
+
+/* --- internal interfaces between the engine's files --- */
+void rv64_decode(uint32_t raw, struct rv64_insn *d);
+/* Execute up to `budget` instructions on h; returns how many ran. */
+uint64_t rv64_exec(struct rv64_hart *h, uint64_t budget);
+
+/* traps and CSRs (csr.c) */
+void rv64_trap(struct rv64_hart *h, uint64_t cause, uint64_t tval);
+void rv64_update_ctx(struct rv64_hart *h);
+/* Highest-priority interrupt to take now, or -1. */
+int rv64_pending_irq(const struct rv64_hart *h);
+void rv64_take_irq(struct rv64_hart *h, int irq);
+/* CSR access from instruction: returns 0 or -1 (illegal instruction). */
+int rv64_csr_rw(struct rv64_hart *h, unsigned csr, unsigned op, uint64_t src, bool do_write,
+                uint64_t *old);
+int rv64_mret(struct rv64_hart *h);
+int rv64_sret(struct rv64_hart *h);
+void rv64_tlb_flush(struct rv64_hart *h);
+
+/* memory (mmu.c).  Return 0, or an exception cause with *tval set. */
+int rv64_translate(struct rv64_hart *h, uint64_t va, int acc, uint64_t *pa);
+int rv64_load_slow(struct rv64_hart *h, uint64_t va, unsigned size, uint64_t *val);
+int rv64_store_slow(struct rv64_hart *h, uint64_t va, unsigned size, uint64_t val);
+int rv64_fetch_slow(struct rv64_hart *h, uint64_t va, uint32_t *insn);
+/* Host pointer for an aligned access of `size` at va (RAM only), for AMOs.
+ * Returns 0 or an exception cause. */
+int rv64_amo_ptr(struct rv64_hart *h, uint64_t va, unsigned size, void **p);
+
+#endif
