@@ -51,9 +51,18 @@
  *
  * Rounding mode: e->host_rm caches the mode the host FPU is in (-1 when
  * unknown), so the hot path (same mode as last time, usually RNE) costs one
- * compare; fesetround() runs only when the mode changes.  fpu_sync() puts
- * the host back to RNE so that the next hart on the thread (whose cache says
- * RNE after its own fpu_sync()) and any other host code see the default mode.
+ * compare; the host mode is switched only when the mode changes (on x86-64
+ * by writing MXCSR.RC directly, see host_round()).  fpu_sync() puts the host
+ * back to RNE so that the next hart on the thread (whose cache says RNE
+ * after its own fpu_sync()) and any other host code see the default mode.
+ * Int->float conversions that are exact (|x| <= 2^24 or 2^53, as in
+ * floor/ceil sequences with a static rm) never switch the host mode, and
+ * float->int conversions never use it.
+ *
+ * Hosts: the host path is used on x86-64 only (SSE arithmetic, tininess
+ * after rounding, like RISC-V).  Elsewhere (e.g. AArch64, which detects
+ * tininess before rounding) every operation takes the software path, which
+ * is exact but slower.
  *
  * NaN-boxing: single-precision operands whose upper 32 bits are not all
  * ones read as the canonical NaN 0x7fc00000 (quiet, so no flag), and every
@@ -74,12 +83,17 @@
 #define likely(x) __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
 
+#if defined(__x86_64__)
+#define HOST_FPU 1
+#include <xmmintrin.h>
+#else
+#define HOST_FPU 0
+#endif
+
 /* Compiler barrier that makes `v` look modified here, so the FP operation
- * that uses it cannot be scheduled before a preceding fesetround(). */
-#if defined(__x86_64__) || defined(__i386__)
+ * that uses it cannot be scheduled before a preceding rounding-mode switch. */
+#if HOST_FPU
 #define FP_BARRIER(v) __asm__ volatile("" : "+x"(v) : : "memory")
-#elif defined(__aarch64__)
-#define FP_BARRIER(v) __asm__ volatile("" : "+w"(v) : : "memory")
 #else
 #define FP_BARRIER(v) __asm__ volatile("" : "+m"(v) : : "memory")
 #endif
@@ -139,13 +153,40 @@ static inline int msb128(u128 x)
 
 static const int host_rm_tab[4] = { FE_TONEAREST, FE_TOWARDZERO, FE_DOWNWARD, FE_UPWARD };
 
+#if HOST_FPU
+/* Every host operation used here is SSE, which rounds per MXCSR alone, so
+ * switching just MXCSR.RC is enough and several times cheaper than
+ * fesetround() (which also reloads the x87 control word).  libm's fma() and
+ * fmaf() are single SSE instructions when the CPU has FMA; without it they
+ * are software that might consult the x87 mode, so that case keeps
+ * fesetround().  0: not checked yet, 1: MXCSR only, 2: fesetround. */
+static int host_rm_method;
+static const unsigned mxcsr_rc[4] = { 0x0000, 0x6000, 0x2000, 0x4000 };
+
+static void host_round(int rm)
+{
+    int m = __atomic_load_n(&host_rm_method, __ATOMIC_RELAXED);
+    if (unlikely(m == 0)) { /* every thread computes the same answer */
+        __builtin_cpu_init();
+        m = __builtin_cpu_supports("fma") ? 1 : 2;
+        __atomic_store_n(&host_rm_method, m, __ATOMIC_RELAXED);
+    }
+    if (m == 1)
+        _mm_setcsr((_mm_getcsr() & ~0x6000u) | mxcsr_rc[rm]);
+    else
+        fesetround(host_rm_tab[rm]);
+}
+#else
+static void host_round(int rm) { fesetround(host_rm_tab[rm]); }
+#endif
+
 /* Make the host FPU round in `rm`.  Returns 0 when the operation must take
  * the software path instead (RMM, or the forced-software test mode). */
 static int host_set_rm(struct rv64_fpu *e, unsigned rm)
 {
-    if (rm >= FPU_RMM || (e->priv & FPU_PRIV_SOFT))
+    if (!HOST_FPU || rm >= FPU_RMM || (e->priv & FPU_PRIV_SOFT))
         return 0;
-    fesetround(host_rm_tab[rm]);
+    host_round((int)rm);
     e->host_rm = (int)rm;
     return 1;
 }
@@ -179,8 +220,8 @@ void fpu_sync(struct rv64_fpu *e)
         e->fflags |= f;
         feclearexcept(FE_ALL_EXCEPT);
     }
-    if (e->host_rm != FPU_RNE) {
-        fesetround(FE_TONEAREST);
+    if (HOST_FPU && e->host_rm != FPU_RNE) {
+        host_round(FPU_RNE);
         if (!(e->priv & FPU_PRIV_SOFT))
             e->host_rm = FPU_RNE;
     }
@@ -217,7 +258,10 @@ struct unp {
 };
 
 static inline uint64_t f_sign(const struct fmt *f) { return 1ull << (f->width - 1); }
-static inline uint64_t f_emaxb(const struct fmt *f) { return (1ull << (f->width - 1 - f->mbits)) - 1; }
+static inline uint64_t f_emaxb(const struct fmt *f) /* all-ones exponent field */
+{
+    return (1ull << (f->width - 1 - f->mbits)) - 1;
+}
 static inline uint64_t f_cnan(const struct fmt *f) { return f->width == 32 ? S_CNAN : D_CNAN; }
 static inline uint64_t f_inf(const struct fmt *f, int s)
 {
@@ -965,7 +1009,7 @@ uint64_t fpu_to_int_s(struct rv64_fpu *e, enum fpu_int t, uint64_t a, unsigned r
     uint32_t x = unbox(a);
     /* Hot path: C's truncating conversion for RTZ when in range (|x| <
      * 2^31 or 2^63); the host raises inexact exactly when RISC-V does. */
-    if (rm == FPU_RTZ && !(e->priv & FPU_PRIV_SOFT)) {
+    if (HOST_FPU && rm == FPU_RTZ && !(e->priv & FPU_PRIV_SOFT)) {
         uint32_t be = (x >> 23) & 0xff;
         float fx = f_of(x);
         if (t == FPU_W && be < 127 + 31)
@@ -978,7 +1022,7 @@ uint64_t fpu_to_int_s(struct rv64_fpu *e, enum fpu_int t, uint64_t a, unsigned r
 
 uint64_t fpu_to_int_d(struct rv64_fpu *e, enum fpu_int t, uint64_t a, unsigned rm)
 {
-    if (rm == FPU_RTZ && !(e->priv & FPU_PRIV_SOFT)) {
+    if (HOST_FPU && rm == FPU_RTZ && !(e->priv & FPU_PRIV_SOFT)) {
         uint64_t be = (a >> 52) & 0x7ff;
         double fx = d_of(a);
         if (t == FPU_W && be < 1023 + 31)
@@ -1048,9 +1092,22 @@ static inline uint64_t host_from_int_d(enum fpu_int t, uint64_t x)
     return bits_d(r);
 }
 
+/* Is the integer operand exactly representable with p significant bits?
+ * (Then no rounding happens and the host mode does not matter.) */
+static inline int int_fits(enum fpu_int t, uint64_t x, int p)
+{
+    int sign;
+    uint64_t mag = int_src(t, x, &sign);
+    return mag <= (1ull << p);
+}
+
 static uint64_t NOINLINE from_int_s_slow(struct rv64_fpu *e, enum fpu_int t, uint64_t x,
                                          unsigned rm)
 {
+    /* Small integers are exact: no need to switch the host mode (common
+     * in floor/ceil sequences that use a static rounding mode). */
+    if (int_fits(t, x, 24) && !(e->priv & FPU_PRIV_SOFT))
+        return host_from_int_s(t, x);
     if (host_set_rm(e, rm))
         return host_from_int_s(t, x);
     return box((uint32_t)soft_from_int(&F32, t, x, rm, &e->fflags));
@@ -1058,8 +1115,7 @@ static uint64_t NOINLINE from_int_s_slow(struct rv64_fpu *e, enum fpu_int t, uin
 static uint64_t NOINLINE from_int_d_slow(struct rv64_fpu *e, enum fpu_int t, uint64_t x,
                                          unsigned rm)
 {
-    /* W and WU are exact: no need to touch the host mode for them. */
-    if ((t == FPU_W || t == FPU_WU) && !(e->priv & FPU_PRIV_SOFT))
+    if (int_fits(t, x, 53) && !(e->priv & FPU_PRIV_SOFT)) /* W and WU always */
         return host_from_int_d(t, x);
     if (host_set_rm(e, rm))
         return host_from_int_d(t, x);

@@ -92,6 +92,8 @@ void rv64_run(struct rv64_machine *m)
     struct vm *vm = m->vm;
     uint64_t last_poll = time_now_ns();
     unsigned cur = 0;
+    /* drop stale host FP flags (e.g. from option parsing) before hart 0 runs */
+    fpu_set_flags(&m->harts[0]->fpu, m->harts[0]->fpu.fflags);
 
     while (vm->exit_reason == VM_RUNNING) {
         bool all_idle = true;
