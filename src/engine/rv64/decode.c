@@ -22,7 +22,7 @@ static void set(struct rv64_insn *d, unsigned op, unsigned rd, unsigned rs1, uns
     d->rd = (uint8_t)rd;
     d->rs1 = (uint8_t)rs1;
     d->rs2 = (uint8_t)rs2;
-    d->imm = imm;
+    d->imm = (int32_t)imm; /* every RV64 immediate fits in 32 bits */
 }
 
 /* A rounding mode field: 5 and 6 are reserved (illegal at decode);

@@ -46,9 +46,9 @@ static inline int store(struct rv64_hart *h, uint64_t va, unsigned size, uint64_
     return rv64_store_slow(h, va, size, v);
 }
 
-static inline uint32_t dcache_index(uint32_t raw)
+static inline uint32_t dcache_index(uint64_t pc)
 {
-    return (raw * 0x9e3779b1u) >> (32 - DCACHE_BITS);
+    return (uint32_t)(pc >> 1) & ((1u << DCACHE_BITS) - 1);
 }
 
 /* Resolve an instruction's rounding mode; -1 if illegal (dynamic with a
@@ -98,14 +98,22 @@ uint64_t rv64_exec(struct rv64_hart *h, uint64_t budget)
     struct rv64_insn *dc = h->m->dcache->e;
     uint64_t *x = h->x;
     uint64_t n = 0;
+    /* The page being executed: its virtual base and host addend.  Reset
+     * whenever translation may change (traps, xRET, CSR writes, sfence). */
+    uint64_t fpage = 1;
+    uintptr_t faddend = 0;
     h->slice_end = false;
 
     while (likely(n < budget) && likely(!h->slice_end)) {
         uint64_t pc = h->pc;
         uint32_t raw;
-        uint8_t *fp = tlb_hit(h, h->ctx_fetch, ACC_FETCH, pc, 4);
-        if (likely(fp)) {
+        uint8_t *fp;
+        if (likely((pc & ~0xfffull) == fpage && (pc & 0xfff) <= 0xffc)) {
+            memcpy(&raw, (uint8_t *)(uintptr_t)(pc + faddend), 4);
+        } else if ((fp = tlb_hit(h, h->ctx_fetch, ACC_FETCH, pc, 4))) {
             memcpy(&raw, fp, 4);
+            fpage = pc & ~0xfffull;
+            faddend = (uintptr_t)fp - (uintptr_t)pc;
         } else {
             int c = rv64_fetch_slow(h, pc, &raw);
             if (c) {
@@ -116,7 +124,7 @@ uint64_t rv64_exec(struct rv64_hart *h, uint64_t budget)
         }
         if ((raw & 3) != 3)
             raw &= 0xffff;
-        struct rv64_insn *d = &dc[dcache_index(raw)];
+        struct rv64_insn *d = &dc[dcache_index(pc)];
         if (unlikely(d->raw != raw || d->len == 0))
             rv64_decode(raw, d);
         n++;
@@ -251,12 +259,14 @@ uint64_t rv64_exec(struct rv64_hart *h, uint64_t budget)
             rv64_trap(h, EXC_BREAKPOINT, pc);
             goto trapped;
         case OP_MRET:
+            fpage = 1;
             if (rv64_mret(h) < 0)
                 goto illegal;
             x[0] = 0;
             h->instret++;
             continue;
         case OP_SRET:
+            fpage = 1;
             if (rv64_sret(h) < 0)
                 goto illegal;
             x[0] = 0;
@@ -275,6 +285,7 @@ uint64_t rv64_exec(struct rv64_hart *h, uint64_t budget)
             if (h->priv == PRV_U || (h->priv == PRV_S && (h->mstatus & MSTATUS_TVM)))
                 goto illegal;
             rv64_tlb_flush(h);
+            fpage = 1;
             break;
 
         case OP_CSRRW: case OP_CSRRS: case OP_CSRRC:
@@ -283,6 +294,7 @@ uint64_t rv64_exec(struct rv64_hart *h, uint64_t budget)
             uint64_t src = d->op >= OP_CSRRWI ? d->rs1 : rs1;
             bool do_write = kind == 1 || d->rs1 != 0;
             uint64_t old;
+            fpage = 1;
             if (rv64_csr_rw(h, (unsigned)d->imm, kind, src, do_write, &old) < 0)
                 goto illegal;
             x[d->rd] = old;
@@ -462,6 +474,7 @@ uint64_t rv64_exec(struct rv64_hart *h, uint64_t budget)
     fault:
         rv64_trap(h, (uint64_t)c, h->fault_tval);
     trapped:
+        fpage = 1;
         x[0] = 0;
     }
     return n;

@@ -121,14 +121,17 @@ struct rv64_hart {
     struct rv64_machine *m;
 };
 
-/* A pre-decoded instruction. */
+/* A pre-decoded instruction (16 bytes).  The decode cache is indexed by
+ * the instruction's address, for locality, but an entry is only used when
+ * its `raw` equals the bits just fetched: decoding is a pure function of
+ * the bits, so the cache never needs invalidating. */
 struct rv64_insn {
     uint32_t raw;      /* instruction bits (16-bit ones zero-extended) */
     uint16_t op;       /* enum rv64_op */
     uint8_t rd, rs1, rs2, rs3;
-    uint8_t len;       /* 2 or 4 */
+    uint8_t len;       /* 2 or 4; 0 marks an empty entry */
     uint8_t rm;        /* FP rounding mode / AMO aq-rl / misc */
-    int64_t imm;
+    int32_t imm;
 };
 
 #define DCACHE_BITS 16
