@@ -199,6 +199,11 @@ void riscv_virt_run(struct vm *vm)
 {
     struct riscv_virt *b = vm->board;
     rv64_run(b->cpu);
+    log_debug("plic: level=%08x pending=%08x claimed=%08x enable[0..3]=%08x %08x %08x %08x "
+              "uart: ier=%02x lcr=%02x thr_ipending=%d rx_enabled=%d irq=%d",
+              b->plic.level, b->plic.pending, b->plic.claimed, b->plic.enable[0],
+              b->plic.enable[1], b->plic.enable[2], b->plic.enable[3], b->uart.ier, b->uart.lcr,
+              b->uart.thr_ipending, b->uart.rx_enabled, b->uart.irq_level);
 }
 
 void riscv_virt_destroy(struct vm *vm)

@@ -350,7 +350,10 @@ int rv64_csr_rw(struct rv64_hart *h, unsigned csr, unsigned op, uint64_t src, bo
     if (csr_read(h, csr, &v) < 0)
         return -1;
     if (do_write) {
-        uint64_t n = op == 1 ? src : op == 2 ? (v | src) : (v & ~src);
+        /* Only the software-writable SEIP bit takes part in a CSRRS/CSRRC
+         * of mip; otherwise the PLIC's line would get latched into it. */
+        uint64_t base = csr == 0x344 ? (h->mip_sw | (h->mip_hw & ~MIP_SEIP)) : v;
+        uint64_t n = op == 1 ? src : op == 2 ? (base | src) : (base & ~src);
         if (csr_write(h, csr, n) < 0)
             return -1;
     }
