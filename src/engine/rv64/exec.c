@@ -91,74 +91,210 @@ static uint64_t amo_calc(unsigned f5, uint64_t old, uint64_t src, bool word)
     }
 }
 
+/* Fetch slow path: TLB lookup (remembering the page), else the full walk. */
+static inline int fetch_refill(struct rv64_hart *h, uint64_t pc, uint32_t *raw, uint64_t *fpage,
+                               uintptr_t *faddend)
+{
+    uint8_t *fp = tlb_hit(h, h->ctx_fetch, ACC_FETCH, pc, 4);
+    if (fp) {
+        memcpy(raw, fp, 4);
+        *fpage = pc & ~0xfffull;
+        *faddend = (uintptr_t)fp - (uintptr_t)pc;
+        return 0;
+    }
+    return rv64_fetch_slow(h, pc, raw);
+}
+
 #define BOX32(v) (0xffffffff00000000ull | (uint32_t)(v))
 
 uint64_t rv64_exec(struct rv64_hart *h, uint64_t budget)
 {
+    /* Threaded dispatch: every handler ends in NEXT(), which retires the
+     * instruction and fetches, decodes and jumps to the next one, so each
+     * handler has its own (better predicted) indirect branch. */
+    static const void *const jt[OP_COUNT] = {
+        [OP_ILLEGAL] = &&illegal,
+        [OP_LUI] = &&L_OP_LUI,
+        [OP_AUIPC] = &&L_OP_AUIPC,
+        [OP_JAL] = &&L_OP_JAL,
+        [OP_JALR] = &&L_OP_JALR,
+        [OP_BEQ] = &&L_OP_BEQ,
+        [OP_BNE] = &&L_OP_BNE,
+        [OP_BLT] = &&L_OP_BLT,
+        [OP_BGE] = &&L_OP_BGE,
+        [OP_BLTU] = &&L_OP_BLTU,
+        [OP_BGEU] = &&L_OP_BGEU,
+        [OP_LB] = &&L_OP_LB,
+        [OP_LH] = &&L_OP_LH,
+        [OP_LW] = &&L_OP_LW,
+        [OP_LD] = &&L_OP_LD,
+        [OP_LBU] = &&L_OP_LBU,
+        [OP_LHU] = &&L_OP_LHU,
+        [OP_LWU] = &&L_OP_LWU,
+        [OP_SB] = &&L_OP_SB,
+        [OP_SH] = &&L_OP_SH,
+        [OP_SW] = &&L_OP_SW,
+        [OP_SD] = &&L_OP_SD,
+        [OP_ADDI] = &&L_OP_ADDI,
+        [OP_SLTI] = &&L_OP_SLTI,
+        [OP_SLTIU] = &&L_OP_SLTIU,
+        [OP_XORI] = &&L_OP_XORI,
+        [OP_ORI] = &&L_OP_ORI,
+        [OP_ANDI] = &&L_OP_ANDI,
+        [OP_SLLI] = &&L_OP_SLLI,
+        [OP_SRLI] = &&L_OP_SRLI,
+        [OP_SRAI] = &&L_OP_SRAI,
+        [OP_ADD] = &&L_OP_ADD,
+        [OP_SUB] = &&L_OP_SUB,
+        [OP_SLL] = &&L_OP_SLL,
+        [OP_SLT] = &&L_OP_SLT,
+        [OP_SLTU] = &&L_OP_SLTU,
+        [OP_XOR] = &&L_OP_XOR,
+        [OP_SRL] = &&L_OP_SRL,
+        [OP_SRA] = &&L_OP_SRA,
+        [OP_OR] = &&L_OP_OR,
+        [OP_AND] = &&L_OP_AND,
+        [OP_ADDIW] = &&L_OP_ADDIW,
+        [OP_SLLIW] = &&L_OP_SLLIW,
+        [OP_SRLIW] = &&L_OP_SRLIW,
+        [OP_SRAIW] = &&L_OP_SRAIW,
+        [OP_ADDW] = &&L_OP_ADDW,
+        [OP_SUBW] = &&L_OP_SUBW,
+        [OP_SLLW] = &&L_OP_SLLW,
+        [OP_SRLW] = &&L_OP_SRLW,
+        [OP_SRAW] = &&L_OP_SRAW,
+        [OP_MUL] = &&L_OP_MUL,
+        [OP_MULH] = &&L_OP_MULH,
+        [OP_MULHSU] = &&L_OP_MULHSU,
+        [OP_MULHU] = &&L_OP_MULHU,
+        [OP_DIV] = &&L_OP_DIV,
+        [OP_DIVU] = &&L_OP_DIVU,
+        [OP_REM] = &&L_OP_REM,
+        [OP_REMU] = &&L_OP_REMU,
+        [OP_MULW] = &&L_OP_MULW,
+        [OP_DIVW] = &&L_OP_DIVW,
+        [OP_DIVUW] = &&L_OP_DIVUW,
+        [OP_REMW] = &&L_OP_REMW,
+        [OP_REMUW] = &&L_OP_REMUW,
+        [OP_FENCE] = &&L_OP_FENCE,
+        [OP_FENCE_I] = &&L_OP_FENCE_I,
+        [OP_ECALL] = &&L_OP_ECALL,
+        [OP_EBREAK] = &&L_OP_EBREAK,
+        [OP_MRET] = &&L_OP_MRET,
+        [OP_SRET] = &&L_OP_SRET,
+        [OP_WFI] = &&L_OP_WFI,
+        [OP_SFENCE_VMA] = &&L_OP_SFENCE_VMA,
+        [OP_CSRRW] = &&L_OP_CSRRW,
+        [OP_CSRRS] = &&L_OP_CSRRS,
+        [OP_CSRRC] = &&L_OP_CSRRC,
+        [OP_CSRRWI] = &&L_OP_CSRRWI,
+        [OP_CSRRSI] = &&L_OP_CSRRSI,
+        [OP_CSRRCI] = &&L_OP_CSRRCI,
+        [OP_LR_W] = &&L_OP_LR_W,
+        [OP_SC_W] = &&L_OP_SC_W,
+        [OP_AMO_W] = &&L_OP_AMO_W,
+        [OP_LR_D] = &&L_OP_LR_D,
+        [OP_SC_D] = &&L_OP_SC_D,
+        [OP_AMO_D] = &&L_OP_AMO_D,
+        [OP_FLW] = &&L_OP_FLW,
+        [OP_FLD] = &&L_OP_FLD,
+        [OP_FSW] = &&L_OP_FSW,
+        [OP_FSD] = &&L_OP_FSD,
+        [OP_FMA_S] = &&L_OP_FMA_S,
+        [OP_FMA_D] = &&L_OP_FMA_D,
+        [OP_FOP2_S] = &&L_OP_FOP2_S,
+        [OP_FOP2_D] = &&L_OP_FOP2_D,
+        [OP_FSQRT_S] = &&L_OP_FSQRT_S,
+        [OP_FSQRT_D] = &&L_OP_FSQRT_D,
+        [OP_FCMP_S] = &&L_OP_FCMP_S,
+        [OP_FCMP_D] = &&L_OP_FCMP_D,
+        [OP_FCLASS_S] = &&L_OP_FCLASS_S,
+        [OP_FCLASS_D] = &&L_OP_FCLASS_D,
+        [OP_FCVT_I_S] = &&L_OP_FCVT_I_S,
+        [OP_FCVT_I_D] = &&L_OP_FCVT_I_D,
+        [OP_FCVT_S_I] = &&L_OP_FCVT_S_I,
+        [OP_FCVT_D_I] = &&L_OP_FCVT_D_I,
+        [OP_FCVT_S_D] = &&L_OP_FCVT_S_D,
+        [OP_FCVT_D_S] = &&L_OP_FCVT_D_S,
+        [OP_FMV_X_W] = &&L_OP_FMV_X_W,
+        [OP_FMV_W_X] = &&L_OP_FMV_W_X,
+        [OP_FMV_X_D] = &&L_OP_FMV_X_D,
+        [OP_FMV_D_X] = &&L_OP_FMV_D_X,
+    };
     struct rv64_insn *dc = h->m->dcache->e;
     uint64_t *x = h->x;
     uint64_t n = 0;
+    uint64_t pc = h->pc, next, rs1, rs2, v;
+    uint32_t raw;
+    struct rv64_insn *d;
+    int c, rm;
     /* The page being executed: its virtual base and host addend.  Reset
      * whenever translation may change (traps, xRET, CSR writes, sfence). */
     uint64_t fpage = 1;
     uintptr_t faddend = 0;
     h->slice_end = false;
 
-    while (likely(n < budget) && likely(!h->slice_end)) {
-        uint64_t pc = h->pc;
-        uint32_t raw;
-        uint8_t *fp;
-        if (likely((pc & ~0xfffull) == fpage && (pc & 0xfff) <= 0xffc)) {
-            memcpy(&raw, (uint8_t *)(uintptr_t)(pc + faddend), 4);
-        } else if ((fp = tlb_hit(h, h->ctx_fetch, ACC_FETCH, pc, 4))) {
-            memcpy(&raw, fp, 4);
-            fpage = pc & ~0xfffull;
-            faddend = (uintptr_t)fp - (uintptr_t)pc;
-        } else {
-            int c = rv64_fetch_slow(h, pc, &raw);
-            if (c) {
-                rv64_trap(h, (uint64_t)c, h->fault_tval);
-                n++;
-                continue;
-            }
-        }
-        if ((raw & 3) != 3)
-            raw &= 0xffff;
-        struct rv64_insn *d = &dc[dcache_index(pc)];
-        if (unlikely(d->raw != raw || d->len == 0))
-            rv64_decode(raw, d);
-        n++;
 #ifdef RV64_TRACE
-        if (h->m->trace_left) {
-            h->m->trace_left--;
-            fprintf(stderr, "T %llx %08x op=%u sp=%llx a0=%llx s0=%llx\n", (unsigned long long)pc, raw, d->op,
-                    (unsigned long long)x[2], (unsigned long long)x[10], (unsigned long long)x[8]);
-        }
+#define TRACE()                                                                           \
+    do {                                                                                  \
+        if (h->m->trace_left) {                                                           \
+            h->m->trace_left--;                                                           \
+            fprintf(stderr, "T %llx %08x op=%u sp=%llx a0=%llx\n", (unsigned long long)pc, \
+                    raw, d->op, (unsigned long long)x[2], (unsigned long long)x[10]);      \
+        }                                                                                 \
+    } while (0)
+#else
+#define TRACE() do { } while (0)
 #endif
+/* Fetch, decode and dispatch the instruction at pc.  h->pc is written back
+ * only where a trap or the exit needs it. */
+#define DISPATCH()                                                                  \
+    do {                                                                            \
+        if (unlikely(n >= budget || h->slice_end))                                  \
+            goto out;                                                               \
+        if (likely((pc & ~0xfffull) == fpage && (pc & 0xfff) <= 0xffc))             \
+            memcpy(&raw, (uint8_t *)(uintptr_t)(pc + faddend), 4);                  \
+        else if (unlikely((c = fetch_refill(h, pc, &raw, &fpage, &faddend))))       \
+            goto fetch_fault;                                                       \
+        if ((raw & 3) != 3)                                                         \
+            raw &= 0xffff;                                                          \
+        d = &dc[dcache_index(pc)];                                                  \
+        if (unlikely(d->raw != raw || d->len == 0))                                 \
+            rv64_decode(raw, d);                                                    \
+        n++;                                                                        \
+        TRACE();                                                                    \
+        next = pc + d->len;                                                         \
+        rs1 = x[d->rs1];                                                            \
+        rs2 = x[d->rs2];                                                            \
+        goto *jt[d->op];                                                            \
+    } while (0)
+#define NEXT()                                                                      \
+    do {                                                                            \
+        x[0] = 0;                                                                   \
+        pc = next;                                                                  \
+        h->instret++;                                                               \
+        DISPATCH();                                                                 \
+    } while (0)
 
-        uint64_t next = pc + d->len;
-        uint64_t rs1 = x[d->rs1], rs2 = x[d->rs2];
-        uint64_t v;
-        int c, rm;
+    DISPATCH();
 
-        switch ((enum rv64_op)d->op) {
-        case OP_LUI: x[d->rd] = (uint64_t)d->imm; break;
-        case OP_AUIPC: x[d->rd] = pc + (uint64_t)d->imm; break;
-        case OP_JAL: x[d->rd] = next; next = pc + (uint64_t)d->imm; break;
-        case OP_JALR: next = (rs1 + (uint64_t)d->imm) & ~1ull; x[d->rd] = pc + d->len; break;
-        case OP_BEQ: if (rs1 == rs2) next = pc + (uint64_t)d->imm; break;
-        case OP_BNE: if (rs1 != rs2) next = pc + (uint64_t)d->imm; break;
-        case OP_BLT: if ((int64_t)rs1 < (int64_t)rs2) next = pc + (uint64_t)d->imm; break;
-        case OP_BGE: if ((int64_t)rs1 >= (int64_t)rs2) next = pc + (uint64_t)d->imm; break;
-        case OP_BLTU: if (rs1 < rs2) next = pc + (uint64_t)d->imm; break;
-        case OP_BGEU: if (rs1 >= rs2) next = pc + (uint64_t)d->imm; break;
+        L_OP_LUI: x[d->rd] = (uint64_t)d->imm; NEXT();
+        L_OP_AUIPC: x[d->rd] = pc + (uint64_t)d->imm; NEXT();
+        L_OP_JAL: x[d->rd] = next; next = pc + (uint64_t)d->imm; NEXT();
+        L_OP_JALR: next = (rs1 + (uint64_t)d->imm) & ~1ull; x[d->rd] = pc + d->len; NEXT();
+        L_OP_BEQ: if (rs1 == rs2) next = pc + (uint64_t)d->imm; NEXT();
+        L_OP_BNE: if (rs1 != rs2) next = pc + (uint64_t)d->imm; NEXT();
+        L_OP_BLT: if ((int64_t)rs1 < (int64_t)rs2) next = pc + (uint64_t)d->imm; NEXT();
+        L_OP_BGE: if ((int64_t)rs1 >= (int64_t)rs2) next = pc + (uint64_t)d->imm; NEXT();
+        L_OP_BLTU: if (rs1 < rs2) next = pc + (uint64_t)d->imm; NEXT();
+        L_OP_BGEU: if (rs1 >= rs2) next = pc + (uint64_t)d->imm; NEXT();
 
 #define LOADOP(OPC, SIZE, CAST)                                         \
-        case OPC:                                                       \
+        L_##OPC:                                                       \
             if (unlikely(c = load(h, rs1 + (uint64_t)d->imm, SIZE, &v))) \
                 goto fault;                                             \
             x[d->rd] = (uint64_t)(CAST)v;                               \
-            break;
+            NEXT();
         LOADOP(OP_LB, 1, int8_t)
         LOADOP(OP_LH, 2, int16_t)
         LOADOP(OP_LW, 4, int32_t)
@@ -168,128 +304,124 @@ uint64_t rv64_exec(struct rv64_hart *h, uint64_t budget)
         LOADOP(OP_LWU, 4, uint32_t)
 #undef LOADOP
 #define STOREOP(OPC, SIZE)                                                    \
-        case OPC:                                                             \
+        L_##OPC:                                                             \
             if (unlikely(c = store(h, rs1 + (uint64_t)d->imm, SIZE, rs2)))     \
                 goto fault;                                                   \
-            break;
+            NEXT();
         STOREOP(OP_SB, 1)
         STOREOP(OP_SH, 2)
         STOREOP(OP_SW, 4)
         STOREOP(OP_SD, 8)
 #undef STOREOP
 
-        case OP_ADDI: x[d->rd] = rs1 + (uint64_t)d->imm; break;
-        case OP_SLTI: x[d->rd] = (int64_t)rs1 < d->imm; break;
-        case OP_SLTIU: x[d->rd] = rs1 < (uint64_t)d->imm; break;
-        case OP_XORI: x[d->rd] = rs1 ^ (uint64_t)d->imm; break;
-        case OP_ORI: x[d->rd] = rs1 | (uint64_t)d->imm; break;
-        case OP_ANDI: x[d->rd] = rs1 & (uint64_t)d->imm; break;
-        case OP_SLLI: x[d->rd] = rs1 << d->imm; break;
-        case OP_SRLI: x[d->rd] = rs1 >> d->imm; break;
-        case OP_SRAI: x[d->rd] = (uint64_t)((int64_t)rs1 >> d->imm); break;
-        case OP_ADD: x[d->rd] = rs1 + rs2; break;
-        case OP_SUB: x[d->rd] = rs1 - rs2; break;
-        case OP_SLL: x[d->rd] = rs1 << (rs2 & 63); break;
-        case OP_SLT: x[d->rd] = (int64_t)rs1 < (int64_t)rs2; break;
-        case OP_SLTU: x[d->rd] = rs1 < rs2; break;
-        case OP_XOR: x[d->rd] = rs1 ^ rs2; break;
-        case OP_SRL: x[d->rd] = rs1 >> (rs2 & 63); break;
-        case OP_SRA: x[d->rd] = (uint64_t)((int64_t)rs1 >> (rs2 & 63)); break;
-        case OP_OR: x[d->rd] = rs1 | rs2; break;
-        case OP_AND: x[d->rd] = rs1 & rs2; break;
-        case OP_ADDIW: x[d->rd] = (uint64_t)(int32_t)(rs1 + (uint64_t)d->imm); break;
-        case OP_SLLIW: x[d->rd] = (uint64_t)(int32_t)((uint32_t)rs1 << d->imm); break;
-        case OP_SRLIW: x[d->rd] = (uint64_t)(int32_t)((uint32_t)rs1 >> d->imm); break;
-        case OP_SRAIW: x[d->rd] = (uint64_t)((int32_t)rs1 >> d->imm); break;
-        case OP_ADDW: x[d->rd] = (uint64_t)(int32_t)(rs1 + rs2); break;
-        case OP_SUBW: x[d->rd] = (uint64_t)(int32_t)(rs1 - rs2); break;
-        case OP_SLLW: x[d->rd] = (uint64_t)(int32_t)((uint32_t)rs1 << (rs2 & 31)); break;
-        case OP_SRLW: x[d->rd] = (uint64_t)(int32_t)((uint32_t)rs1 >> (rs2 & 31)); break;
-        case OP_SRAW: x[d->rd] = (uint64_t)((int32_t)rs1 >> (rs2 & 31)); break;
+        L_OP_ADDI: x[d->rd] = rs1 + (uint64_t)d->imm; NEXT();
+        L_OP_SLTI: x[d->rd] = (int64_t)rs1 < d->imm; NEXT();
+        L_OP_SLTIU: x[d->rd] = rs1 < (uint64_t)d->imm; NEXT();
+        L_OP_XORI: x[d->rd] = rs1 ^ (uint64_t)d->imm; NEXT();
+        L_OP_ORI: x[d->rd] = rs1 | (uint64_t)d->imm; NEXT();
+        L_OP_ANDI: x[d->rd] = rs1 & (uint64_t)d->imm; NEXT();
+        L_OP_SLLI: x[d->rd] = rs1 << d->imm; NEXT();
+        L_OP_SRLI: x[d->rd] = rs1 >> d->imm; NEXT();
+        L_OP_SRAI: x[d->rd] = (uint64_t)((int64_t)rs1 >> d->imm); NEXT();
+        L_OP_ADD: x[d->rd] = rs1 + rs2; NEXT();
+        L_OP_SUB: x[d->rd] = rs1 - rs2; NEXT();
+        L_OP_SLL: x[d->rd] = rs1 << (rs2 & 63); NEXT();
+        L_OP_SLT: x[d->rd] = (int64_t)rs1 < (int64_t)rs2; NEXT();
+        L_OP_SLTU: x[d->rd] = rs1 < rs2; NEXT();
+        L_OP_XOR: x[d->rd] = rs1 ^ rs2; NEXT();
+        L_OP_SRL: x[d->rd] = rs1 >> (rs2 & 63); NEXT();
+        L_OP_SRA: x[d->rd] = (uint64_t)((int64_t)rs1 >> (rs2 & 63)); NEXT();
+        L_OP_OR: x[d->rd] = rs1 | rs2; NEXT();
+        L_OP_AND: x[d->rd] = rs1 & rs2; NEXT();
+        L_OP_ADDIW: x[d->rd] = (uint64_t)(int32_t)(rs1 + (uint64_t)d->imm); NEXT();
+        L_OP_SLLIW: x[d->rd] = (uint64_t)(int32_t)((uint32_t)rs1 << d->imm); NEXT();
+        L_OP_SRLIW: x[d->rd] = (uint64_t)(int32_t)((uint32_t)rs1 >> d->imm); NEXT();
+        L_OP_SRAIW: x[d->rd] = (uint64_t)((int32_t)rs1 >> d->imm); NEXT();
+        L_OP_ADDW: x[d->rd] = (uint64_t)(int32_t)(rs1 + rs2); NEXT();
+        L_OP_SUBW: x[d->rd] = (uint64_t)(int32_t)(rs1 - rs2); NEXT();
+        L_OP_SLLW: x[d->rd] = (uint64_t)(int32_t)((uint32_t)rs1 << (rs2 & 31)); NEXT();
+        L_OP_SRLW: x[d->rd] = (uint64_t)(int32_t)((uint32_t)rs1 >> (rs2 & 31)); NEXT();
+        L_OP_SRAW: x[d->rd] = (uint64_t)((int32_t)rs1 >> (rs2 & 31)); NEXT();
 
-        case OP_MUL: x[d->rd] = rs1 * rs2; break;
-        case OP_MULH: x[d->rd] = (uint64_t)mulh((int64_t)rs1, (int64_t)rs2); break;
-        case OP_MULHSU: x[d->rd] = (uint64_t)mulhsu((int64_t)rs1, rs2); break;
-        case OP_MULHU: x[d->rd] = mulhu(rs1, rs2); break;
-        case OP_DIV:
+        L_OP_MUL: x[d->rd] = rs1 * rs2; NEXT();
+        L_OP_MULH: x[d->rd] = (uint64_t)mulh((int64_t)rs1, (int64_t)rs2); NEXT();
+        L_OP_MULHSU: x[d->rd] = (uint64_t)mulhsu((int64_t)rs1, rs2); NEXT();
+        L_OP_MULHU: x[d->rd] = mulhu(rs1, rs2); NEXT();
+        L_OP_DIV:
             if (rs2 == 0) x[d->rd] = ~0ull;
             else if ((int64_t)rs1 == INT64_MIN && (int64_t)rs2 == -1) x[d->rd] = rs1;
             else x[d->rd] = (uint64_t)((int64_t)rs1 / (int64_t)rs2);
-            break;
-        case OP_DIVU: x[d->rd] = rs2 ? rs1 / rs2 : ~0ull; break;
-        case OP_REM:
+            NEXT();
+        L_OP_DIVU: x[d->rd] = rs2 ? rs1 / rs2 : ~0ull; NEXT();
+        L_OP_REM:
             if (rs2 == 0) x[d->rd] = rs1;
             else if ((int64_t)rs1 == INT64_MIN && (int64_t)rs2 == -1) x[d->rd] = 0;
             else x[d->rd] = (uint64_t)((int64_t)rs1 % (int64_t)rs2);
-            break;
-        case OP_REMU: x[d->rd] = rs2 ? rs1 % rs2 : rs1; break;
-        case OP_MULW: x[d->rd] = (uint64_t)(int32_t)((uint32_t)rs1 * (uint32_t)rs2); break;
-        case OP_DIVW: {
+            NEXT();
+        L_OP_REMU: x[d->rd] = rs2 ? rs1 % rs2 : rs1; NEXT();
+        L_OP_MULW: x[d->rd] = (uint64_t)(int32_t)((uint32_t)rs1 * (uint32_t)rs2); NEXT();
+        L_OP_DIVW: {
             int32_t a = (int32_t)rs1, b = (int32_t)rs2;
             if (b == 0) x[d->rd] = ~0ull;
             else if (a == INT32_MIN && b == -1) x[d->rd] = (uint64_t)(int64_t)a;
             else x[d->rd] = (uint64_t)(int64_t)(a / b);
-            break;
+            NEXT();
         }
-        case OP_DIVUW: {
+        L_OP_DIVUW: {
             uint32_t a = (uint32_t)rs1, b = (uint32_t)rs2;
             x[d->rd] = b ? (uint64_t)(int32_t)(a / b) : ~0ull;
-            break;
+            NEXT();
         }
-        case OP_REMW: {
+        L_OP_REMW: {
             int32_t a = (int32_t)rs1, b = (int32_t)rs2;
             if (b == 0) x[d->rd] = (uint64_t)(int64_t)a;
             else if (a == INT32_MIN && b == -1) x[d->rd] = 0;
             else x[d->rd] = (uint64_t)(int64_t)(a % b);
-            break;
+            NEXT();
         }
-        case OP_REMUW: {
+        L_OP_REMUW: {
             uint32_t a = (uint32_t)rs1, b = (uint32_t)rs2;
             x[d->rd] = (uint64_t)(int32_t)(b ? a % b : a);
-            break;
+            NEXT();
         }
 
-        case OP_FENCE: break;
-        case OP_FENCE_I: break; /* decode cache is keyed by instruction bits */
-        case OP_ECALL:
+        L_OP_FENCE: NEXT();
+        L_OP_FENCE_I: NEXT(); /* decode cache is keyed by instruction bits */
+        L_OP_ECALL:
+            h->pc = pc;
             rv64_trap(h, h->priv == PRV_U ? EXC_ECALL_U : h->priv == PRV_S ? EXC_ECALL_S
                                                                              : EXC_ECALL_M, 0);
             goto trapped;
-        case OP_EBREAK:
+        L_OP_EBREAK:
+            h->pc = pc;
             rv64_trap(h, EXC_BREAKPOINT, pc);
             goto trapped;
-        case OP_MRET:
-            fpage = 1;
+        L_OP_MRET:
             if (rv64_mret(h) < 0)
                 goto illegal;
-            x[0] = 0;
             h->instret++;
-            continue;
-        case OP_SRET:
-            fpage = 1;
+            goto redirected;
+        L_OP_SRET:
             if (rv64_sret(h) < 0)
                 goto illegal;
-            x[0] = 0;
             h->instret++;
-            continue;
-        case OP_WFI:
+            goto redirected;
+        L_OP_WFI:
             if (h->priv == PRV_U || (h->priv == PRV_S && (h->mstatus & MSTATUS_TW)))
                 goto illegal;
-            h->pc = next;
-            h->instret++;
             if (!((h->mip_sw | h->mip_hw) & h->mie))
                 h->wfi = true;
             h->slice_end = true;
-            continue;
-        case OP_SFENCE_VMA:
+            NEXT();
+        L_OP_SFENCE_VMA:
             if (h->priv == PRV_U || (h->priv == PRV_S && (h->mstatus & MSTATUS_TVM)))
                 goto illegal;
             rv64_tlb_flush(h);
             fpage = 1;
-            break;
+            NEXT();
 
-        case OP_CSRRW: case OP_CSRRS: case OP_CSRRC:
-        case OP_CSRRWI: case OP_CSRRSI: case OP_CSRRCI: {
+        L_OP_CSRRW: L_OP_CSRRS: L_OP_CSRRC:
+        L_OP_CSRRWI: L_OP_CSRRSI: L_OP_CSRRCI: {
             unsigned kind = d->op - (d->op >= OP_CSRRWI ? OP_CSRRWI : OP_CSRRW) + 1;
             uint64_t src = d->op >= OP_CSRRWI ? d->rs1 : rs1;
             bool do_write = kind == 1 || d->rs1 != 0;
@@ -298,12 +430,13 @@ uint64_t rv64_exec(struct rv64_hart *h, uint64_t budget)
             if (rv64_csr_rw(h, (unsigned)d->imm, kind, src, do_write, &old) < 0)
                 goto illegal;
             x[d->rd] = old;
-            break;
+            NEXT();
         }
 
-        case OP_LR_W: case OP_LR_D: {
+        L_OP_LR_W: L_OP_LR_D: {
             unsigned size = d->op == OP_LR_W ? 4 : 8;
             if (rs1 & (size - 1)) {
+                h->pc = pc;
                 rv64_trap(h, EXC_LOAD_MISALIGNED, rs1);
                 goto trapped;
             }
@@ -312,28 +445,29 @@ uint64_t rv64_exec(struct rv64_hart *h, uint64_t budget)
             x[d->rd] = size == 4 ? (uint64_t)(int32_t)v : v;
             h->resv_addr = rs1;
             h->resv_valid = true;
-            break;
+            NEXT();
         }
-        case OP_SC_W: case OP_SC_D: {
+        L_OP_SC_W: L_OP_SC_D: {
             unsigned size = d->op == OP_SC_W ? 4 : 8;
             void *p;
             if (rs1 & (size - 1)) {
+                h->pc = pc;
                 rv64_trap(h, EXC_STORE_MISALIGNED, rs1);
                 goto trapped;
             }
             if (!h->resv_valid || h->resv_addr != rs1) {
                 h->resv_valid = false;
                 x[d->rd] = 1;
-                break;
+                NEXT();
             }
             if ((c = rv64_amo_ptr(h, rs1, size, &p)))
                 goto fault;
             memcpy(p, &rs2, size);
             h->resv_valid = false;
             x[d->rd] = 0;
-            break;
+            NEXT();
         }
-        case OP_AMO_W: case OP_AMO_D: {
+        L_OP_AMO_W: L_OP_AMO_D: {
             bool w = d->op == OP_AMO_W;
             unsigned size = w ? 4 : 8;
             void *p;
@@ -344,46 +478,46 @@ uint64_t rv64_exec(struct rv64_hart *h, uint64_t budget)
             uint64_t nv = amo_calc((unsigned)d->imm, old, rs2, w);
             memcpy(p, &nv, size);
             x[d->rd] = w ? (uint64_t)(int32_t)old : old;
-            break;
+            NEXT();
         }
 
         /* ---- F and D ---- */
 #define FP_CHECK() do { if (unlikely(!(h->mstatus & MSTATUS_FS))) goto illegal; } while (0)
 #define FP_DIRTY() (h->mstatus |= MSTATUS_FS)
 #define FP_RM() do { if (unlikely((rm = rmode(h, d->rm)) < 0)) goto illegal; } while (0)
-        case OP_FLW:
+        L_OP_FLW:
             FP_CHECK();
             if (unlikely(c = load(h, rs1 + (uint64_t)d->imm, 4, &v)))
                 goto fault;
             h->f[d->rd] = BOX32(v);
             FP_DIRTY();
-            break;
-        case OP_FLD:
+            NEXT();
+        L_OP_FLD:
             FP_CHECK();
             if (unlikely(c = load(h, rs1 + (uint64_t)d->imm, 8, &v)))
                 goto fault;
             h->f[d->rd] = v;
             FP_DIRTY();
-            break;
-        case OP_FSW:
+            NEXT();
+        L_OP_FSW:
             FP_CHECK();
             if (unlikely(c = store(h, rs1 + (uint64_t)d->imm, 4, h->f[d->rs2])))
                 goto fault;
-            break;
-        case OP_FSD:
+            NEXT();
+        L_OP_FSD:
             FP_CHECK();
             if (unlikely(c = store(h, rs1 + (uint64_t)d->imm, 8, h->f[d->rs2])))
                 goto fault;
-            break;
-        case OP_FMA_S: case OP_FMA_D:
+            NEXT();
+        L_OP_FMA_S: L_OP_FMA_D:
             FP_CHECK();
             FP_RM();
             h->f[d->rd] = (d->op == OP_FMA_S ? fpu_fma_s : fpu_fma_d)(
                 &h->fpu, h->f[d->rs1], h->f[d->rs2], h->f[d->rs3], (int)(d->imm & 1),
                 (int)(d->imm >> 1), (unsigned)rm);
             FP_DIRTY();
-            break;
-        case OP_FOP2_S: case OP_FOP2_D:
+            NEXT();
+        L_OP_FOP2_S: L_OP_FOP2_D:
             FP_CHECK();
             if (d->imm <= FPU_DIV)
                 FP_RM();
@@ -392,90 +526,96 @@ uint64_t rv64_exec(struct rv64_hart *h, uint64_t budget)
             h->f[d->rd] = (d->op == OP_FOP2_S ? fpu_op2_s : fpu_op2_d)(
                 &h->fpu, (enum fpu_op2)d->imm, h->f[d->rs1], h->f[d->rs2], (unsigned)rm);
             FP_DIRTY();
-            break;
-        case OP_FSQRT_S: case OP_FSQRT_D:
+            NEXT();
+        L_OP_FSQRT_S: L_OP_FSQRT_D:
             FP_CHECK();
             FP_RM();
             h->f[d->rd] = (d->op == OP_FSQRT_S ? fpu_sqrt_s : fpu_sqrt_d)(&h->fpu, h->f[d->rs1],
                                                                           (unsigned)rm);
             FP_DIRTY();
-            break;
-        case OP_FCMP_S: case OP_FCMP_D:
+            NEXT();
+        L_OP_FCMP_S: L_OP_FCMP_D:
             FP_CHECK();
             x[d->rd] = (d->op == OP_FCMP_S ? fpu_cmp_s : fpu_cmp_d)(
                 &h->fpu, (enum fpu_cmp)d->imm, h->f[d->rs1], h->f[d->rs2]);
             FP_DIRTY();
-            break;
-        case OP_FCLASS_S:
+            NEXT();
+        L_OP_FCLASS_S:
             FP_CHECK();
             x[d->rd] = fpu_class_s(h->f[d->rs1]);
-            break;
-        case OP_FCLASS_D:
+            NEXT();
+        L_OP_FCLASS_D:
             FP_CHECK();
             x[d->rd] = fpu_class_d(h->f[d->rs1]);
-            break;
-        case OP_FCVT_I_S: case OP_FCVT_I_D:
+            NEXT();
+        L_OP_FCVT_I_S: L_OP_FCVT_I_D:
             FP_CHECK();
             FP_RM();
             x[d->rd] = (d->op == OP_FCVT_I_S ? fpu_to_int_s : fpu_to_int_d)(
                 &h->fpu, (enum fpu_int)d->imm, h->f[d->rs1], (unsigned)rm);
             FP_DIRTY();
-            break;
-        case OP_FCVT_S_I: case OP_FCVT_D_I:
+            NEXT();
+        L_OP_FCVT_S_I: L_OP_FCVT_D_I:
             FP_CHECK();
             FP_RM();
             h->f[d->rd] = (d->op == OP_FCVT_S_I ? fpu_from_int_s : fpu_from_int_d)(
                 &h->fpu, (enum fpu_int)d->imm, rs1, (unsigned)rm);
             FP_DIRTY();
-            break;
-        case OP_FCVT_S_D:
+            NEXT();
+        L_OP_FCVT_S_D:
             FP_CHECK();
             FP_RM();
             h->f[d->rd] = fpu_d_to_s(&h->fpu, h->f[d->rs1], (unsigned)rm);
             FP_DIRTY();
-            break;
-        case OP_FCVT_D_S:
+            NEXT();
+        L_OP_FCVT_D_S:
             FP_CHECK();
             FP_RM();
             h->f[d->rd] = fpu_s_to_d(&h->fpu, h->f[d->rs1]);
             FP_DIRTY();
-            break;
-        case OP_FMV_X_W:
+            NEXT();
+        L_OP_FMV_X_W:
             FP_CHECK();
             x[d->rd] = (uint64_t)(int32_t)h->f[d->rs1];
-            break;
-        case OP_FMV_X_D:
+            NEXT();
+        L_OP_FMV_X_D:
             FP_CHECK();
             x[d->rd] = h->f[d->rs1];
-            break;
-        case OP_FMV_W_X:
+            NEXT();
+        L_OP_FMV_W_X:
             FP_CHECK();
             h->f[d->rd] = BOX32(rs1);
             FP_DIRTY();
-            break;
-        case OP_FMV_D_X:
+            NEXT();
+        L_OP_FMV_D_X:
             FP_CHECK();
             h->f[d->rd] = rs1;
             FP_DIRTY();
-            break;
+            NEXT();
 
-        case OP_ILLEGAL:
-        default:
-            goto illegal;
-        }
-        x[0] = 0;
-        h->pc = next;
-        h->instret++;
-        continue;
 
-    illegal:
-        rv64_trap(h, EXC_ILLEGAL, d->raw);
-        goto trapped;
-    fault:
-        rv64_trap(h, (uint64_t)c, h->fault_tval);
-    trapped:
-        fpage = 1;
-        x[0] = 0;
-    }
+illegal:
+    h->pc = pc;
+    rv64_trap(h, EXC_ILLEGAL, d->raw);
+    goto trapped;
+fault:
+    h->pc = pc;
+    rv64_trap(h, (uint64_t)c, h->fault_tval);
+    goto trapped;
+fetch_fault:
+    n++;
+    h->pc = pc;
+    rv64_trap(h, (uint64_t)c, h->fault_tval);
+trapped:
+    x[0] = 0;
+redirected:
+    pc = h->pc;
+    fpage = 1;
+    DISPATCH();
+out:
+    h->pc = pc;
     return n;
+#undef DISPATCH
+#undef NEXT
+#undef TRACE
 }
