@@ -197,7 +197,8 @@ static int csr_read(struct rv64_hart *h, unsigned csr, uint64_t *v)
     case 0xc00: case 0xc01: case 0xc02: /* cycle, time, instret */
         if (!counter_allowed(h, csr - 0xc00))
             return -1;
-        *v = csr != 0xc01 ? h->instret : h->m->clint ? clint_mtime(h->m->clint) : 0;
+        *v = csr == 0xc00 ? h->instret + h->cycle_delta : csr == 0xc02 ? h->instret
+             : h->m->clint ? clint_mtime(h->m->clint) : 0;
         return 0;
     case 0x100: *v = read_mstatus(h) & SSTATUS_MASK; return 0;
     case 0x104: *v = h->mie & h->mideleg; return 0;
@@ -232,7 +233,8 @@ static int csr_read(struct rv64_hart *h, unsigned csr, uint64_t *v)
     case 0x344: *v = h->mip_sw | h->mip_hw; return 0;
     case 0x3a0: *v = h->pmpcfg[0]; return 0;
     case 0x3a2: *v = h->pmpcfg[1]; return 0;
-    case 0xb00: case 0xb02: *v = h->instret; return 0;
+    case 0xb00: *v = h->instret + h->cycle_delta; return 0;
+    case 0xb02: *v = h->instret; return 0;
     default:
         break;
     }
@@ -308,7 +310,7 @@ static int csr_write(struct rv64_hart *h, unsigned csr, uint64_t v)
     case 0x305: h->mtvec = v & ~2ull; return 0;
     case 0x306: h->mcounteren = v & 0xffffffff; return 0;
     case 0x30a: h->menvcfg = 0; return 0;
-    case 0x320: h->mcountinhibit = v & 0xfffffffdull; return 0;
+    case 0x320: h->mcountinhibit = 0; return 0; /* WARL: counters can't be inhibited */
     case 0x340: h->mscratch = v; return 0;
     case 0x341: h->mepc = v & ~1ull; return 0;
     case 0x342: h->mcause = v & (0x8000000000000000ull | 63); return 0;
@@ -319,7 +321,10 @@ static int csr_write(struct rv64_hart *h, unsigned csr, uint64_t v)
         return 0;
     case 0x3a0: h->pmpcfg[0] = v & 0x9f9f9f9f9f9f9f9full; return 0;
     case 0x3a2: h->pmpcfg[1] = v & 0x9f9f9f9f9f9f9f9full; return 0;
-    case 0xb00: case 0xb02: h->instret = v; return 0;
+    /* A counter written by an instruction reads back the written value
+     * after that instruction retires (which increments instret). */
+    case 0xb00: h->cycle_delta = v - 1 - h->instret; return 0;
+    case 0xb02: h->cycle_delta += h->instret - (v - 1); h->instret = v - 1; return 0;
     default:
         break;
     }

@@ -310,7 +310,7 @@ static void decode16(uint32_t c, struct rv64_insn *d)
                 if (imm)
                     set(d, OP_ADDI, 2, 2, 0, imm);
             } else if (imm6) {
-                set(d, OP_LUI, r, 0, 0, imm6 << 12);
+                set(d, OP_LUI, r, 0, 0, imm6 * 4096);
             }
             return;
         case 4: {

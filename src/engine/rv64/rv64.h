@@ -110,6 +110,7 @@ struct rv64_hart {
     uint64_t pmpcfg[2];       /* pmpcfg0, pmpcfg2: 16 entries (not enforced) */
     uint64_t pmpaddr[16];
     uint64_t instret;
+    uint64_t cycle_delta;     /* mcycle = instret + cycle_delta */
     uint64_t hartid;
 
     uint64_t resv_addr;
