@@ -78,13 +78,10 @@ endif
 asan:
 	$(MAKE) --no-print-directory SAN=1 all
 
-# Bare-metal riscv64 test programs (tests/guest/riscv64), if that tree exists.
+# Bare-metal riscv64 test programs (tests/guest/riscv64).  STRICT=1: Petrel
+# follows the privileged spec where QEMU 7.2 deviates (see their README).
 guest-tests:
-	@if [ -f tests/guest/riscv64/Makefile ]; then \
-		$(MAKE) --no-print-directory -C tests/guest/riscv64 OUT=$(abspath $(GUEST_TESTS_DIR)); \
-	else \
-		echo "guest-tests: no tests/guest/riscv64/Makefile, nothing to build"; \
-	fi
+	$(MAKE) --no-print-directory -C tests/guest/riscv64 STRICT=1 OUT=$(abspath $(GUEST_TESTS_DIR))
 
 # The whole suite.  A failing build step does not stop the run: pytest still
 # runs (tests needing the missing pieces fail) and prints its summary, then

@@ -14,7 +14,7 @@
 #include "core/vm.h"
 
 #define DEFAULT_MEM (512ull << 20)
-#define DEFAULT_APPEND "console=ttyS0"
+#define DEFAULT_APPEND "console=ttyS0 earlycon=sbi"
 #define MAX_MEM (64ull << 30)
 
 void cli_run_usage(void)

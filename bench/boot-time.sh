@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# Boot time and memory of the default riscv64 guest: Petrel vs QEMU, side by side.
+#
+#   bench/boot-time.sh [N]        (default N=5)
+#
+# Each side boots build/guest/riscv64 (make guest) N times to the busybox
+# shell, is sent `poweroff -f`, and is measured by /usr/bin/time -f '%e %M':
+# wall time of the whole run and peak RSS of the VMM process.  Prints the
+# medians and the petrel/qemu ratios.
+#
+# The command is typed once the shell prompt has appeared, on both sides.
+# Input written earlier (`printf 'poweroff -f\n' | qemu-system-riscv64 ...`)
+# is lost by QEMU: its UART hands the bytes to the guest before the Linux 8250
+# driver starts, which clears the FIFO, so QEMU would never power off.
+#
+# Environment: PETREL (default build/petrel), PETREL_ARGS (default
+# --memory 512M, to match QEMU's -m 512M), QEMU (default qemu-system-riscv64),
+# BENCH_TIMEOUT (seconds per boot, default 300).
+set -euo pipefail
+
+cd "$(dirname "$(readlink -f "$0")")/.."
+n=${1:-5}
+case "$n" in ''|*[!0-9]*|0) echo "usage: $0 [N>0]" >&2; exit 2 ;; esac
+
+guest=build/guest/riscv64
+petrel=${PETREL:-build/petrel}
+qemu=${QEMU:-qemu-system-riscv64}
+missing=0
+for f in "$petrel" "$guest/Image" "$guest/initramfs.cpio.gz" "$guest/fw_dynamic.bin"; do
+    [ -e "$f" ] || { echo "missing $f (run: make all guest)" >&2; missing=1; }
+done
+for t in "$qemu" /usr/bin/time /usr/bin/python3; do
+    command -v "$t" >/dev/null 2>&1 || { echo "missing $t (run: scripts/deps.sh test)" >&2; missing=1; }
+done
+[ "$missing" = 0 ] || exit 1
+
+# shellcheck disable=SC2206
+petrel_cmd=("$petrel" run ${PETREL_ARGS:---memory 512M})
+qemu_cmd=("$qemu" -M virt -m 512M -nographic
+          -bios "$guest/fw_dynamic.bin" -kernel "$guest/Image"
+          -initrd "$guest/initramfs.cpio.gz" -append console=ttyS0)
+
+exec /usr/bin/python3 - "$n" "${BENCH_TIMEOUT:-300}" "${#petrel_cmd[@]}" \
+    "${petrel_cmd[@]}" "${qemu_cmd[@]}" <<'EOF'
+import os, select, statistics, subprocess, sys, tempfile, time
+
+n, timeout, np_ = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
+sides = {"petrel": sys.argv[4:4 + np_], "qemu": sys.argv[4 + np_:]}
+PROMPT = b"petrel:/# "
+
+
+def one_boot(cmd, log):
+    """Boot once; return (wall s, peak RSS KiB, s to prompt) or raise."""
+    with tempfile.NamedTemporaryFile("r") as tf:
+        proc = subprocess.Popen(["/usr/bin/time", "-f", "%e %M", "-o", tf.name, *cmd],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT)
+        start = time.monotonic()
+        out, prompt_at = b"", None
+        fd = proc.stdout.fileno()
+        while True:
+            left = start + timeout - time.monotonic()
+            if left <= 0:
+                proc.kill()
+                proc.wait()
+                log.write(out)
+                raise RuntimeError(f"no poweroff within {timeout:.0f} s")
+            r, _, _ = select.select([fd], [], [], left)
+            if not r:
+                continue
+            data = os.read(fd, 65536)
+            if not data:
+                break
+            out += data
+            if prompt_at is None and PROMPT in out:
+                prompt_at = time.monotonic() - start
+                proc.stdin.write(b"poweroff -f\n")
+                proc.stdin.flush()
+        rc = proc.wait()
+        log.write(out)
+        if prompt_at is None or rc != 0:
+            raise RuntimeError(f"exit status {rc}, prompt {'seen' if prompt_at else 'never seen'}")
+        wall, rss = tf.read().split()[-2:]
+        return float(wall), int(rss), prompt_at
+
+
+results = {}
+for side, cmd in sides.items():
+    print(f"{side}: {' '.join(cmd)}", flush=True)
+    runs = []
+    with open(f"/tmp/petrel-bench-{side}.log", "wb") as log:
+        for i in range(n):
+            try:
+                wall, rss, prompt = one_boot(cmd, log)
+            except RuntimeError as e:
+                print(f"  run {i + 1}: FAILED: {e} (console log: {log.name})", flush=True)
+                continue
+            runs.append((wall, rss, prompt))
+            print(f"  run {i + 1}: {wall:.2f} s wall, {rss / 1024:.0f} MiB peak RSS, "
+                  f"prompt after {prompt:.2f} s", flush=True)
+    if runs:
+        results[side] = tuple(statistics.median(r[k] for r in runs) for k in range(3))
+
+print()
+print(f"default riscv64 guest, boot to shell + poweroff, median of {n} runs")
+print(f"{'':12}{'wall (s)':>10}{'peak RSS (MiB)':>16}{'to prompt (s)':>15}")
+for side, (wall, rss, prompt) in results.items():
+    print(f"{side:12}{wall:>10.2f}{rss / 1024:>16.0f}{prompt:>15.2f}")
+if len(results) == 2:
+    (pw, pr, pp), (qw, qr, qp) = results["petrel"], results["qemu"]
+    print(f"{'petrel/qemu':12}{pw / qw:>9.2f}x{pr / qr:>15.2f}x{pp / qp:>14.2f}x")
+sys.exit(0 if len(results) == 2 else 1)
+EOF

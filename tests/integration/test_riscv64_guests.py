@@ -1,0 +1,52 @@
+"""Bare-metal riscv64 guest programs (tests/guest/riscv64 -> build/guest-tests/
+riscv64/*.elf), each run on both builds without firmware (with 2 harts for
+the programs the Makefile lists in SMP_PROGS).  A program reports success by
+printing a line `PASS <name>` and powering off (exit status 0).
+"""
+
+import re
+
+import pytest
+
+from petrel_helpers import (FLAVORS, GUEST_TESTS_DIR, REPO_ROOT,
+                            assert_no_sanitizer_report, check, run_petrel,
+                            status_text)
+
+PETREL_TIMEOUT = 30          # petrel's own --timeout
+HARD_TIMEOUT = 120           # the test's, should petrel's not work
+
+
+def _smp_programs():
+    """Programs that need 2 harts: SMP_PROGS in tests/guest/riscv64/Makefile."""
+    makefile = REPO_ROOT / "tests" / "guest" / "riscv64" / "Makefile"
+    try:
+        m = re.search(r"^SMP_PROGS\s*:?=(.*)$", makefile.read_text(), re.M)
+    except OSError:
+        return set()
+    return set(m.group(1).split()) if m else set()
+
+
+def _elves():
+    return sorted(GUEST_TESTS_DIR.glob("*.elf"))
+
+
+def test_guest_programs_built():
+    check(_elves(), f"no riscv64 guest test programs in {GUEST_TESTS_DIR} "
+                    "(built by `make guest-tests` from tests/guest/riscv64)")
+
+
+@pytest.mark.parametrize("flavor", list(FLAVORS))
+@pytest.mark.parametrize("elf", [pytest.param(p, id=p.stem) for p in _elves()])
+def test_guest_program(flavor, elf):
+    cpus = ["--cpus", "2"] if elf.stem in _smp_programs() else []
+    result = run_petrel(flavor, ["run", "--firmware", "none", "--kernel", elf,
+                                 "--timeout", str(PETREL_TIMEOUT), *cpus],
+                        timeout=HARD_TIMEOUT)
+    if flavor == "asan":
+        assert_no_sanitizer_report(result)
+    fails = [l.strip() for l in result.lines if l.strip().startswith("FAIL")]
+    check(not result.timed_out and result.returncode == 0,
+          f"{elf.name}: {status_text(result)}" + (f": {fails[0]}" if fails else ""),
+          result)
+    check(f"PASS {elf.stem}" in [line.strip() for line in result.lines],
+          f"{elf.name}: no line 'PASS {elf.stem}' in the output", result)
