@@ -8,6 +8,7 @@ before the guest driver starts loses it: QEMU does).
 """
 
 import io
+import resource
 import subprocess
 import termios
 import time
@@ -249,3 +250,35 @@ def test_exit_status_timeout(tmp_path):
           f"exit status {proc.returncode}, expected {EXIT_TIMEOUT}", log)
     check(limit - 1 <= elapsed <= limit + 15,
           f"--timeout {limit} ended the run after {elapsed:.1f} s", log)
+
+
+# --- (f): SMP and idle --------------------------------------------------------
+
+def test_boot_two_cpus():
+    """--cpus 2: both harts come up under OpenSBI's HSM and Linux uses them."""
+    result = _boot("default", "nproc\npoweroff -f\n", extra_args=("--cpus", "2"))
+    assert_exit(result, EXIT_POWEROFF, "poweroff -f with --cpus 2")
+    check(any("Brought up 1 node, 2 CPUs" in line for line in result.lines),
+          "the kernel did not bring up 2 CPUs", result)
+    check("2" in [line.strip() for line in result.lines], "nproc did not print 2", result)
+
+
+def _child_cpu_seconds():
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def test_idle_guest_sleeps_in_wfi():
+    """An idle guest must not spin a host CPU: WFI sleeps until the next timer
+    or input.  Two boots differ only by 8 s of `sleep` in the guest; a VMM
+    that busy-waited would spend about 8 s more CPU on the second."""
+    t0 = _child_cpu_seconds()
+    quick = _boot("default", "poweroff -f\n")
+    t1 = _child_cpu_seconds()
+    idle = _boot("default", "sleep 8\npoweroff -f\n")
+    t2 = _child_cpu_seconds()
+    assert_exit(quick, EXIT_POWEROFF, "poweroff -f")
+    assert_exit(idle, EXIT_POWEROFF, "sleep 8; poweroff -f")
+    check(idle.elapsed >= 8, f"the guest's `sleep 8` took only {idle.elapsed:.1f} s", idle)
+    extra = (t2 - t1) - (t1 - t0)
+    check(extra < 4, f"8 s of guest idle cost {extra:.1f} s of host CPU (WFI spins?)", idle)
