@@ -33,10 +33,22 @@ $(BUILD)/tests/unit/%: tests/unit/%.c $(LIBOBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(LIBOBJS) $(LIBS)
 
-clean:
-	rm -rf build build-asan
+# libFuzzer targets (tests/fuzz), built with clang + ASan/UBSan into build-fuzz/.
+FUZZ_BUILD  := build-fuzz
+FUZZ_CFLAGS := -std=gnu11 -O1 -g -D_GNU_SOURCE -Isrc -Itests/unit -Wall -Wextra -Werror \
+               -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+FUZZERS     := $(patsubst tests/fuzz/%.c,$(FUZZ_BUILD)/%,$(wildcard tests/fuzz/fuzz_*.c))
 
-.PHONY: all clean
+fuzz: $(FUZZERS)
+
+$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(filter-out src/main.c,$(SRCS)) $(shell find src -name '*.h')
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -o $@ $< $(filter-out src/main.c,$(SRCS)) $(LIBS)
+
+clean:
+	rm -rf build build-asan build-fuzz
+
+.PHONY: all clean fuzz
 -include $(OBJS:.o=.d)
 
 # ---------------------------------------------------------------------------
@@ -93,6 +105,7 @@ check:
 	$(MAKE) --no-print-directory asan              || failed="$$failed asan"; \
 	$(MAKE) --no-print-directory guest             || failed="$$failed guest"; \
 	$(MAKE) --no-print-directory SAN=0 guest-tests || failed="$$failed guest-tests"; \
+	$(MAKE) --no-print-directory fuzz              || failed="$$failed fuzz"; \
 	if [ -n "$$failed" ]; then echo "make check: build steps FAILED:$$failed (running the tests anyway)" >&2; fi; \
 	rc=0; $(PYTHON) -m pytest -v $(PYTEST_ARGS) tests/ || rc=$$?; \
 	if [ -n "$$failed" ]; then echo "make check: build steps FAILED:$$failed" >&2; exit 1; fi; \
