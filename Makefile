@@ -81,7 +81,7 @@ run:
 	$(MAKE) --no-print-directory all
 	$(MAKE) --no-print-directory guest
 ifeq ($(SAN),1)
-	PETREL_GUEST_DIR=$(abspath $(GUEST_DIR)) ./$(BUILD)/petrel run $(RUN_ARGS)
+	PETREL_GUEST_DIR=$(abspath build/guest) ./$(BUILD)/petrel run $(RUN_ARGS)
 else
 	./$(BUILD)/petrel run $(RUN_ARGS)
 endif
@@ -94,6 +94,7 @@ asan:
 # follows the privileged spec where QEMU 7.2 deviates (see their README).
 guest-tests:
 	$(MAKE) --no-print-directory -C tests/guest/riscv64 STRICT=1 OUT=$(abspath $(GUEST_TESTS_DIR))
+	$(MAKE) --no-print-directory -C tests/guest/x86 STRICT=1 OUT=$(abspath build/guest-tests/x86_64-strict)
 
 # The whole suite.  A failing build step does not stop the run: pytest still
 # runs (tests needing the missing pieces fail) and prints its summary, then
@@ -104,6 +105,7 @@ check:
 	$(MAKE) --no-print-directory SAN=0 all         || failed="$$failed all"; \
 	$(MAKE) --no-print-directory asan              || failed="$$failed asan"; \
 	$(MAKE) --no-print-directory guest             || failed="$$failed guest"; \
+	$(MAKE) --no-print-directory guest-x86         || failed="$$failed guest-x86"; \
 	$(MAKE) --no-print-directory SAN=0 guest-tests || failed="$$failed guest-tests"; \
 	$(MAKE) --no-print-directory fuzz              || failed="$$failed fuzz"; \
 	if [ -n "$$failed" ]; then echo "make check: build steps FAILED:$$failed (running the tests anyway)" >&2; fi; \
@@ -112,3 +114,12 @@ check:
 	exit $$rc
 
 .PHONY: deps guest run asan guest-tests check
+
+# The default x86-64 guest (Debian bookworm cloud kernel + busybox), cached.
+GUEST_X86_DIR := build/guest/x86_64
+
+guest-x86:
+	scripts/deps.sh guest
+	images/build-x86_64.sh $(abspath $(GUEST_X86_DIR))
+
+.PHONY: guest-x86

@@ -18,7 +18,7 @@ pkgs_build=(gcc make libc6-dev libfdt-dev pkg-config)
 pkgs_guest=(apt debian-archive-keyring cpio xz-utils zstd gzip)
 pkgs_test=(python3 python3-pytest python3-pexpect
            gcc-riscv64-linux-gnu binutils-riscv64-linux-gnu libc6-dev-riscv64-cross
-           qemu-user-static device-tree-compiler qemu-system-misc time clang)
+           qemu-user-static device-tree-compiler qemu-system-misc qemu-system-x86 time bc clang)
 
 usage() {
     echo "usage: $0 [build|guest|test|all]..." >&2

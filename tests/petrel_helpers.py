@@ -157,7 +157,7 @@ def petrel_env(flavor, extra=None):
     none there, so it is pointed at the same one through PETREL_GUEST_DIR."""
     env = child_env(extra)
     if flavor != "default":
-        env.setdefault("PETREL_GUEST_DIR", str(GUEST_DIR))
+        env.setdefault("PETREL_GUEST_DIR", str(GUEST_DIR.parent))
     return env
 
 

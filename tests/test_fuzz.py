@@ -13,7 +13,7 @@ from petrel_helpers import GUEST_DIR, GUEST_TESTS_DIR, REPO_ROOT, fail
 
 FUZZ_DIR = REPO_ROOT / "build-fuzz"
 # (target, runs): sized for a few tens of seconds each in CI
-TARGETS = [("fuzz_rv64_exec", 20000), ("fuzz_loader", 300000)]
+TARGETS = [("fuzz_rv64_exec", 20000), ("fuzz_loader", 300000), ("fuzz_x86_boot", 300000)]
 
 
 def _seed_corpus(name, tmp_path):

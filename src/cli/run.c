@@ -10,6 +10,7 @@
 
 #include "arch/riscv/virt.h"
 #include "cli/cli.h"
+#include "core/board.h"
 #include "core/log.h"
 #include "core/vm.h"
 
@@ -26,19 +27,21 @@ void cli_run_usage(void)
         "With no options, boots the default riscv64 Debian guest.\n"
         "\n"
         "options:\n"
-        "  --arch riscv64|x86_64  guest architecture (default riscv64; x86_64 needs the kvm\n"
-        "                         engine, not available yet)\n"
-        "  --kernel FILE          kernel: a RISC-V Linux Image or a riscv64 ELF\n"
-        "                         (default: the default guest's kernel)\n"
+        "  --arch riscv64|x86_64  guest architecture (default riscv64, on Petrel's rv64 CPU;\n"
+        "                         x86_64 runs on /dev/kvm)\n"
+        "  --kernel FILE          kernel: riscv64: a Linux Image or an ELF; x86_64: a bzImage\n"
+        "                         or an ELF with a PVH entry (default: the default guest's)\n"
         "  --initrd FILE          initial ramdisk (default: the default guest's; with\n"
         "                         --kernel, none unless given)\n"
         "  --append CMDLINE       kernel command line (default \"" DEFAULT_APPEND "\")\n"
-        "  --firmware FILE|none   M-mode firmware loaded at RAM base (default: OpenSBI\n"
-        "                         fw_dynamic.bin of the default guest); 'none' enters the\n"
-        "                         kernel directly in M-mode (bare-metal programs)\n"
+        "  --firmware FILE|none   riscv64: M-mode firmware loaded at RAM base (default:\n"
+        "                         OpenSBI fw_dynamic.bin of the default guest); 'none'\n"
+        "                         enters the kernel in M-mode (bare-metal programs).\n"
+        "                         x86_64 boots kernels directly: none\n"
         "  --memory SIZE          guest RAM, e.g. 512M or 2G; a bare number is MiB\n"
         "                         (default 512M, at least 16M)\n"
-        "  --cpus N               number of virtual CPUs, 1..32 (default 1)\n"
+        "  --cpus N               number of virtual CPUs: riscv64 1..32, x86_64 1..64\n"
+        "                         (default 1)\n"
         "  --timeout SECONDS      stop the guest after SECONDS (watchdog), exit status 4\n"
         "  -v, --verbose          log more (repeat for debug output)\n"
         "  -h, --help             show this help\n"
@@ -51,8 +54,9 @@ void cli_run_usage(void)
         "2 guest rebooted, 3 guest kernel panic, 4 --timeout expired,\n"
         "5 guest powered off reporting failure.\n"
         "\n"
-        "The default guest is looked up in $PETREL_GUEST_DIR, else in\n"
-        "<directory of petrel>/guest/riscv64 (Image, initramfs.cpio.gz, fw_dynamic.bin).\n");
+        "The default guest is looked up in $PETREL_GUEST_DIR/<arch>, else in\n"
+        "<directory of petrel>/guest/<arch>: riscv64/{Image,initramfs.cpio.gz,\n"
+        "fw_dynamic.bin}, x86_64/{vmlinuz,initramfs.cpio.gz}.\n");
 }
 
 int cli_parse_size(const char *s, unsigned long long *out)
@@ -100,12 +104,13 @@ static int parse_uint(const char *s, unsigned long max, unsigned long *out)
     return 0;
 }
 
-/* The default guest directory: $PETREL_GUEST_DIR or <exe dir>/guest/riscv64 */
-static int default_guest_dir(char *buf, size_t len)
+/* The default guest directory: $PETREL_GUEST_DIR/<arch> or
+ * <exe dir>/guest/<arch> */
+static int default_guest_dir(const char *arch, char *buf, size_t len)
 {
     const char *env = getenv("PETREL_GUEST_DIR");
     if (env && *env) {
-        if (snprintf(buf, len, "%s", env) >= (int)len)
+        if (snprintf(buf, len, "%s/%s", env, arch) >= (int)len)
             return -1;
         return 0;
     }
@@ -117,7 +122,7 @@ static int default_guest_dir(char *buf, size_t len)
     char *slash = strrchr(exe, '/');
     if (slash)
         *slash = 0;
-    if (snprintf(buf, len, "%s/guest/riscv64", exe) >= (int)len)
+    if (snprintf(buf, len, "%s/guest/%s", exe, arch) >= (int)len)
         return -1;
     return 0;
 }
@@ -135,6 +140,7 @@ enum { OPT_ARCH = 256, OPT_KERNEL, OPT_INITRD, OPT_APPEND, OPT_FIRMWARE, OPT_MEM
 
 int cli_run(int argc, char **argv)
 {
+    uint64_t start_ns = time_now_ns();
     static const struct option opts[] = {
         { "arch", required_argument, NULL, OPT_ARCH },
         { "kernel", required_argument, NULL, OPT_KERNEL },
@@ -178,8 +184,8 @@ int cli_run(int argc, char **argv)
             cfg.mem_size = ull;
             break;
         case OPT_CPUS:
-            if (parse_uint(optarg, 32, &ul) < 0 || ul < 1)
-                return usage_error("invalid --cpus '%s' (1..32)", optarg);
+            if (parse_uint(optarg, 1024, &ul) < 0 || ul < 1)
+                return usage_error("invalid --cpus '%s' (a number from 1)", optarg);
             cfg.cpus = (unsigned)ul;
             break;
         case OPT_TIMEOUT:
@@ -197,24 +203,29 @@ int cli_run(int argc, char **argv)
         return usage_error("unexpected argument '%s'", argv[optind]);
     log_set_verbose(verbose);
 
-    if (!strcmp(cfg.arch, "x86_64")) {
-        fprintf(stderr, "petrel run: --arch x86_64 needs the kvm engine, which is not "
-                        "implemented yet\n");
+    static const struct board_ops *const boards[] = { &riscv_virt_board, &x86_pc_board };
+    const struct board_ops *board = NULL;
+    for (unsigned i = 0; i < sizeof(boards) / sizeof(boards[0]); i++)
+        if (!strcmp(cfg.arch, boards[i]->arch))
+            board = boards[i];
+    if (!board)
+        return usage_error("unknown --arch '%s' (riscv64 or x86_64)", cfg.arch);
+    if (cfg.cpus > board->max_cpus) {
+        fprintf(stderr, "petrel run: --cpus %u: %s guests have at most %u\n", cfg.cpus,
+                board->arch, board->max_cpus);
         return PETREL_EXIT_ERROR;
     }
-    if (strcmp(cfg.arch, "riscv64"))
-        return usage_error("unknown --arch '%s' (riscv64 or x86_64)", cfg.arch);
 
     /* default guest files */
     char dir[PATH_MAX + 32], kpath[PATH_MAX + 64], ipath[PATH_MAX + 64], fpath[PATH_MAX + 64];
-    bool have_dir = default_guest_dir(dir, sizeof(dir)) == 0;
+    bool have_dir = default_guest_dir(board->arch, dir, sizeof(dir)) == 0;
     if (!cfg.kernel) {
         if (!have_dir)
             return usage_error("%s", "cannot locate the default guest; pass --kernel");
-        snprintf(kpath, sizeof(kpath), "%s/Image", dir);
+        snprintf(kpath, sizeof(kpath), "%s/%s", dir, board->default_kernel);
         cfg.kernel = kpath;
-        if (!initrd_given) {
-            snprintf(ipath, sizeof(ipath), "%s/initramfs.cpio.gz", dir);
+        if (!initrd_given && board->default_initrd) {
+            snprintf(ipath, sizeof(ipath), "%s/%s", dir, board->default_initrd);
             cfg.initrd = ipath;
         }
     }
@@ -222,10 +233,10 @@ int cli_run(int argc, char **argv)
         cfg.firmware = NULL;
     } else if (firmware_opt) {
         cfg.firmware = firmware_opt;
-    } else {
+    } else if (board->default_firmware) {
         if (!have_dir)
             return usage_error("%s", "cannot locate the default firmware; pass --firmware");
-        snprintf(fpath, sizeof(fpath), "%s/fw_dynamic.bin", dir);
+        snprintf(fpath, sizeof(fpath), "%s/%s", dir, board->default_firmware);
         cfg.firmware = fpath;
     }
 
@@ -235,6 +246,7 @@ int cli_run(int argc, char **argv)
         return PETREL_EXIT_ERROR;
     }
     vm->cfg = cfg;
+    vm->start_ns = start_ns;
     struct err e = { "" };
     int status;
     if (console_init(&vm->con, STDIN_FILENO, STDOUT_FILENO, &e) < 0) {
@@ -242,7 +254,7 @@ int cli_run(int argc, char **argv)
         free(vm);
         return PETREL_EXIT_ERROR;
     }
-    if (riscv_virt_create(vm, &e) < 0) {
+    if (board->create(vm, &e) < 0) {
         console_restore(&vm->con);
         fprintf(stderr, "petrel run: %s\n", e.msg);
         free(vm);
@@ -252,7 +264,7 @@ int cli_run(int argc, char **argv)
         vm->deadline_ns = time_now_ns() + (uint64_t)cfg.timeout_s * 1000000000ull;
     log_info("booting %s with %lluM, %u cpu(s)", cfg.kernel,
              (unsigned long long)(cfg.mem_size >> 20), cfg.cpus);
-    riscv_virt_run(vm);
+    board->run(vm);
     console_restore(&vm->con);
     status = vm_exit_status(vm);
     if (vm->exit_reason != VM_EXIT_POWEROFF && vm->exit_reason != VM_EXIT_QUIT) {
@@ -262,7 +274,7 @@ int cli_run(int argc, char **argv)
         else
             fprintf(stderr, "petrel: %s\n", vm_exit_name(vm->exit_reason));
     }
-    riscv_virt_destroy(vm);
+    board->destroy(vm);
     free(vm);
     return status;
 }

@@ -121,21 +121,29 @@ static void input_byte(struct console *c, uint8_t ch)
         in_push(c, ch);
 }
 
+/* Wait up to timeout_ns until input can be read; true if it can.  Input is
+ * only read when the ring has room for it, so none is ever dropped. */
+static bool wait_readable(const struct console *c, uint64_t timeout_ns)
+{
+    struct timespec ts = { (time_t)(timeout_ns / 1000000000u), (long)(timeout_ns % 1000000000u) };
+    if (c->in_eof || c->in_len > CONSOLE_INBUF - 4096) {
+        if (timeout_ns)
+            nanosleep(&ts, NULL);
+        return false;
+    }
+    struct pollfd p = { .fd = c->in_fd, .events = POLLIN };
+    return ppoll(&p, 1, &ts, NULL) > 0 && (p.revents & (POLLIN | POLLHUP | POLLERR));
+}
+
+void console_wait(const struct console *c, uint64_t timeout_ns)
+{
+    wait_readable(c, timeout_ns);
+}
+
 void console_poll(struct console *c, uint64_t timeout_ns)
 {
     console_flush(c);
-    /* Only read when the ring has room, so input is never dropped. */
-    if (c->in_eof || c->in_len > CONSOLE_INBUF - 4096) {
-        if (timeout_ns) {
-            struct timespec ts = { (time_t)(timeout_ns / 1000000000u), (long)(timeout_ns % 1000000000u) };
-            nanosleep(&ts, NULL);
-        }
-        return;
-    }
-    struct pollfd p = { .fd = c->in_fd, .events = POLLIN };
-    struct timespec ts = { (time_t)(timeout_ns / 1000000000u), (long)(timeout_ns % 1000000000u) };
-    int n = ppoll(&p, 1, &ts, NULL);
-    if (n <= 0 || !(p.revents & (POLLIN | POLLHUP | POLLERR)))
+    if (!wait_readable(c, timeout_ns))
         return;
     uint8_t buf[4096];
     ssize_t r = read(c->in_fd, buf, sizeof(buf));

@@ -41,6 +41,9 @@ void console_restore(struct console *c);
 /* Wait up to timeout_ns (0 = don't wait) for input, read what is there and
  * flush pending output.  Calls on_input when new bytes arrived. */
 void console_poll(struct console *c, uint64_t timeout_ns);
+/* Wait up to timeout_ns for input without consuming it or touching the
+ * console's state (safe without the device lock). */
+void console_wait(const struct console *c, uint64_t timeout_ns);
 static inline bool console_has_input(const struct console *c) { return c->in_len > 0; }
 int console_getc(struct console *c);   /* -1 when empty */
 void console_putc(struct console *c, uint8_t ch);

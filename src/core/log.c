@@ -55,6 +55,14 @@ void log_error(const char *fmt, ...)
     va_end(ap);
 }
 
+void log_warn(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vlog("warning: ", fmt, ap);
+    va_end(ap);
+}
+
 void log_guest(struct log_limit *l, const char *fmt, ...)
 {
     uint64_t now = time_now_ns();

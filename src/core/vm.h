@@ -50,6 +50,7 @@ struct vm {
     enum vm_exit_reason exit_reason;
     uint32_t exit_code;     /* guest-provided detail (e.g. failure code) */
     uint64_t deadline_ns;   /* --timeout, 0 if none */
+    uint64_t start_ns;      /* when petrel started setting the VM up */
     void *board;            /* arch board state */
 };
 

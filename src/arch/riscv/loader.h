@@ -9,18 +9,8 @@
 #include <stdint.h>
 
 #include "core/log.h"
+#include "core/file.h"
 #include "core/memory.h"
-
-struct file_buf {
-    uint8_t *data;
-    size_t size;
-};
-
-/* Read a whole regular file of at most max_size bytes.  `what` names it in
- * error messages ("kernel", "initrd", ...). */
-int file_read(const char *path, size_t max_size, const char *what, struct file_buf *out,
-              struct err *e);
-void file_free(struct file_buf *f);
 
 enum image_kind { IMAGE_ELF, IMAGE_LINUX };
 

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "arch/riscv/loader.h"
+#include "core/board.h"
 #include "core/vm.h"
 #include "engine/rv64/rv64.h"
 
@@ -216,3 +217,14 @@ void riscv_virt_destroy(struct vm *vm)
     }
     gmem_free(&vm->mem);
 }
+
+const struct board_ops riscv_virt_board = {
+    .arch = "riscv64",
+    .default_kernel = "Image",
+    .default_initrd = "initramfs.cpio.gz",
+    .default_firmware = "fw_dynamic.bin",
+    .max_cpus = CLINT_MAX_HARTS,
+    .create = riscv_virt_create,
+    .run = riscv_virt_run,
+    .destroy = riscv_virt_destroy,
+};

@@ -1,0 +1,196 @@
+#include "arch/x86/pc.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "arch/x86/acpi.h"
+#include "arch/x86/boot.h"
+#include "core/board.h"
+#include "core/file.h"
+#include "core/vm.h"
+#include "engine/kvm/kvm.h"
+
+/* Called with the device lock held (from vCPU threads or the event loop). */
+static void com1_irq(void *opaque, int level)
+{
+    struct x86_pc *pc = opaque;
+    kvm_irq_line(pc->kvm, PC_COM1_IRQ, level);
+}
+
+static void console_input(void *opaque)
+{
+    struct x86_pc *pc = opaque;
+    uart16550_update(&pc->uart);
+}
+
+static void kbc_reset(void *opaque)
+{
+    struct x86_pc *pc = opaque;
+    vm_request_exit(pc->vm, VM_EXIT_REBOOT, 0);
+}
+
+static uint64_t sink_read(void *opaque, uint64_t off, unsigned size)
+{
+    (void)opaque; (void)off; (void)size;
+    return 0;
+}
+
+static void sink_write(void *opaque, uint64_t off, uint64_t val, unsigned size)
+{
+    (void)opaque; (void)off; (void)val; (void)size;
+}
+
+static const struct mmio_ops post_ops = { .read = sink_read, .write = sink_write };
+
+static void debug_exit_write(void *opaque, uint64_t off, uint64_t val, unsigned size)
+{
+    (void)off;
+    struct x86_pc *pc = opaque;
+    uint32_t v = (uint32_t)(val & (size >= 4 ? 0xffffffffull : (1ull << (8 * size)) - 1));
+    if (v == 0)
+        vm_request_exit(pc->vm, VM_EXIT_POWEROFF, 0);
+    else
+        vm_request_exit(pc->vm, VM_EXIT_GUEST_FAIL, v);
+}
+
+static const struct mmio_ops debug_exit_ops = { .read = sink_read, .write = debug_exit_write };
+
+/* ACPI sleep control/status registers (hardware-reduced ACPI, see the
+ * FADT): a write of SLP_EN with SLP_TYP = S5 is Linux's poweroff. */
+static void acpi_sleep_write(void *opaque, uint64_t off, uint64_t val, unsigned size)
+{
+    (void)size;
+    struct x86_pc *pc = opaque;
+    if (off == 0 && (val & X86_ACPI_SLP_EN) &&
+        ((val & X86_ACPI_SLP_TYP_MASK) >> X86_ACPI_SLP_TYP_SHIFT) == X86_ACPI_S5_SLP_TYP)
+        vm_request_exit(pc->vm, VM_EXIT_POWEROFF, 0);
+}
+
+static const struct mmio_ops acpi_sleep_ops = { .read = sink_read, .write = acpi_sleep_write };
+
+static int add_devices(struct x86_pc *pc, struct err *e)
+{
+    struct vm *vm = pc->vm;
+    int ret;
+    uart16550_init(&pc->uart, &vm->con, com1_irq, pc);
+    i8042_init(&pc->kbc, kbc_reset, pc);
+    cmos_rtc_init(&pc->rtc);
+    vm->con.on_input = console_input;
+    vm->con.opaque = pc;
+    if ((ret = bus_add(&pc->pio, PC_COM1_PORT, 8, &uart16550_ops, &pc->uart, "com1", e)) < 0 ||
+        (ret = bus_add(&pc->pio, I8042_DATA_PORT, 5, &i8042_ops, &pc->kbc, "i8042", e)) < 0 ||
+        (ret = bus_add(&pc->pio, CMOS_PORT, 2, &cmos_rtc_ops, &pc->rtc, "cmos", e)) < 0 ||
+        (ret = bus_add(&pc->pio, PC_DEBUG_EXIT_PORT, 2, &debug_exit_ops, pc, "debug-exit", e)) < 0 ||
+        (ret = bus_add(&pc->pio, PC_POST_PORT, 1, &post_ops, pc, "post", e)) < 0 ||
+        (ret = bus_add(&pc->pio, X86_ACPI_SLEEP_CTL_PORT, 2, &acpi_sleep_ops, pc, "acpi-sleep",
+                       e)) < 0)
+        return ret;
+    return 0;
+}
+
+static int load_and_boot(struct x86_pc *pc, struct err *e)
+{
+    struct vm *vm = pc->vm;
+    const struct vm_config *c = &vm->cfg;
+    struct file_buf kf = { 0 }, inf = { 0 };
+    char *cmdline = NULL;
+    int ret = file_read(c->kernel, c->mem_size, "kernel", &kf, e);
+    if (ret < 0)
+        goto out;
+    int is_pvh;
+    if ((ret = x86_kernel_probe(kf.data, kf.size, c->kernel, &is_pvh, e)) < 0)
+        goto out;
+    if (c->initrd && (ret = file_read(c->initrd, c->mem_size, "initrd", &inf, e)) < 0)
+        goto out;
+    const char *append = c->append ? c->append : "";
+    if (pc->kvm->pvm && x86_kernel_is_linux(kf.data, kf.size)) {
+        if (asprintf(&cmdline, "%s%s%s", append, *append ? " " : "", PC_PVM_CMDLINE) < 0) {
+            cmdline = NULL;
+            ret = err_set(e, -ENOMEM, "out of memory");
+            goto out;
+        }
+        log_warn("/dev/kvm is PVM (software virtualization): guest kernel code is "
+                  "emulated slowly; adding '%s' to the command line", PC_PVM_CMDLINE);
+    }
+    struct x86_boot_config bc = {
+        .kernel = kf.data, .kernel_size = kf.size, .kernel_name = c->kernel,
+        .initrd = inf.data, .initrd_size = inf.size,
+        .cmdline = cmdline ? cmdline : append, .mem_size = c->mem_size, .ncpus = c->cpus,
+    };
+    struct x86_entry entry;
+    if ((ret = x86_boot_setup(&vm->mem, &bc, &entry, e)) < 0)
+        goto out;
+    ret = kvm_create_vcpus(pc->kvm, c->cpus, &entry, e);
+out:
+    free(cmdline);
+    file_free(&kf);
+    file_free(&inf);
+    return ret;
+}
+
+static void pc_destroy(struct vm *vm);
+
+static int pc_create(struct vm *vm, struct err *e)
+{
+    const struct vm_config *c = &vm->cfg;
+    if (c->firmware)
+        return err_set(e, -EINVAL, "x86_64 guests boot their kernel directly: --firmware must "
+                       "be 'none' or left out");
+    if (!c->kernel)
+        return err_set(e, -EINVAL, "x86_64 needs --kernel");
+    struct x86_pc *pc = calloc(1, sizeof(*pc));
+    if (!pc)
+        return err_set(e, -ENOMEM, "out of memory");
+    vm->board = pc;
+    pc->vm = vm;
+    int ret;
+    pc->kvm = kvm_new(vm, &vm->bus, &pc->pio, e);
+    if (!pc->kvm) {
+        ret = -ENODEV;
+        goto fail;
+    }
+    uint64_t base[2], size[2];
+    unsigned n = x86_ram_layout(c->mem_size, base, size);
+    for (unsigned i = 0; i < n; i++) {
+        if ((ret = gmem_add_ram(&vm->mem, base[i], size[i], e)) < 0 ||
+            (ret = kvm_add_ram(pc->kvm, base[i], size[i], gmem_ptr(&vm->mem, base[i], size[i]),
+                               e)) < 0)
+            goto fail;
+    }
+    if ((ret = add_devices(pc, e)) < 0 || (ret = load_and_boot(pc, e)) < 0)
+        goto fail;
+    return 0;
+fail:
+    pc_destroy(vm);
+    return ret;
+}
+
+static void pc_run(struct vm *vm)
+{
+    struct x86_pc *pc = vm->board;
+    kvm_run(pc->kvm);
+}
+
+static void pc_destroy(struct vm *vm)
+{
+    struct x86_pc *pc = vm->board;
+    if (pc) {
+        kvm_free(pc->kvm);
+        free(pc);
+        vm->board = NULL;
+    }
+    gmem_free(&vm->mem);
+}
+
+const struct board_ops x86_pc_board = {
+    .arch = "x86_64",
+    .default_kernel = "vmlinuz",
+    .default_initrd = "initramfs.cpio.gz",
+    .default_firmware = NULL,
+    .max_cpus = KVM_MAX_VCPUS,
+    .create = pc_create,
+    .run = pc_run,
+    .destroy = pc_destroy,
+};

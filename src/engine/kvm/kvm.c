@@ -1,0 +1,248 @@
+/* kvm: the VM (memory, irqchip, PIT), vCPU threads and the event loop. */
+#include "engine/kvm/kvm.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/kvm.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "core/vm.h"
+
+#define KVM_TSS_ADDR 0xfffbd000ull
+#define KVM_IDENTITY_MAP_ADDR 0xfffbc000ull
+#define EVENT_POLL_NS 10000000ull /* console flush / input latency bound */
+
+static void kick_handler(int sig) { (void)sig; }
+
+/* GSI routing of a PC: ISA IRQs 0-15 to the two PICs, GSIs 0-23 to the
+ * IOAPIC pins, except that IRQ 0 (the PIT) reaches IOAPIC pin 2 and the
+ * cascade (GSI 2) reaches no IOAPIC pin, as the MP table and MADT say. */
+static int set_gsi_routing(struct kvm_machine *k, struct err *e)
+{
+    enum { N = 16 + 23 };
+    struct kvm_irq_routing *rt = calloc(1, sizeof(*rt) + N * sizeof(rt->entries[0]));
+    if (!rt)
+        return err_set(e, -ENOMEM, "out of memory");
+    unsigned n = 0;
+    for (unsigned irq = 0; irq < 16; irq++)
+        rt->entries[n++] = (struct kvm_irq_routing_entry){
+            .gsi = irq, .type = KVM_IRQ_ROUTING_IRQCHIP,
+            .u.irqchip = { .irqchip = irq < 8 ? KVM_IRQCHIP_PIC_MASTER : KVM_IRQCHIP_PIC_SLAVE,
+                           .pin = irq & 7 } };
+    for (unsigned gsi = 0; gsi < 24; gsi++) {
+        if (gsi == 2)
+            continue;
+        rt->entries[n++] = (struct kvm_irq_routing_entry){
+            .gsi = gsi, .type = KVM_IRQ_ROUTING_IRQCHIP,
+            .u.irqchip = { .irqchip = KVM_IRQCHIP_IOAPIC, .pin = gsi == 0 ? 2 : gsi } };
+    }
+    rt->nr = n;
+    int ret = 0;
+    if (ioctl(k->vm_fd, KVM_SET_GSI_ROUTING, rt) < 0)
+        ret = err_set(e, -errno, "KVM_SET_GSI_ROUTING: %s", strerror(errno));
+    free(rt);
+    return ret;
+}
+
+struct kvm_machine *kvm_new(struct vm *vm, struct bus *mmio, struct bus *pio, struct err *e)
+{
+    struct kvm_machine *k = calloc(1, sizeof(*k));
+    if (!k) {
+        err_set(e, -ENOMEM, "out of memory");
+        return NULL;
+    }
+    k->vm = vm;
+    k->mmio = mmio;
+    k->pio = pio;
+    k->vm_fd = -1;
+    pthread_mutex_init(&k->dev_lock, NULL);
+    k->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+    if (k->kvm_fd < 0) {
+        err_set(e, -errno, "cannot open /dev/kvm: %s (x86_64 guests need KVM)", strerror(errno));
+        goto fail;
+    }
+    int api = ioctl(k->kvm_fd, KVM_GET_API_VERSION, 0);
+    if (api != KVM_API_VERSION) {
+        err_set(e, -ENOTSUP, "/dev/kvm has API version %d, petrel needs %d", api,
+                KVM_API_VERSION);
+        goto fail;
+    }
+    static const struct { int cap; const char *name; } need[] = {
+        { KVM_CAP_IRQCHIP, "IRQCHIP" }, { KVM_CAP_PIT2, "PIT2" },
+        { KVM_CAP_IMMEDIATE_EXIT, "IMMEDIATE_EXIT" }, { KVM_CAP_USER_MEMORY, "USER_MEMORY" },
+    };
+    for (unsigned i = 0; i < sizeof(need) / sizeof(need[0]); i++)
+        if (ioctl(k->kvm_fd, KVM_CHECK_EXTENSION, need[i].cap) <= 0) {
+            err_set(e, -ENOTSUP, "/dev/kvm lacks KVM_CAP_%s", need[i].name);
+            goto fail;
+        }
+    k->vm_fd = ioctl(k->kvm_fd, KVM_CREATE_VM, 0);
+    if (k->vm_fd < 0) {
+        err_set(e, -errno, "KVM_CREATE_VM: %s", strerror(errno));
+        goto fail;
+    }
+    k->run_size = ioctl(k->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+    if (k->run_size <= 0) {
+        err_set(e, -EINVAL, "KVM_GET_VCPU_MMAP_SIZE failed");
+        goto fail;
+    }
+    k->pvm = access("/sys/module/kvm_pvm", F_OK) == 0;
+    if (ioctl(k->vm_fd, KVM_SET_TSS_ADDR, (unsigned long)KVM_TSS_ADDR) < 0) {
+        err_set(e, -errno, "KVM_SET_TSS_ADDR: %s", strerror(errno));
+        goto fail;
+    }
+    uint64_t idmap = KVM_IDENTITY_MAP_ADDR;
+    ioctl(k->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &idmap); /* optional (Intel real mode) */
+    if (ioctl(k->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0) {
+        err_set(e, -errno, "KVM_CREATE_IRQCHIP: %s", strerror(errno));
+        goto fail;
+    }
+    if (set_gsi_routing(k, e) < 0)
+        goto fail;
+    struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
+    if (ioctl(k->vm_fd, KVM_CREATE_PIT2, &pit) < 0) {
+        err_set(e, -errno, "KVM_CREATE_PIT2: %s", strerror(errno));
+        goto fail;
+    }
+    struct sigaction sa = { .sa_handler = kick_handler }; /* no SA_RESTART */
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGUSR1, &sa, NULL);
+    return k;
+fail:
+    kvm_free(k);
+    return NULL;
+}
+
+void kvm_free(struct kvm_machine *k)
+{
+    if (!k)
+        return;
+    for (unsigned i = 0; i < k->nvcpus; i++) {
+        struct kvm_vcpu *v = &k->vcpus[i];
+        if (v->run)
+            munmap(v->run, (size_t)k->run_size);
+        if (v->fd >= 0)
+            close(v->fd);
+    }
+    if (k->vm_fd >= 0)
+        close(k->vm_fd);
+    if (k->kvm_fd >= 0)
+        close(k->kvm_fd);
+    pthread_mutex_destroy(&k->dev_lock);
+    free(k);
+}
+
+int kvm_add_ram(struct kvm_machine *k, uint64_t gpa, uint64_t size, void *hva, struct err *e)
+{
+    struct kvm_userspace_memory_region r = {
+        .slot = k->nslots, .guest_phys_addr = gpa, .memory_size = size,
+        .userspace_addr = (uintptr_t)hva,
+    };
+    if (ioctl(k->vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0)
+        return err_set(e, -errno, "KVM_SET_USER_MEMORY_REGION (%llu MiB at 0x%llx): %s",
+                       (unsigned long long)(size >> 20), (unsigned long long)gpa,
+                       strerror(errno));
+    k->nslots++;
+    return 0;
+}
+
+int kvm_create_vcpus(struct kvm_machine *k, unsigned n, const struct x86_entry *entry,
+                     struct err *e)
+{
+    if (n < 1 || n > KVM_MAX_VCPUS)
+        return err_set(e, -EINVAL, "--cpus must be between 1 and %d", KVM_MAX_VCPUS);
+    int max = ioctl(k->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_MAX_VCPUS);
+    if (max > 0 && (int)n > max)
+        return err_set(e, -EINVAL, "--cpus %u: this host's KVM supports at most %d", n, max);
+    for (unsigned i = 0; i < n; i++) {
+        struct kvm_vcpu *v = &k->vcpus[i];
+        v->k = k;
+        v->index = i;
+        v->fd = ioctl(k->vm_fd, KVM_CREATE_VCPU, (unsigned long)i);
+        k->nvcpus = i + 1;
+        if (v->fd < 0)
+            return err_set(e, -errno, "KVM_CREATE_VCPU %u: %s", i, strerror(errno));
+        v->run = mmap(NULL, (size_t)k->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, v->fd, 0);
+        if (v->run == MAP_FAILED) {
+            v->run = NULL;
+            return err_set(e, -errno, "mmap of vCPU %u's kvm_run: %s", i, strerror(errno));
+        }
+        int ret = kvm_vcpu_setup(v, i == 0 ? entry : NULL, e);
+        if (ret < 0)
+            return ret;
+    }
+    return 0;
+}
+
+void kvm_irq_line(struct kvm_machine *k, unsigned irq, int level)
+{
+    struct kvm_irq_level l = { .irq = irq, .level = (uint32_t)level };
+    ioctl(k->vm_fd, KVM_IRQ_LINE, &l);
+}
+
+static void kick_all(struct kvm_machine *k)
+{
+    for (unsigned i = 0; i < k->nvcpus; i++) {
+        struct kvm_vcpu *v = &k->vcpus[i];
+        __atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+        if (v->started)
+            pthread_kill(v->thread, SIGUSR1);
+    }
+}
+
+void kvm_run(struct kvm_machine *k)
+{
+    struct vm *vm = k->vm;
+    for (unsigned i = 0; i < k->nvcpus; i++) {
+        struct kvm_vcpu *v = &k->vcpus[i];
+        if (pthread_create(&v->thread, NULL, kvm_vcpu_thread, v) != 0) {
+            pthread_mutex_lock(&k->dev_lock);
+            log_error("cannot start the thread of vCPU %u", i);
+            vm_request_exit(vm, VM_EXIT_ERROR, 0);
+            pthread_mutex_unlock(&k->dev_lock);
+            break;
+        }
+        v->started = true;
+    }
+    /* Event loop: wait for console input without the lock, then handle it
+     * (and flush output, check the watchdog) with the lock held. */
+    for (;;) {
+        pthread_mutex_lock(&k->dev_lock);
+        bool done = vm->exit_reason != VM_RUNNING;
+        pthread_mutex_unlock(&k->dev_lock);
+        if (done)
+            break;
+        console_wait(&vm->con, EVENT_POLL_NS);
+        pthread_mutex_lock(&k->dev_lock);
+        vm_poll(vm, 0);
+        pthread_mutex_unlock(&k->dev_lock);
+    }
+    kick_all(k);
+    for (unsigned i = 0; i < k->nvcpus; i++)
+        if (k->vcpus[i].started)
+            pthread_join(k->vcpus[i].thread, NULL);
+    pthread_mutex_lock(&k->dev_lock);
+    console_flush(&vm->con);
+    pthread_mutex_unlock(&k->dev_lock);
+    if (log_verbose() >= 2)
+        for (unsigned i = 0; i < k->nvcpus; i++) {
+            struct kvm_regs r;
+            struct kvm_sregs s;
+            struct kvm_mp_state mp = { 0 };
+            if (ioctl(k->vcpus[i].fd, KVM_GET_REGS, &r) < 0 ||
+                ioctl(k->vcpus[i].fd, KVM_GET_SREGS, &s) < 0)
+                continue;
+            ioctl(k->vcpus[i].fd, KVM_GET_MP_STATE, &mp);
+            log_debug("vCPU %u: rip=%016llx rsp=%016llx rflags=%llx cr0=%llx cr3=%llx cr4=%llx "
+                      "efer=%llx cs=%x mp_state=%u", i, (unsigned long long)r.rip,
+                      (unsigned long long)r.rsp, (unsigned long long)r.rflags,
+                      (unsigned long long)s.cr0, (unsigned long long)s.cr3,
+                      (unsigned long long)s.cr4, (unsigned long long)s.efer, s.cs.selector,
+                      mp.mp_state);
+        }
+}
