@@ -17,26 +17,7 @@
 #include "core/log.h"
 #include "core/memory.h"
 
-static int pass, fail;
-
-#define CHECK(cond, ...)                                                    \
-    do {                                                                    \
-        if (cond) {                                                         \
-            pass++;                                                         \
-        } else {                                                            \
-            fail++;                                                         \
-            printf("FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);          \
-            printf(__VA_ARGS__);                                            \
-            printf("\n");                                                   \
-        }                                                                   \
-    } while (0)
-
-#define EQ(got, want)                                                       \
-    do {                                                                    \
-        unsigned long long g_ = (unsigned long long)(got);                  \
-        unsigned long long w_ = (unsigned long long)(want);                 \
-        CHECK(g_ == w_, "got 0x%llx, want 0x%llx", g_, w_);                 \
-    } while (0)
+#include "unit.h"
 
 #define MiB (1ull << 20)
 
@@ -494,7 +475,7 @@ static void test_direct(unsigned ncpus)
     struct gmem m;
     struct err e = { "" };
     if (mem_new(&m, 4 * MiB) < 0) {
-        fail++;
+        unit_fail++;
         return;
     }
     int ret = x86_acpi_write(&m, ncpus, &e);
@@ -510,7 +491,7 @@ static void test_stale(void)
     struct gmem m;
     struct err e = { "" };
     if (mem_new(&m, 4 * MiB) < 0) {
-        fail++;
+        unit_fail++;
         return;
     }
     uint8_t *bios = gmem_ptr(&m, BIOS_START, BIOS_END - BIOS_START);
@@ -531,7 +512,7 @@ static void test_errors(void)
     struct gmem m;
     struct err e = { "" };
     if (mem_new(&m, 4 * MiB) < 0) {
-        fail++;
+        unit_fail++;
         return;
     }
     EQ(x86_acpi_write(&m, 0, &e), -EINVAL);
@@ -541,7 +522,7 @@ static void test_errors(void)
     /* RAM that stops below the BIOS area. */
     memset(&m, 0, sizeof(m));
     if (gmem_add_ram(&m, 0, 0x80000, &e) < 0) {
-        fail++;
+        unit_fail++;
         return;
     }
     EQ(x86_acpi_write(&m, 1, &e), -EFAULT);
@@ -621,7 +602,7 @@ static void test_boot(int pvh, unsigned ncpus)
     struct x86_entry en;
     const uint64_t mem_size = 64 * MiB;
     if (mem_new(&m, mem_size) < 0) {
-        fail++;
+        unit_fail++;
         return;
     }
     size_t ksize;
@@ -662,6 +643,5 @@ int main(void)
     test_boot(0, 4);
     test_boot(1, 1);
     test_boot(1, 4);
-    printf("test_x86_acpi: %d passed, %d failed\n", pass, fail);
-    return fail ? 1 : 0;
+    return unit_done("test_x86_acpi");
 }

@@ -13,26 +13,7 @@
 #include "core/log.h"
 #include "core/memory.h"
 
-static int pass, fail;
-
-#define CHECK(cond, ...)                                                    \
-    do {                                                                    \
-        if (cond) {                                                         \
-            pass++;                                                         \
-        } else {                                                            \
-            fail++;                                                         \
-            printf("FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);          \
-            printf(__VA_ARGS__);                                            \
-            printf("\n");                                                   \
-        }                                                                   \
-    } while (0)
-
-#define EQ(got, want)                                                       \
-    do {                                                                    \
-        unsigned long long g_ = (unsigned long long)(got);                  \
-        unsigned long long w_ = (unsigned long long)(want);                 \
-        CHECK(g_ == w_, "got 0x%llx, want 0x%llx", g_, w_);                 \
-    } while (0)
+#include "unit.h"
 
 #define MiB (1ull << 20)
 #define GiB (1ull << 30)
@@ -462,7 +443,7 @@ static void test_bzimage(uint64_t mem_size, unsigned ncpus)
 {
     struct gmem m;
     if (mem_new(&m, mem_size) < 0) {
-        fail++;
+        unit_fail++;
         return;
     }
     size_t ksize, isize = 3 * 4096 + 123;
@@ -544,7 +525,7 @@ static void test_bzimage_variants(void)
 {
     struct gmem m;
     if (mem_new(&m, 256 * MiB) < 0) {
-        fail++;
+        unit_fail++;
         return;
     }
     size_t ksize;
@@ -612,7 +593,7 @@ static void test_pvh(int is64, uint64_t mem_size, enum note_at note)
 {
     struct gmem m;
     if (mem_new(&m, mem_size) < 0) {
-        fail++;
+        unit_fail++;
         return;
     }
     struct elf_spec s = { .is64 = is64, .paddr = 0x200000, .filesz = 0x3000 + 77,
@@ -692,7 +673,7 @@ static void test_mptable_sizes(void)
 {
     struct gmem m;
     if (mem_new(&m, 64 * MiB) < 0) {
-        fail++;
+        unit_fail++;
         return;
     }
     size_t ksize;
@@ -736,7 +717,7 @@ static void test_rejections(void)
     struct gmem m;
     const uint64_t mem = 64 * MiB;
     if (mem_new(&m, mem) < 0) {
-        fail++;
+        unit_fail++;
         return;
     }
     size_t ksize, esize;
@@ -932,7 +913,7 @@ static void test_debian_kernel(void)
     const uint64_t mem = 512 * MiB;
     struct gmem m;
     if (mem_new(&m, mem) < 0) {
-        fail++;
+        unit_fail++;
         free(k);
         free(initrd);
         return;
@@ -999,6 +980,5 @@ int main(void)
     test_mptable_sizes();
     test_rejections();
     test_debian_kernel();
-    printf("test_x86_boot: %d passed, %d failed\n", pass, fail);
-    return fail ? 1 : 0;
+    return unit_done("test_x86_boot");
 }

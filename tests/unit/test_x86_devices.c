@@ -6,18 +6,7 @@
 #include "devices/cmos_rtc.h"
 #include "devices/i8042.h"
 
-static int pass, fail;
-#define EQ(a, b)                                                                          \
-    do {                                                                                  \
-        unsigned long long a_ = (unsigned long long)(a), b_ = (unsigned long long)(b);     \
-        if (a_ == b_) {                                                                   \
-            pass++;                                                                       \
-        } else {                                                                          \
-            fail++;                                                                       \
-            printf("FAIL %s:%d: %s == %s: got 0x%llx want 0x%llx\n", __FILE__, __LINE__, #a, \
-                   #b, a_, b_);                                                           \
-        }                                                                                 \
-    } while (0)
+#include "unit.h"
 
 static int resets;
 static void on_reset(void *opaque) { (void)opaque; resets++; }
@@ -92,6 +81,5 @@ int main(void)
 {
     test_i8042();
     test_cmos();
-    printf("test_x86_devices: %d passed, %d failed\n", pass, fail);
-    return fail != 0;
+    return unit_done("test_x86_devices");
 }
