@@ -17,7 +17,9 @@
 #define PC_POST_PORT 0x80
 /* Kernel command-line flags that keep Linux clear of the instructions a
  * PVM host cannot emulate in guest kernel mode (HOST-NOTES.md). */
-#define PC_PVM_CMDLINE "noxsave clearcpuid=cx16,smap,popcnt cryptomgr.notests nowatchdog"
+#define PC_PVM_CMDLINE                                                                \
+    "noxsave clearcpuid=cx16,smap,popcnt,ssse3,sse4_1,sse4_2,pclmulqdq,aes,sha_ni "   \
+    "cryptomgr.notests nowatchdog"
 
 struct kvm_machine;
 struct vm;
