@@ -8,7 +8,9 @@
 #                      linux-image-cloud-amd64 dependency, a bzImage (boot
 #                      protocol 2.12+, 64-bit entry), kept as is
 #   initramfs.cpio.gz  gzip'd newc cpio: static busybox + /init (see
-#                      initramfs_stage in images/lib-apt.sh)
+#                      initramfs_stage in images/lib-apt.sh), and the
+#                      kernel's virtio and ext4 modules (those that are
+#                      modules), loaded by /init (see initramfs_modules)
 #   VERSIONS           the Debian packages and versions used
 #
 # Packages come from bookworm (amd64) through apt with a private
@@ -67,6 +69,7 @@ busybox="$bbroot/usr/bin/busybox"
 
 stage="$apt_dir/initramfs"
 initramfs_stage "$stage" "$busybox" x86_64 build-x86_64.sh
+initramfs_modules "$stage" "$kroot" "${guest_modules_virtio[@]}" "${guest_modules_ext4[@]}"
 
 tmp=$(mktemp -d "$outdir/.build.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT

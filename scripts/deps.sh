@@ -15,7 +15,7 @@
 set -euo pipefail
 
 pkgs_build=(gcc make libc6-dev libfdt-dev pkg-config)
-pkgs_guest=(apt debian-archive-keyring cpio xz-utils zstd gzip)
+pkgs_guest=(apt debian-archive-keyring cpio xz-utils zstd gzip kmod)
 pkgs_test=(python3 python3-pytest python3-pexpect
            gcc-riscv64-linux-gnu binutils-riscv64-linux-gnu libc6-dev-riscv64-cross
            qemu-user-static device-tree-compiler qemu-system-misc qemu-system-x86 time bc clang)
