@@ -5,6 +5,7 @@ with its report.  Longer campaigns: build-fuzz/fuzz_<name> -max_total_time=600.
 """
 
 import shutil
+import struct
 import subprocess
 
 import pytest
@@ -13,7 +14,44 @@ from petrel_helpers import GUEST_DIR, GUEST_TESTS_DIR, REPO_ROOT, fail
 
 FUZZ_DIR = REPO_ROOT / "build-fuzz"
 # (target, runs): sized for a few tens of seconds each in CI
-TARGETS = [("fuzz_rv64_exec", 20000), ("fuzz_loader", 300000), ("fuzz_x86_boot", 300000)]
+TARGETS = [("fuzz_rv64_exec", 20000), ("fuzz_loader", 300000), ("fuzz_x86_boot", 300000),
+           ("fuzz_virtqueue", 60000)]
+
+
+def _virtqueue_seeds():
+    """Well-formed starting points for fuzz_virtqueue (its input layout is in
+    tests/fuzz/fuzz_virtqueue.c): a queue of 8 with its descriptor table at
+    RAM + 0, avail ring at + 0x1000, used ring at + 0x2000."""
+    ram_base, nxt, wr, ind = 0x80000000, 1, 2, 4
+
+    def desc(addr, length, flags, next_=0):
+        return struct.pack("<QIHH", ram_base + addr, length, flags, next_)
+
+    def seed(descs, heads, indirect=(), ops=()):
+        ram = bytearray(0x3000)
+        for i, d in enumerate(descs):
+            ram[16 * i:16 * i + 16] = d
+        ram[0x1002:0x1004] = struct.pack("<H", len(heads))
+        for i, h in enumerate(heads):
+            ram[0x1004 + 2 * i:0x1006 + 2 * i] = struct.pack("<H", h)
+        for i, d in enumerate(indirect):
+            ram[0x2800 + 16 * i:0x2810 + 16 * i] = d
+        # flags: EVENT_IDX | INDIRECT_DESC | VERSION_1 (bit 2 set = offered)
+        header = struct.pack("<BHHHHHB", 7, 8, 0, 0x1000, 0x2000, len(ram), 16)
+        return header + bytes(ram) + b"".join(struct.pack("<BBHI", *op) for op in ops)
+
+    return {
+        "simple": seed([desc(0x4000, 64, wr)], [0]),
+        "chain": seed([desc(0x4000, 16, nxt, 1), desc(0x4100, 32, nxt | wr, 2),
+                       desc(0x4200, 8, wr)], [0]),
+        "indirect": seed([desc(0x2800, 48, ind)], [0],
+                         indirect=[desc(0x4000, 8, nxt, 1), desc(0x4100, 8, nxt | wr, 2),
+                                   desc(0x4200, 8, wr)]),
+        "loop": seed([desc(0x4000, 16, nxt | wr, 1), desc(0x4100, 32, nxt | wr, 0)], [0]),
+        "ops": seed([desc(0x4000, 64, wr)] * 8, list(range(8)),
+                    ops=[(6, 2, 0, 1), (4, 2, 0, 0), (1, 2, 0x1000, 0), (0, 2, 0x14, 0),
+                         (7, 2, 0, 0x00064000), (6, 2, 0, 3), (2, 2, 0x04, 6), (3, 2, 0x10, 0)]),
+    }
 
 
 def _seed_corpus(name, tmp_path):
@@ -26,6 +64,9 @@ def _seed_corpus(name, tmp_path):
         image = GUEST_DIR / "Image"
         if image.exists():
             (corpus / "image-head").write_bytes(image.read_bytes()[:65536])
+    elif name == "fuzz_virtqueue":
+        for seed_name, data in _virtqueue_seeds().items():
+            (corpus / seed_name).write_bytes(data)
     return corpus
 
 

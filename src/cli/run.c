@@ -13,6 +13,7 @@
 #include "core/board.h"
 #include "core/log.h"
 #include "core/vm.h"
+#include "virtio/virtio_pci.h"
 
 #define DEFAULT_MEM (512ull << 20)
 #define DEFAULT_APPEND "console=ttyS0 earlycon=sbi"
@@ -43,6 +44,10 @@ void cli_run_usage(void)
         "  --cpus N               number of virtual CPUs: riscv64 1..32, x86_64 1..64\n"
         "                         (default 1)\n"
         "  --timeout SECONDS      stop the guest after SECONDS (watchdog), exit status 4\n"
+        "  --device NAME          add a virtio PCI device (riscv64; repeatable, at most 16):\n"
+        "                           virtio-rng  entropy source fed from the host's getrandom()\n"
+        "                                       (the guest's /dev/hwrng)\n"
+        "                         No device is added unless asked for.\n"
         "  -v, --verbose          log more (repeat for debug output)\n"
         "  -h, --help             show this help\n"
         "\n"
@@ -136,7 +141,7 @@ static int usage_error(const char *fmt, const char *arg)
 }
 
 enum { OPT_ARCH = 256, OPT_KERNEL, OPT_INITRD, OPT_APPEND, OPT_FIRMWARE, OPT_MEMORY, OPT_CPUS,
-       OPT_TIMEOUT };
+       OPT_TIMEOUT, OPT_DEVICE };
 
 int cli_run(int argc, char **argv)
 {
@@ -150,6 +155,7 @@ int cli_run(int argc, char **argv)
         { "memory", required_argument, NULL, OPT_MEMORY },
         { "cpus", required_argument, NULL, OPT_CPUS },
         { "timeout", required_argument, NULL, OPT_TIMEOUT },
+        { "device", required_argument, NULL, OPT_DEVICE },
         { "verbose", no_argument, NULL, 'v' },
         { "help", no_argument, NULL, 'h' },
         { 0 },
@@ -192,6 +198,14 @@ int cli_run(int argc, char **argv)
             if (parse_uint(optarg, 1000000, &ul) < 0 || ul < 1)
                 return usage_error("invalid --timeout '%s' (seconds, 1..1000000)", optarg);
             cfg.timeout_s = (unsigned)ul;
+            break;
+        case OPT_DEVICE:
+            if (!virtio_device_known(optarg))
+                return usage_error("unknown --device '%s' (known: " VIRTIO_DEVICE_NAMES ")",
+                                   optarg);
+            if (cfg.ndevices >= VM_MAX_DEVICES)
+                return usage_error("too many --device options (at most %s)", "16");
+            cfg.devices[cfg.ndevices++] = optarg;
             break;
         case 'v': verbose++; break;
         case 'h': cli_run_usage(); return 0;

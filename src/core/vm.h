@@ -31,6 +31,8 @@ enum vm_exit_reason {
     VM_EXIT_ERROR,
 };
 
+#define VM_MAX_DEVICES 16
+
 struct vm_config {
     const char *arch;       /* "riscv64" or "x86_64" */
     const char *kernel;
@@ -40,6 +42,8 @@ struct vm_config {
     uint64_t mem_size;
     unsigned cpus;
     unsigned timeout_s;     /* 0: no watchdog */
+    const char *devices[VM_MAX_DEVICES];   /* --device NAME, in order */
+    unsigned ndevices;
 };
 
 struct vm {

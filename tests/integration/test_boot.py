@@ -28,7 +28,7 @@ BOOT_TIMEOUT = 300           # --timeout for a boot on the default build
 ASAN_BOOT_TIMEOUT = 600      # ... and on the ASan build
 SLACK = 60                   # extra time the test allows before killing petrel
 RUN_FLAGS = ("--arch", "--kernel", "--initrd", "--append", "--firmware",
-             "--memory", "--cpus", "--timeout")
+             "--memory", "--cpus", "--timeout", "--device")
 
 
 def _boot(flavor, input, *, timeout=BOOT_TIMEOUT, extra_args=(), env=None):

@@ -46,6 +46,48 @@ static int begin_node_at(void *fdt, const char *name, uint64_t addr)
     return fdt_begin_node(fdt, n);
 }
 
+/* The PCIe host bridge: ECAM, one 32-bit memory window, INTx swizzled onto
+ * PLIC sources VIRT_PCI_IRQ_BASE + (slot + pin - 1) % 4 like pci_intx_line(). */
+static int add_pci_node(void *fdt, struct err *e)
+{
+    CHECK(begin_node_at(fdt, "pci", VIRT_PCI_ECAM_BASE));
+    CHECK(fdt_property_string(fdt, "compatible", "pci-host-ecam-generic"));
+    CHECK(fdt_property_string(fdt, "device_type", "pci"));
+    CHECK(fdt_property_u32(fdt, "#address-cells", 3));
+    CHECK(fdt_property_u32(fdt, "#size-cells", 2));
+    CHECK(fdt_property_u32(fdt, "#interrupt-cells", 1));
+    CHECK(fdt_property_u32(fdt, "linux,pci-domain", 0));
+    fdt32_t bus_range[2] = { cpu_to_fdt32(0), cpu_to_fdt32(VIRT_PCI_ECAM_SIZE / (1u << 20) - 1) };
+    CHECK(fdt_property(fdt, "bus-range", bus_range, sizeof(bus_range)));
+    CHECK(prop_reg(fdt, VIRT_PCI_ECAM_BASE, VIRT_PCI_ECAM_SIZE));
+    /* (pci space: 32-bit memory, pci address) (cpu address) (size) */
+    fdt32_t ranges[7] = {
+        cpu_to_fdt32(0x02000000), cpu_to_fdt32(VIRT_PCI_MMIO_BASE >> 32),
+        cpu_to_fdt32((uint32_t)VIRT_PCI_MMIO_BASE),
+        cpu_to_fdt32(VIRT_PCI_MMIO_BASE >> 32), cpu_to_fdt32((uint32_t)VIRT_PCI_MMIO_BASE),
+        cpu_to_fdt32(VIRT_PCI_MMIO_SIZE >> 32), cpu_to_fdt32((uint32_t)VIRT_PCI_MMIO_SIZE),
+    };
+    CHECK(fdt_property(fdt, "ranges", ranges, sizeof(ranges)));
+    CHECK(fdt_property(fdt, "dma-coherent", NULL, 0));
+    fdt32_t mask[4] = { cpu_to_fdt32(0x1800), 0, 0, cpu_to_fdt32(7) };
+    CHECK(fdt_property(fdt, "interrupt-map-mask", mask, sizeof(mask)));
+    /* per entry: child unit address (3), child pin (1), PLIC phandle, source */
+    fdt32_t map[PCI_INTX_LINES * 4 * 6];
+    unsigned n = 0;
+    for (unsigned slot = 0; slot < PCI_INTX_LINES; slot++)
+        for (unsigned pin = 1; pin <= 4; pin++) {
+            map[n++] = cpu_to_fdt32(slot << 11);
+            map[n++] = 0;
+            map[n++] = 0;
+            map[n++] = cpu_to_fdt32(pin);
+            map[n++] = cpu_to_fdt32(PH_PLIC);
+            map[n++] = cpu_to_fdt32(VIRT_PCI_IRQ_BASE + pci_intx_line(slot, pin));
+        }
+    CHECK(fdt_property(fdt, "interrupt-map", map, sizeof(map)));
+    CHECK(fdt_end_node(fdt));
+    return 0;
+}
+
 int riscv_fdt_build(const struct fdt_params *p, void *buf, size_t size, struct err *e)
 {
     void *fdt = buf;
@@ -152,6 +194,10 @@ int riscv_fdt_build(const struct fdt_params *p, void *buf, size_t size, struct e
     CHECK(fdt_property_u32(fdt, "offset", 0));
     CHECK(fdt_property_u32(fdt, "value", 0x7777));
     CHECK(fdt_end_node(fdt));
+
+    int ret = add_pci_node(fdt, e);
+    if (ret < 0)
+        return ret;
 
     CHECK(fdt_end_node(fdt)); /* soc */
     CHECK(fdt_end_node(fdt)); /* root */

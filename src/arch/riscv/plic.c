@@ -4,6 +4,12 @@
 
 #include "engine/rv64/rv64.h"
 
+#define PLIC_PENDING 0x1000
+#define PLIC_ENABLE 0x2000
+#define PLIC_ENABLE_STRIDE 0x80
+#define PLIC_CONTEXT 0x200000
+#define PLIC_CONTEXT_STRIDE 0x1000
+
 void plic_init(struct plic *p, struct rv64_hart **harts, unsigned nharts)
 {
     memset(p, 0, sizeof(*p));
@@ -14,14 +20,19 @@ void plic_init(struct plic *p, struct rv64_hart **harts, unsigned nharts)
 /* Best claimable source for a context: highest priority, then lowest id. */
 static unsigned best_source(const struct plic *p, unsigned ctx, uint32_t min_prio)
 {
-    uint32_t cand = p->pending & p->enable[ctx] & ~1u;
     unsigned best = 0;
     uint32_t best_prio = min_prio;
-    for (unsigned s = 1; s < PLIC_NSRC; s++)
-        if ((cand >> s & 1) && p->prio[s] > best_prio) {
-            best = s;
-            best_prio = p->prio[s];
+    for (unsigned w = 0; w < PLIC_WORDS; w++) {
+        uint32_t cand = p->pending[w] & p->enable[ctx][w];
+        while (cand) {
+            unsigned s = 32 * w + (unsigned)__builtin_ctz(cand);
+            cand &= cand - 1;
+            if (s != 0 && p->prio[s] > best_prio) {
+                best = s;
+                best_prio = p->prio[s];
+            }
         }
+    }
     return best;
 }
 
@@ -37,14 +48,15 @@ void plic_set_irq(struct plic *p, unsigned src, int level)
 {
     if (src == 0 || src >= PLIC_NSRC)
         return;
-    uint32_t bit = 1u << src;
+    unsigned w = src / 32;
+    uint32_t bit = 1u << (src % 32);
     if (level) {
-        p->level |= bit;
-        if (!(p->claimed & bit))
-            p->pending |= bit;
+        p->level[w] |= bit;
+        if (!(p->claimed[w] & bit))
+            p->pending[w] |= bit;
     } else {
-        p->level &= ~bit;
-        p->pending &= ~bit;
+        p->level[w] &= ~bit;
+        p->pending[w] &= ~bit;
     }
     plic_update(p);
 }
@@ -55,15 +67,16 @@ static uint64_t plic_read(void *opaque, uint64_t off, unsigned size)
     struct plic *p = opaque;
     if (off < 4 * PLIC_NSRC)
         return p->prio[off / 4];
-    if (off == 0x1000)
-        return p->pending;
-    if (off >= 0x2000 && off < 0x200000) {
-        unsigned ctx = (unsigned)((off - 0x2000) / 0x80);
-        return (ctx < p->nctx && (off & 0x7f) == 0) ? p->enable[ctx] : 0;
+    if (off >= PLIC_PENDING && off < PLIC_PENDING + 4 * PLIC_WORDS)
+        return p->pending[(off - PLIC_PENDING) / 4];
+    if (off >= PLIC_ENABLE && off < PLIC_CONTEXT) {
+        unsigned ctx = (unsigned)((off - PLIC_ENABLE) / PLIC_ENABLE_STRIDE);
+        unsigned w = (unsigned)((off - PLIC_ENABLE) % PLIC_ENABLE_STRIDE) / 4;
+        return (ctx < p->nctx && w < PLIC_WORDS) ? p->enable[ctx][w] : 0;
     }
-    if (off >= 0x200000) {
-        unsigned ctx = (unsigned)((off - 0x200000) / 0x1000);
-        unsigned reg = (unsigned)(off & 0xfff);
+    if (off >= PLIC_CONTEXT) {
+        unsigned ctx = (unsigned)((off - PLIC_CONTEXT) / PLIC_CONTEXT_STRIDE);
+        unsigned reg = (unsigned)(off % PLIC_CONTEXT_STRIDE);
         if (ctx >= p->nctx)
             return 0;
         if (reg == 0)
@@ -71,8 +84,8 @@ static uint64_t plic_read(void *opaque, uint64_t off, unsigned size)
         if (reg == 4) { /* claim */
             unsigned s = best_source(p, ctx, 0);
             if (s) {
-                p->pending &= ~(1u << s);
-                p->claimed |= 1u << s;
+                p->pending[s / 32] &= ~(1u << (s % 32));
+                p->claimed[s / 32] |= 1u << (s % 32);
                 plic_update(p);
             }
             return s;
@@ -88,22 +101,24 @@ static void plic_write(void *opaque, uint64_t off, uint64_t val, unsigned size)
     if (off < 4 * PLIC_NSRC) {
         if (off >= 4)
             p->prio[off / 4] = (uint32_t)val & 7;
-    } else if (off >= 0x2000 && off < 0x200000) {
-        unsigned ctx = (unsigned)((off - 0x2000) / 0x80);
-        if (ctx < p->nctx && (off & 0x7f) == 0)
-            p->enable[ctx] = (uint32_t)val & ~1u;
-    } else if (off >= 0x200000) {
-        unsigned ctx = (unsigned)((off - 0x200000) / 0x1000);
-        unsigned reg = (unsigned)(off & 0xfff);
+    } else if (off >= PLIC_ENABLE && off < PLIC_CONTEXT) {
+        unsigned ctx = (unsigned)((off - PLIC_ENABLE) / PLIC_ENABLE_STRIDE);
+        unsigned w = (unsigned)((off - PLIC_ENABLE) % PLIC_ENABLE_STRIDE) / 4;
+        if (ctx < p->nctx && w < PLIC_WORDS)
+            p->enable[ctx][w] = (uint32_t)val & (w == 0 ? ~1u : ~0u); /* source 0 */
+    } else if (off >= PLIC_CONTEXT) {
+        unsigned ctx = (unsigned)((off - PLIC_CONTEXT) / PLIC_CONTEXT_STRIDE);
+        unsigned reg = (unsigned)(off % PLIC_CONTEXT_STRIDE);
         if (ctx >= p->nctx)
             return;
         if (reg == 0) {
             p->threshold[ctx] = (uint32_t)val & 7;
         } else if (reg == 4 && val > 0 && val < PLIC_NSRC) { /* complete */
-            uint32_t bit = 1u << val;
-            p->claimed &= ~bit;
-            if (p->level & bit)
-                p->pending |= bit;
+            unsigned w = (unsigned)val / 32;
+            uint32_t bit = 1u << (val % 32);
+            p->claimed[w] &= ~bit;
+            if (p->level[w] & bit)
+                p->pending[w] |= bit;
         }
     }
     plic_update(p);

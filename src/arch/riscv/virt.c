@@ -8,6 +8,7 @@
 #include "core/board.h"
 #include "core/vm.h"
 #include "engine/rv64/rv64.h"
+#include "virtio/virtio_pci.h"
 
 #define FDT_SIZE 0x10000ull
 #define FW_MAX_SIZE 0x200000ull      /* firmware must end below RAM + 2 MiB */
@@ -49,6 +50,13 @@ static void uart_irq(void *opaque, int level)
 {
     struct riscv_virt *b = opaque;
     plic_set_irq(&b->plic, VIRT_UART_IRQ, level);
+}
+
+/* PCI INTx line -> PLIC source (the FDT's interrupt-map says the same) */
+static void pci_intx(void *opaque, unsigned line, bool level)
+{
+    struct riscv_virt *b = opaque;
+    plic_set_irq(&b->plic, VIRT_PCI_IRQ_BASE + line, level);
 }
 
 static void console_input(void *opaque)
@@ -188,6 +196,14 @@ int riscv_virt_create(struct vm *vm, struct err *e)
         (ret = bus_add(&vm->bus, PLIC_BASE, PLIC_SIZE, &plic_ops, &b->plic, "plic", e)) < 0 ||
         (ret = bus_add(&vm->bus, VIRT_UART_BASE, 0x100, &uart16550_ops, &b->uart, "uart", e)) < 0)
         goto fail;
+    pci_bus_init(&b->pci, &vm->bus, VIRT_PCI_MMIO_BASE, VIRT_PCI_MMIO_SIZE, pci_intx, b);
+    b->pci_ready = true;
+    if ((ret = bus_add(&vm->bus, VIRT_PCI_ECAM_BASE, VIRT_PCI_ECAM_SIZE, &pci_ecam_ops, &b->pci,
+                       "pci-ecam", e)) < 0)
+        goto fail;
+    for (unsigned i = 0; i < c->ndevices; i++)
+        if ((ret = virtio_pci_create(c->devices[i], &b->pci, &vm->mem, e)) < 0)
+            goto fail;
     for (unsigned i = 0; i < c->cpus; i++)
         rv64_hart_reset(b->cpu->harts[i], entry, fdt_addr, info_addr);
     return 0;
@@ -200,17 +216,22 @@ void riscv_virt_run(struct vm *vm)
 {
     struct riscv_virt *b = vm->board;
     rv64_run(b->cpu);
-    log_debug("plic: level=%08x pending=%08x claimed=%08x enable[0..3]=%08x %08x %08x %08x "
+    const struct plic *p = &b->plic;
+    log_debug("plic: level=%08x:%08x pending=%08x:%08x claimed=%08x:%08x "
+              "enable[0..3]=%08x:%08x %08x:%08x %08x:%08x %08x:%08x "
               "uart: ier=%02x lcr=%02x thr_ipending=%d rx_enabled=%d irq=%d",
-              b->plic.level, b->plic.pending, b->plic.claimed, b->plic.enable[0],
-              b->plic.enable[1], b->plic.enable[2], b->plic.enable[3], b->uart.ier, b->uart.lcr,
-              b->uart.thr_ipending, b->uart.rx_enabled, b->uart.irq_level);
+              p->level[1], p->level[0], p->pending[1], p->pending[0], p->claimed[1],
+              p->claimed[0], p->enable[0][1], p->enable[0][0], p->enable[1][1], p->enable[1][0],
+              p->enable[2][1], p->enable[2][0], p->enable[3][1], p->enable[3][0], b->uart.ier,
+              b->uart.lcr, b->uart.thr_ipending, b->uart.rx_enabled, b->uart.irq_level);
 }
 
 void riscv_virt_destroy(struct vm *vm)
 {
     struct riscv_virt *b = vm->board;
     if (b) {
+        if (b->pci_ready)
+            pci_bus_destroy(&b->pci);
         rv64_free(b->cpu);
         free(b);
         vm->board = NULL;

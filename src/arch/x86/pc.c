@@ -140,6 +140,9 @@ static int pc_create(struct vm *vm, struct err *e)
                        "be 'none' or left out");
     if (!c->kernel)
         return err_set(e, -EINVAL, "x86_64 needs --kernel");
+    if (c->ndevices)
+        return err_set(e, -ENOTSUP, "--device %s: x86_64 guests have no PCI devices yet",
+                       c->devices[0]);
     struct x86_pc *pc = calloc(1, sizeof(*pc));
     if (!pc)
         return err_set(e, -ENOMEM, "out of memory");

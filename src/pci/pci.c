@@ -1,0 +1,316 @@
+/* PCI root bus, type 0 config space, BARs and INTx (design in pci.h). */
+#include "pci/pci.h"
+
+#include <errno.h>
+#include <string.h>
+
+#define COMMAND_WMASK (PCI_COMMAND_IO | PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER | \
+                       PCI_COMMAND_PARITY | PCI_COMMAND_SERR | PCI_COMMAND_INTX_DISABLE)
+
+void pci_bus_init(struct pci_bus *pb, struct bus *mmio, uint64_t mem_base, uint64_t mem_size,
+                  void (*set_intx)(void *opaque, unsigned line, bool level), void *intx_opaque)
+{
+    memset(pb, 0, sizeof(*pb));
+    pb->mmio = mmio;
+    pb->mem_base = mem_base;
+    pb->mem_size = mem_size;
+    pb->mem_next = mem_base;
+    pb->set_intx = set_intx;
+    pb->intx_opaque = intx_opaque;
+}
+
+void pci_bus_destroy(struct pci_bus *pb)
+{
+    for (unsigned s = 0; s < PCI_MAX_SLOTS; s++) {
+        struct pci_device *d = pb->dev[s];
+        if (!d)
+            continue;
+        for (unsigned i = 0; i < PCI_NUM_BARS; i++)
+            if (d->bar[i].region >= 0) {
+                bus_remove(pb->mmio, d->bar[i].region);
+                d->bar[i].region = -1;
+            }
+        pb->dev[s] = NULL;
+        if (d->ops && d->ops->destroy)
+            d->ops->destroy(d);
+    }
+}
+
+void pci_cfg_set16(struct pci_device *d, unsigned off, uint16_t v)
+{
+    d->cfg[off] = (uint8_t)v;
+    d->cfg[off + 1] = (uint8_t)(v >> 8);
+}
+
+void pci_cfg_set32(struct pci_device *d, unsigned off, uint32_t v)
+{
+    for (unsigned i = 0; i < 4; i++)
+        d->cfg[off + i] = (uint8_t)(v >> (8 * i));
+}
+
+void pci_set_writable(struct pci_device *d, unsigned off, unsigned len)
+{
+    if (off < PCI_CFG_SIZE && len <= PCI_CFG_SIZE - off)
+        memset(&d->wmask[off], 0xff, len);
+}
+
+void pci_device_init(struct pci_device *d, const char *name, const struct pci_device_ops *ops,
+                     uint16_t vendor, uint16_t device, uint32_t class_code, uint8_t revision,
+                     uint16_t subsys_vendor, uint16_t subsys_id)
+{
+    memset(d->cfg, 0, sizeof(d->cfg));
+    memset(d->wmask, 0, sizeof(d->wmask));
+    memset(d->bar, 0, sizeof(d->bar));
+    d->bus = NULL;
+    d->name = name;
+    d->ops = ops;
+    d->slot = 0;
+    d->cap_end = PCI_CAP_START;
+    d->cap_last = 0;
+    d->intx_level = false;
+    for (unsigned i = 0; i < PCI_NUM_BARS; i++)
+        d->bar[i].region = -1;
+    pci_cfg_set16(d, PCI_VENDOR_ID, vendor);
+    pci_cfg_set16(d, PCI_DEVICE_ID, device);
+    pci_cfg_set16(d, PCI_COMMAND, 0);
+    pci_cfg_set16(d, PCI_STATUS, 0);
+    d->cfg[PCI_REVISION_ID] = revision;
+    d->cfg[PCI_CLASS_PROG] = (uint8_t)class_code;
+    d->cfg[PCI_CLASS_PROG + 1] = (uint8_t)(class_code >> 8);
+    d->cfg[PCI_CLASS_PROG + 2] = (uint8_t)(class_code >> 16);
+    d->cfg[PCI_HEADER_TYPE] = 0; /* type 0, single function */
+    pci_cfg_set16(d, PCI_SUBSYSTEM_VENDOR_ID, subsys_vendor);
+    pci_cfg_set16(d, PCI_SUBSYSTEM_ID, subsys_id);
+    d->cfg[PCI_INTERRUPT_PIN] = 1; /* INTA */
+    d->wmask[PCI_COMMAND] = (uint8_t)COMMAND_WMASK;
+    d->wmask[PCI_COMMAND + 1] = (uint8_t)(COMMAND_WMASK >> 8);
+    d->wmask[PCI_INTERRUPT_LINE] = 0xff;
+    d->wmask[0x0c] = 0xff;  /* cache line size: scratch, Linux writes it */
+    d->wmask[0x0d] = 0xff;  /* latency timer */
+}
+
+int pci_device_set_bar(struct pci_device *d, unsigned idx, uint64_t size,
+                       const struct mmio_ops *ops, void *opaque, struct err *e)
+{
+    if (idx >= PCI_NUM_BARS - 1 || (idx & 1))
+        return err_set(e, -EINVAL, "%s: BAR %u cannot hold a 64-bit BAR", d->name, idx);
+    if (size < PCI_BAR_MIN_SIZE || (size & (size - 1)))
+        return err_set(e, -EINVAL, "%s: BAR size 0x%llx is not a power of two >= 4K", d->name,
+                       (unsigned long long)size);
+    d->bar[idx] = (struct pci_bar){ .size = size, .ops = ops, .opaque = opaque, .region = -1 };
+    unsigned reg = PCI_BAR0 + 4 * idx;
+    uint64_t mask = ~(size - 1);
+    pci_cfg_set32(d, reg, PCI_BAR_MEM_TYPE_64);
+    pci_cfg_set32(d, reg + 4, 0);
+    uint32_t lo = (uint32_t)mask & ~0xfu, hi = (uint32_t)(mask >> 32);
+    for (unsigned i = 0; i < 4; i++) {
+        d->wmask[reg + i] = (uint8_t)(lo >> (8 * i));
+        d->wmask[reg + 4 + i] = (uint8_t)(hi >> (8 * i));
+    }
+    return 0;
+}
+
+int pci_add_cap(struct pci_device *d, uint8_t id, const void *body, unsigned len, struct err *e)
+{
+    unsigned off = (d->cap_end + 3) & ~3u;
+    /* standard capabilities live in the first 256 bytes */
+    if (len < 2 || len > 0x100 - PCI_CAP_START || off + len > 0x100)
+        return err_set(e, -ENOSPC, "%s: no room for a %u-byte capability", d->name, len);
+    memcpy(&d->cfg[off], body, len);
+    d->cfg[off] = id;
+    d->cfg[off + 1] = 0;
+    if (d->cap_last)
+        d->cfg[d->cap_last + 1] = (uint8_t)off;
+    else
+        d->cfg[PCI_CAPABILITY_LIST] = (uint8_t)off;
+    d->cap_last = (uint8_t)off;
+    d->cap_end = off + len;
+    pci_cfg_set16(d, PCI_STATUS, pci_cfg_get16(d, PCI_STATUS) | PCI_STATUS_CAP_LIST);
+    return (int)off;
+}
+
+uint64_t pci_bar_addr(const struct pci_device *d, unsigned idx)
+{
+    unsigned reg = PCI_BAR0 + 4 * idx;
+    return ((uint64_t)pci_cfg_get32(d, reg + 4) << 32) | (pci_cfg_get32(d, reg) & ~0xfull);
+}
+
+/* Where BAR idx should be decoded, or false if it should not be. */
+static bool bar_target(const struct pci_device *d, unsigned idx, uint64_t *addr)
+{
+    const struct pci_bar *b = &d->bar[idx];
+    const struct pci_bus *pb = d->bus;
+    if (!b->size || !(pci_cfg_get16(d, PCI_COMMAND) & PCI_COMMAND_MEMORY))
+        return false;
+    uint64_t a = pci_bar_addr(d, idx);
+    if (a < pb->mem_base || b->size > pb->mem_size || a - pb->mem_base > pb->mem_size - b->size)
+        return false;
+    *addr = a;
+    return true;
+}
+
+void pci_bus_remap(struct pci_bus *pb)
+{
+    struct err e;
+    /* first move or drop what changed, so that the adds below see the
+     * final layout */
+    for (unsigned s = 0; s < PCI_MAX_SLOTS; s++) {
+        struct pci_device *d = pb->dev[s];
+        for (unsigned i = 0; d && i < PCI_NUM_BARS; i++) {
+            struct pci_bar *b = &d->bar[i];
+            if (b->region < 0)
+                continue;
+            uint64_t addr;
+            const struct bus_region *r = bus_region_get(pb->mmio, b->region);
+            if (!bar_target(d, i, &addr)) {
+                bus_remove(pb->mmio, b->region);
+                b->region = -1;
+            } else if (r && r->base != addr && bus_move(pb->mmio, b->region, addr, &e) < 0) {
+                bus_remove(pb->mmio, b->region);   /* retried below */
+                b->region = -1;
+            }
+        }
+    }
+    for (unsigned s = 0; s < PCI_MAX_SLOTS; s++) {
+        struct pci_device *d = pb->dev[s];
+        for (unsigned i = 0; d && i < PCI_NUM_BARS; i++) {
+            struct pci_bar *b = &d->bar[i];
+            uint64_t addr;
+            if (b->region >= 0 || !bar_target(d, i, &addr))
+                continue;
+            int id = bus_add(pb->mmio, addr, b->size, b->ops, b->opaque, d->name, &e);
+            if (id < 0)
+                log_guest(&pb->log, "pci 00:%02x.0 %s: BAR %u at 0x%llx not decoded: %s", s,
+                          d->name, i, (unsigned long long)addr, e.msg);
+            else
+                b->region = id;
+        }
+    }
+}
+
+static void intx_update(struct pci_bus *pb)
+{
+    bool level[PCI_INTX_LINES] = { false };
+    for (unsigned s = 0; s < PCI_MAX_SLOTS; s++) {
+        struct pci_device *d = pb->dev[s];
+        if (d && d->intx_level && d->cfg[PCI_INTERRUPT_PIN] &&
+            !(pci_cfg_get16(d, PCI_COMMAND) & PCI_COMMAND_INTX_DISABLE))
+            level[pci_intx_line(s, d->cfg[PCI_INTERRUPT_PIN])] = true;
+    }
+    for (unsigned l = 0; l < PCI_INTX_LINES; l++)
+        if (level[l] != pb->line_level[l]) {
+            pb->line_level[l] = level[l];
+            if (pb->set_intx)
+                pb->set_intx(pb->intx_opaque, l, level[l]);
+        }
+}
+
+void pci_set_intx(struct pci_device *d, bool level)
+{
+    if (d->intx_level == level)
+        return;
+    d->intx_level = level;
+    uint16_t st = pci_cfg_get16(d, PCI_STATUS);
+    pci_cfg_set16(d, PCI_STATUS, level ? st | PCI_STATUS_INTERRUPT : st & ~PCI_STATUS_INTERRUPT);
+    if (d->bus)
+        intx_update(d->bus);
+}
+
+int pci_bus_plug(struct pci_bus *pb, struct pci_device *d, struct err *e)
+{
+    unsigned s = 1;
+    while (s < PCI_MAX_SLOTS && pb->dev[s])
+        s++;
+    if (s == PCI_MAX_SLOTS)
+        return err_set(e, -ENOSPC, "%s: no free PCI slot (at most %d devices)", d->name,
+                       PCI_MAX_SLOTS - 1);
+    /* place the BARs, naturally aligned, in the memory window */
+    uint64_t next = pb->mem_next;
+    for (unsigned i = 0; i < PCI_NUM_BARS; i++) {
+        uint64_t size = d->bar[i].size;
+        if (!size)
+            continue;
+        uint64_t a = (next + size - 1) & ~(size - 1);
+        if (a < next || a - pb->mem_base > pb->mem_size || pb->mem_size - (a - pb->mem_base) < size)
+            return err_set(e, -ENOSPC, "%s: PCI memory window full", d->name);
+        pci_cfg_set32(d, PCI_BAR0 + 4 * i, (uint32_t)a | PCI_BAR_MEM_TYPE_64);
+        pci_cfg_set32(d, PCI_BAR0 + 4 * i + 4, (uint32_t)(a >> 32));
+        next = a + size;
+    }
+    pb->mem_next = next;
+    d->bus = pb;
+    d->slot = s;
+    pb->dev[s] = d;
+    return 0;
+}
+
+static struct pci_device *lookup(struct pci_bus *pb, unsigned busno, unsigned devfn)
+{
+    if (busno != 0 || (devfn & 7) || (devfn >> 3) >= PCI_MAX_SLOTS)
+        return NULL;
+    return pb->dev[devfn >> 3];
+}
+
+static bool access_ok(unsigned off, unsigned size)
+{
+    return (size == 1 || size == 2 || size == 4) && off < PCI_CFG_SIZE && !(off & (size - 1));
+}
+
+uint32_t pci_cfg_read(struct pci_bus *pb, unsigned busno, unsigned devfn, unsigned off,
+                      unsigned size)
+{
+    uint32_t ones = size >= 4 ? 0xffffffffu : (1u << (8 * size)) - 1;
+    struct pci_device *d = lookup(pb, busno, devfn);
+    if (!d || !access_ok(off, size))
+        return ones;
+    uint32_t v = 0;
+    for (unsigned i = 0; i < size; i++)
+        v |= (uint32_t)d->cfg[off + i] << (8 * i);
+    if (d->ops && d->ops->cfg_read)
+        v = d->ops->cfg_read(d, off, size, v) & ones;
+    return v;
+}
+
+static bool overlaps(unsigned off, unsigned size, unsigned start, unsigned len)
+{
+    return off < start + len && start < off + size;
+}
+
+void pci_cfg_write(struct pci_bus *pb, unsigned busno, unsigned devfn, unsigned off,
+                   unsigned size, uint32_t val)
+{
+    struct pci_device *d = lookup(pb, busno, devfn);
+    if (!d || !access_ok(off, size))
+        return;
+    uint16_t old_cmd = pci_cfg_get16(d, PCI_COMMAND);
+    for (unsigned i = 0; i < size; i++) {
+        uint8_t m = d->wmask[off + i], b = (uint8_t)(val >> (8 * i));
+        d->cfg[off + i] = (uint8_t)((d->cfg[off + i] & ~m) | (b & m));
+    }
+    uint16_t cmd = pci_cfg_get16(d, PCI_COMMAND);
+    if (overlaps(off, size, PCI_BAR0, 4 * PCI_NUM_BARS) ||
+        ((old_cmd ^ cmd) & PCI_COMMAND_MEMORY))
+        pci_bus_remap(pb);
+    if ((old_cmd ^ cmd) & PCI_COMMAND_INTX_DISABLE)
+        intx_update(pb);
+    if (d->ops && d->ops->cfg_write)
+        d->ops->cfg_write(d, off, size, val);
+}
+
+static uint64_t ecam_read(void *opaque, uint64_t off, unsigned size)
+{
+    if (size > 4)
+        return ~0ull;   /* ECAM accesses are at most a dword */
+    return pci_cfg_read(opaque, (unsigned)(off >> 20) & 0xff, (unsigned)(off >> 12) & 0xff,
+                        (unsigned)off & 0xfff, size);
+}
+
+static void ecam_write(void *opaque, uint64_t off, uint64_t val, unsigned size)
+{
+    if (size > 4)
+        return;
+    pci_cfg_write(opaque, (unsigned)(off >> 20) & 0xff, (unsigned)(off >> 12) & 0xff,
+                  (unsigned)off & 0xfff, size, (uint32_t)val);
+}
+
+const struct mmio_ops pci_ecam_ops = { .read = ecam_read, .write = ecam_write };

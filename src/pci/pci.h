@@ -1,0 +1,200 @@
+/* PCI: one root bus (bus 0) behind a host bridge, with devices that have a
+ * 4 KiB (PCIe-sized) type 0 configuration space.
+ *
+ * Design
+ * - Config space is bytes plus a write mask (QEMU's model): a config write
+ *   changes only the bits the mask allows, reads return the bytes.  The
+ *   header's read-only fields (ids, class, header type, capability pointer,
+ *   interrupt pin) have mask 0.  Config access comes in through
+ *   pci_cfg_read/pci_cfg_write by (bus, devfn, register), so any config
+ *   mechanism can sit in front: the ECAM window (pci_ecam_ops, one MMIO
+ *   region on the board's bus) on riscv64, and later port 0xCF8/0xCFC on x86.
+ *   Absent devices, functions other than 0 and buses other than 0 read as
+ *   all ones (no device) and ignore writes.
+ * - BARs are 64-bit memory BARs (two registers each), sizes a power of two
+ *   of at least 4 KiB.  Their address bits are writable, the size bits are
+ *   not, so writing all ones and reading back gives the size mask, as PCI
+ *   specifies.  The VMM places every BAR at creation, like firmware, in the
+ *   bus's memory window; the guest may move them (Linux on riscv64 reassigns
+ *   all BARs itself) and whatever it writes is honoured.
+ * - A BAR is decoded (a region on the MMIO bus) while the command register's
+ *   memory-space enable is set and the BAR lies entirely inside the host
+ *   bridge's memory window: a guest cannot shadow RAM or board devices
+ *   with a BAR.  After every write to a BAR or the command register all BARs
+ *   of the bus are brought in line with their registers (pci_bus_remap):
+ *   changed regions are moved or removed first, then missing ones added, so
+ *   a transient conflict between two BARs resolves itself once the guest has
+ *   finished moving them; a conflict that remains leaves the later BAR
+ *   undecoded and is logged (rate-limited).  Bus lookups stay a binary
+ *   search over the regions (core/bus.h): moving costs only at config time.
+ * - INTx: a device asserts its pin (INTA, the only one single-function
+ *   devices use) with pci_set_intx; the bus swizzles pin and slot onto four
+ *   lines, line = (slot + pin - 1) % 4, ORs the devices sharing a line and
+ *   calls the board's set_intx(line, level).  The command register's
+ *   Interrupt Disable bit masks a device's INTx; the status register's
+ *   Interrupt Status bit shows the device's level either way.
+ * - Capabilities are allocated upward from 0x40 and linked in order;
+ *   pci_add_cap returns the offset.  Devices may hook config reads/writes
+ *   (virtio's PCI config access capability, and later MSI-X's control
+ *   register) through pci_device_ops.
+ * - Bus mastering: a device must not touch guest memory while the command
+ *   register's bus-master enable is clear (pci_bus_master()).
+ * - Threads: the bus is used under whatever serialises device emulation
+ *   (the rv64 run loop's thread; the kvm engine's device lock).
+ *
+ * The pci_bus does not own device memory: each device's ops->destroy frees
+ * it, called by pci_bus_destroy. */
+#ifndef PETREL_PCI_H
+#define PETREL_PCI_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/bus.h"
+#include "core/log.h"
+
+#define PCI_MAX_SLOTS 32
+#define PCI_CFG_SIZE 4096
+#define PCI_NUM_BARS 6
+#define PCI_INTX_LINES 4
+#define PCI_BAR_MIN_SIZE 0x1000ull
+
+/* standard header registers */
+#define PCI_VENDOR_ID 0x00
+#define PCI_DEVICE_ID 0x02
+#define PCI_COMMAND 0x04
+#define PCI_STATUS 0x06
+#define PCI_REVISION_ID 0x08
+#define PCI_CLASS_PROG 0x09
+#define PCI_HEADER_TYPE 0x0e
+#define PCI_BAR0 0x10
+#define PCI_SUBSYSTEM_VENDOR_ID 0x2c
+#define PCI_SUBSYSTEM_ID 0x2e
+#define PCI_ROM_ADDRESS 0x30
+#define PCI_CAPABILITY_LIST 0x34
+#define PCI_INTERRUPT_LINE 0x3c
+#define PCI_INTERRUPT_PIN 0x3d
+#define PCI_CAP_START 0x40
+
+#define PCI_COMMAND_IO 0x0001
+#define PCI_COMMAND_MEMORY 0x0002
+#define PCI_COMMAND_MASTER 0x0004
+#define PCI_COMMAND_PARITY 0x0040
+#define PCI_COMMAND_SERR 0x0100
+#define PCI_COMMAND_INTX_DISABLE 0x0400
+
+#define PCI_STATUS_INTERRUPT 0x0008
+#define PCI_STATUS_CAP_LIST 0x0010
+
+#define PCI_BAR_MEM_TYPE_64 0x4
+#define PCI_CAP_ID_VNDR 0x09
+#define PCI_CAP_ID_MSIX 0x11
+
+struct pci_device;
+
+struct pci_device_ops {
+    /* Optional: the value a config read returns, given what the config
+     * bytes hold (val).  off is aligned to size. */
+    uint32_t (*cfg_read)(struct pci_device *d, unsigned off, unsigned size, uint32_t val);
+    /* Optional: called after a config write has updated the bytes. */
+    void (*cfg_write)(struct pci_device *d, unsigned off, unsigned size, uint32_t val);
+    /* Frees the device (called by pci_bus_destroy). */
+    void (*destroy)(struct pci_device *d);
+};
+
+struct pci_bar {
+    uint64_t size;              /* 0: BAR not implemented */
+    const struct mmio_ops *ops;
+    void *opaque;
+    int region;                 /* MMIO bus region while decoded, else -1 */
+};
+
+struct pci_bus;
+
+struct pci_device {
+    struct pci_bus *bus;
+    const char *name;
+    const struct pci_device_ops *ops;
+    unsigned slot;              /* devfn = slot << 3: function 0 only */
+    uint8_t cfg[PCI_CFG_SIZE];
+    uint8_t wmask[PCI_CFG_SIZE];
+    unsigned cap_end;           /* where the next capability goes */
+    uint8_t cap_last;           /* offset of the last capability, 0: none */
+    struct pci_bar bar[PCI_NUM_BARS];
+    bool intx_level;
+};
+
+struct pci_bus {
+    struct bus *mmio;           /* where BARs are decoded */
+    uint64_t mem_base, mem_size;/* the host bridge's memory window */
+    uint64_t mem_next;          /* VMM's BAR placement cursor */
+    struct pci_device *dev[PCI_MAX_SLOTS];
+    void (*set_intx)(void *opaque, unsigned line, bool level);
+    void *intx_opaque;
+    bool line_level[PCI_INTX_LINES];
+    struct log_limit log;
+};
+
+void pci_bus_init(struct pci_bus *pb, struct bus *mmio, uint64_t mem_base, uint64_t mem_size,
+                  void (*set_intx)(void *opaque, unsigned line, bool level), void *intx_opaque);
+/* Unmaps every BAR and destroys every device. */
+void pci_bus_destroy(struct pci_bus *pb);
+
+/* Fill in a device's header: ids, class (base << 16 | sub << 8 | prog-if),
+ * revision, subsystem ids, interrupt pin INTA.  Zeroes the rest. */
+void pci_device_init(struct pci_device *d, const char *name, const struct pci_device_ops *ops,
+                     uint16_t vendor, uint16_t device, uint32_t class_code, uint8_t revision,
+                     uint16_t subsys_vendor, uint16_t subsys_id);
+/* Declare BAR idx (even, 0..4: a 64-bit BAR uses idx and idx+1). */
+int pci_device_set_bar(struct pci_device *d, unsigned idx, uint64_t size,
+                       const struct mmio_ops *ops, void *opaque, struct err *e);
+/* Append a capability: `body` is the whole capability (len bytes, len >= 2);
+ * bytes 0 and 1 (id, next) are filled in.  Returns its offset or -ENOSPC. */
+int pci_add_cap(struct pci_device *d, uint8_t id, const void *body, unsigned len,
+                struct err *e);
+/* Make config bytes [off, off+len) guest-writable. */
+void pci_set_writable(struct pci_device *d, unsigned off, unsigned len);
+
+/* Put d into the first free slot from 1 (slot 0 is left for a host bridge
+ * device), place its BARs in the memory window. */
+int pci_bus_plug(struct pci_bus *pb, struct pci_device *d, struct err *e);
+
+/* Config space access by (bus number, devfn, register). */
+uint32_t pci_cfg_read(struct pci_bus *pb, unsigned busno, unsigned devfn, unsigned off,
+                      unsigned size);
+void pci_cfg_write(struct pci_bus *pb, unsigned busno, unsigned devfn, unsigned off,
+                   unsigned size, uint32_t val);
+
+/* ECAM: offset = bus << 20 | devfn << 12 | register; opaque = struct pci_bus */
+extern const struct mmio_ops pci_ecam_ops;
+
+/* INTx pin A of d. */
+void pci_set_intx(struct pci_device *d, bool level);
+/* The INTx line (0..3) of a slot's pin (1 = INTA .. 4 = INTD). */
+static inline unsigned pci_intx_line(unsigned slot, unsigned pin)
+{
+    return (slot + pin - 1) % PCI_INTX_LINES;
+}
+
+static inline uint16_t pci_cfg_get16(const struct pci_device *d, unsigned off)
+{
+    return (uint16_t)(d->cfg[off] | d->cfg[off + 1] << 8);
+}
+static inline uint32_t pci_cfg_get32(const struct pci_device *d, unsigned off)
+{
+    return (uint32_t)d->cfg[off] | (uint32_t)d->cfg[off + 1] << 8 |
+           (uint32_t)d->cfg[off + 2] << 16 | (uint32_t)d->cfg[off + 3] << 24;
+}
+void pci_cfg_set16(struct pci_device *d, unsigned off, uint16_t v);
+void pci_cfg_set32(struct pci_device *d, unsigned off, uint32_t v);
+
+static inline bool pci_bus_master(const struct pci_device *d)
+{
+    return (pci_cfg_get16(d, PCI_COMMAND) & PCI_COMMAND_MASTER) != 0;
+}
+/* The guest address BAR idx is programmed to (whether decoded or not). */
+uint64_t pci_bar_addr(const struct pci_device *d, unsigned idx);
+/* Bring the MMIO regions of every BAR in line with the config registers. */
+void pci_bus_remap(struct pci_bus *pb);
+
+#endif
