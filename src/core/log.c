@@ -5,14 +5,19 @@
 
 static int verbose_level;
 
+int err_vset(struct err *e, int ret, const char *fmt, va_list ap)
+{
+    if (e)
+        vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
+    return ret;
+}
+
 int err_set(struct err *e, int ret, const char *fmt, ...)
 {
-    if (e) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
-        va_end(ap);
-    }
+    va_list ap;
+    va_start(ap, fmt);
+    err_vset(e, ret, fmt, ap);
+    va_end(ap);
     return ret;
 }
 

@@ -16,6 +16,8 @@ struct err {
 /* Formats into e (if non-NULL) and returns `ret` (a negative errno). */
 int err_set(struct err *e, int ret, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+int err_vset(struct err *e, int ret, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
 
 void log_set_verbose(int level);
 int log_verbose(void);

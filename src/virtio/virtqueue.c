@@ -106,12 +106,10 @@ static int malformed(struct virtq *q, struct err *e, int ret, const char *fmt, .
 static int malformed(struct virtq *q, struct err *e, int ret, const char *fmt, ...)
 {
     q->broken = true;
-    if (e) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
-        va_end(ap);
-    }
+    va_list ap;
+    va_start(ap, fmt);
+    err_vset(e, ret, fmt, ap);
+    va_end(ap);
     return ret;
 }
 
@@ -246,10 +244,13 @@ bool virtq_should_notify(struct virtq *q)
     return virtq_need_event(load16(&q->avail[AVAIL_RING + q->size]), now, old);
 }
 
-size_t virtq_chain_to_guest(const struct virtq_chain *c, size_t off, const void *src, size_t len)
+/* Copy between buf and the chain's segments [first, first + count),
+ * starting `off` bytes into them. */
+static size_t chain_copy(const struct virtq_chain *c, unsigned first, unsigned count, size_t off,
+                         uint8_t *buf, size_t len, bool to_guest)
 {
     size_t done = 0;
-    for (unsigned i = c->nout; i < c->nout + c->nin && done < len; i++) {
+    for (unsigned i = first; i < first + count && done < len; i++) {
         const struct virtq_seg *s = &c->seg[i];
         if (off >= s->len) {
             off -= s->len;
@@ -258,28 +259,22 @@ size_t virtq_chain_to_guest(const struct virtq_chain *c, size_t off, const void 
         size_t n = s->len - off;
         if (n > len - done)
             n = len - done;
-        memcpy(s->p + off, (const uint8_t *)src + done, n);
+        if (to_guest)
+            memcpy(s->p + off, buf + done, n);
+        else
+            memcpy(buf + done, s->p + off, n);
         done += n;
         off = 0;
     }
     return done;
 }
 
+size_t virtq_chain_to_guest(const struct virtq_chain *c, size_t off, const void *src, size_t len)
+{
+    return chain_copy(c, c->nout, c->nin, off, (uint8_t *)(uintptr_t)src, len, true);
+}
+
 size_t virtq_chain_from_guest(const struct virtq_chain *c, size_t off, void *dst, size_t len)
 {
-    size_t done = 0;
-    for (unsigned i = 0; i < c->nout && done < len; i++) {
-        const struct virtq_seg *s = &c->seg[i];
-        if (off >= s->len) {
-            off -= s->len;
-            continue;
-        }
-        size_t n = s->len - off;
-        if (n > len - done)
-            n = len - done;
-        memcpy((uint8_t *)dst + done, s->p + off, n);
-        done += n;
-        off = 0;
-    }
-    return done;
+    return chain_copy(c, 0, c->nout, off, dst, len, false);
 }
