@@ -42,7 +42,9 @@ void console_restore(struct console *c);
  * flush pending output.  Calls on_input when new bytes arrived. */
 void console_poll(struct console *c, uint64_t timeout_ns);
 /* Wait up to timeout_ns for input without consuming it or touching the
- * console's state (safe without the device lock). */
+ * console's state.  Called without the device lock: it reads the ring's
+ * fill level, which a vCPU thread may change meanwhile; a stale value only
+ * makes one wait end early or late, never loses input. */
 void console_wait(const struct console *c, uint64_t timeout_ns);
 static inline bool console_has_input(const struct console *c) { return c->in_len > 0; }
 int console_getc(struct console *c);   /* -1 when empty */
