@@ -18,6 +18,7 @@
 #include "core/memory.h"
 
 #include "unit.h"
+#include "x86_guest_mem.h"
 
 #define MiB (1ull << 20)
 
@@ -30,31 +31,6 @@
 /* ------------------------------------------------------------------ */
 /* Guest memory                                                         */
 
-static int mem_new(struct gmem *m, uint64_t mem_size)
-{
-    struct err e = { "" };
-    uint64_t base[2], size[2];
-    memset(m, 0, sizeof(*m));
-    unsigned n = x86_ram_layout(mem_size, base, size);
-    for (unsigned i = 0; i < n; i++)
-        if (gmem_add_ram(m, base[i], size[i], &e) < 0) {
-            printf("cannot allocate guest RAM: %s\n", e.msg);
-            gmem_free(m);
-            return -1;
-        }
-    return 0;
-}
-
-static const uint8_t *G(const struct gmem *m, uint64_t gpa, uint64_t len)
-{
-    const uint8_t *p = gmem_ptr(m, gpa, len);
-    if (!p) {
-        printf("test bug: guest range 0x%llx+0x%llx outside RAM\n", (unsigned long long)gpa,
-               (unsigned long long)len);
-        exit(2);
-    }
-    return p;
-}
 
 static uint16_t r16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return v; }
 static uint32_t r32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
