@@ -56,19 +56,13 @@ kroot="$ext/$kpkg"
 bbroot="$ext/busybox-static"
 sbiroot="$ext/opensbi"
 
-kernels=("$kroot"/boot/vmlinux-*)
-if [ ${#kernels[@]} -ne 1 ] || [ ! -f "${kernels[0]}" ]; then
-    die "expected exactly one /boot/vmlinux-* in $kpkg"
-fi
-kernel=${kernels[0]}
+kernel=$(boot_kernel "$kroot" 'vmlinux-*')
 # A RISC-V Image starts with "RISCV\0\0\0" at offset 48 and "RSC\x05" at 56.
 [ "$(dd if="$kernel" bs=1 skip=48 count=5 status=none)" = RISCV ] ||
     die "$kernel is not a RISC-V Image"
 fw="$sbiroot/usr/lib/riscv64-linux-gnu/opensbi/generic/fw_dynamic.bin"
 [ -f "$fw" ] || die "no fw_dynamic.bin in opensbi"
-busybox="$bbroot/usr/bin/busybox"
-[ -f "$busybox" ] || busybox="$bbroot/bin/busybox"
-[ -f "$busybox" ] || die "no busybox in busybox-static"
+busybox=$(busybox_binary "$bbroot")
 
 stage="$apt_dir/initramfs"
 initramfs_stage "$stage" "$busybox" riscv64 build-riscv64.sh

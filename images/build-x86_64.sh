@@ -55,17 +55,11 @@ apt_extract "$ext" "${pkgs[@]}"
 kroot="$ext/$kpkg"
 bbroot="$ext/busybox-static"
 
-kernels=("$kroot"/boot/vmlinuz-*)
-if [ ${#kernels[@]} -ne 1 ] || [ ! -f "${kernels[0]}" ]; then
-    die "expected exactly one /boot/vmlinuz-* in $kpkg"
-fi
-kernel=${kernels[0]}
+kernel=$(boot_kernel "$kroot" 'vmlinuz-*')
 # A bzImage has "HdrS" at offset 0x202 (boot protocol setup header).
 [ "$(dd if="$kernel" bs=1 skip=514 count=4 status=none)" = HdrS ] ||
     die "$kernel is not a bzImage"
-busybox="$bbroot/usr/bin/busybox"
-[ -f "$busybox" ] || busybox="$bbroot/bin/busybox"
-[ -f "$busybox" ] || die "no busybox in busybox-static"
+busybox=$(busybox_binary "$bbroot")
 
 stage="$apt_dir/initramfs"
 initramfs_stage "$stage" "$busybox" x86_64 build-x86_64.sh

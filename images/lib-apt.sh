@@ -56,6 +56,24 @@ guest_check_tools() {
     [ -r "$keyring" ] || die "$keyring missing (run: scripts/deps.sh guest)"
 }
 
+# The one kernel file in an extracted kernel package: boot_kernel ROOT GLOB
+boot_kernel() {
+    # shellcheck disable=SC2206 # $2 is a glob on purpose
+    local kernels=("$1"/boot/$2)
+    if [ ${#kernels[@]} -ne 1 ] || [ ! -f "${kernels[0]}" ]; then
+        die "expected exactly one /boot/$2 in ${1##*/}"
+    fi
+    echo "${kernels[0]}"
+}
+
+# The busybox binary of an extracted busybox-static package.
+busybox_binary() {
+    local b="$1/usr/bin/busybox"
+    [ -f "$b" ] || b="$1/bin/busybox"
+    [ -f "$b" ] || die "no busybox in busybox-static"
+    echo "$b"
+}
+
 apt_setup() {
     local arch=$2
     apt_dir=$1
