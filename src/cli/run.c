@@ -11,6 +11,7 @@
 #include "arch/riscv/virt.h"
 #include "cli/cli.h"
 #include "core/board.h"
+#include "core/evloop.h"
 #include "core/log.h"
 #include "core/vm.h"
 #include "virtio/virtio_pci.h"
@@ -268,7 +269,9 @@ int cli_run(int argc, char **argv)
         free(vm);
         return PETREL_EXIT_ERROR;
     }
-    if (board->create(vm, &e) < 0) {
+    vm->loop = evloop_new(&e);
+    if (!vm->loop || board->create(vm, &e) < 0) {
+        evloop_free(vm->loop);
         console_restore(&vm->con);
         fprintf(stderr, "petrel run: %s\n", e.msg);
         free(vm);
@@ -289,6 +292,7 @@ int cli_run(int argc, char **argv)
             fprintf(stderr, "petrel: %s\n", vm_exit_name(vm->exit_reason));
     }
     board->destroy(vm);
+    evloop_free(vm->loop);
     free(vm);
     return status;
 }

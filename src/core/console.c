@@ -121,29 +121,38 @@ static void input_byte(struct console *c, uint8_t ch)
         in_push(c, ch);
 }
 
-/* Wait up to timeout_ns until input can be read; true if it can.  Input is
- * only read when the ring has room for it, so none is ever dropped. */
-static bool wait_readable(const struct console *c, uint64_t timeout_ns)
+/* Wait up to timeout_ns until input can be read or extra_fd (if >= 0) is
+ * readable; true if console input can be read.  Input is only read when the
+ * ring has room for it, so none is ever dropped. */
+static bool wait_readable(const struct console *c, uint64_t timeout_ns, int extra_fd)
 {
     struct timespec ts = { (time_t)(timeout_ns / 1000000000u), (long)(timeout_ns % 1000000000u) };
-    if (c->in_eof || c->in_len > CONSOLE_INBUF - 4096) {
+    struct pollfd p[2];
+    unsigned n = 0;
+    bool want_input = !c->in_eof && c->in_len <= CONSOLE_INBUF - 4096;
+    if (want_input)
+        p[n++] = (struct pollfd){ .fd = c->in_fd, .events = POLLIN };
+    if (extra_fd >= 0)
+        p[n++] = (struct pollfd){ .fd = extra_fd, .events = POLLIN };
+    if (!n) {
         if (timeout_ns)
             nanosleep(&ts, NULL);
         return false;
     }
-    struct pollfd p = { .fd = c->in_fd, .events = POLLIN };
-    return ppoll(&p, 1, &ts, NULL) > 0 && (p.revents & (POLLIN | POLLHUP | POLLERR));
+    if (ppoll(p, n, &ts, NULL) <= 0)
+        return false;
+    return want_input && (p[0].revents & (POLLIN | POLLHUP | POLLERR));
 }
 
-void console_wait(const struct console *c, uint64_t timeout_ns)
+void console_wait(const struct console *c, uint64_t timeout_ns, int extra_fd)
 {
-    wait_readable(c, timeout_ns);
+    wait_readable(c, timeout_ns, extra_fd);
 }
 
-void console_poll(struct console *c, uint64_t timeout_ns)
+void console_poll(struct console *c, uint64_t timeout_ns, int extra_fd)
 {
     console_flush(c);
-    if (!wait_readable(c, timeout_ns))
+    if (!wait_readable(c, timeout_ns, extra_fd))
         return;
     uint8_t buf[4096];
     ssize_t r = read(c->in_fd, buf, sizeof(buf));

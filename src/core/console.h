@@ -38,14 +38,16 @@ struct console {
 int console_init(struct console *c, int in_fd, int out_fd, struct err *e);
 /* Restore the terminal; safe to call more than once. */
 void console_restore(struct console *c);
-/* Wait up to timeout_ns (0 = don't wait) for input, read what is there and
- * flush pending output.  Calls on_input when new bytes arrived. */
-void console_poll(struct console *c, uint64_t timeout_ns);
-/* Wait up to timeout_ns for input without consuming it or touching the
+/* Wait up to timeout_ns (0 = don't wait) for input, or until extra_fd
+ * (-1: none) is readable; read what input is there and flush pending
+ * output.  Calls on_input when new bytes arrived. */
+void console_poll(struct console *c, uint64_t timeout_ns, int extra_fd);
+/* Wait up to timeout_ns for input (or extra_fd, -1: none, to be readable)
+ * without consuming it or touching the
  * console's state.  Called without the device lock: it reads the ring's
  * fill level, which a vCPU thread may change meanwhile; a stale value only
  * makes one wait end early or late, never loses input. */
-void console_wait(const struct console *c, uint64_t timeout_ns);
+void console_wait(const struct console *c, uint64_t timeout_ns, int extra_fd);
 static inline bool console_has_input(const struct console *c) { return c->in_len > 0; }
 int console_getc(struct console *c);   /* -1 when empty */
 void console_putc(struct console *c, uint8_t ch);

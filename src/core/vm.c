@@ -1,5 +1,6 @@
 #include "core/vm.h"
 
+#include "core/evloop.h"
 #include "core/log.h"
 
 void vm_poll(struct vm *vm, uint64_t timeout_ns)
@@ -13,7 +14,9 @@ void vm_poll(struct vm *vm, uint64_t timeout_ns)
         if (timeout_ns > vm->deadline_ns - now)
             timeout_ns = vm->deadline_ns - now;
     }
-    console_poll(&vm->con, timeout_ns);
+    console_poll(&vm->con, timeout_ns, vm->loop ? evloop_fd(vm->loop) : -1);
+    if (vm->loop)
+        evloop_dispatch(vm->loop);
     if (vm->con.quit)
         vm_request_exit(vm, VM_EXIT_QUIT, 0);
     if (vm->con.panic_seen)

@@ -46,6 +46,8 @@ struct vm_config {
     unsigned ndevices;
 };
 
+struct evloop;
+
 struct vm {
     struct vm_config cfg;
     struct gmem mem;
@@ -55,6 +57,7 @@ struct vm {
     uint32_t exit_code;     /* guest-provided detail (e.g. failure code) */
     uint64_t deadline_ns;   /* --timeout, 0 if none */
     uint64_t start_ns;      /* when petrel started setting the VM up */
+    struct evloop *loop;    /* device event loop (core/evloop.h) */
     void *board;            /* arch board state */
 };
 
@@ -66,8 +69,9 @@ static inline void vm_request_exit(struct vm *vm, enum vm_exit_reason r, uint32_
     }
 }
 
-/* Periodic housekeeping shared by engines: console I/O, panic detection,
- * escape key, watchdog.  Waits up to timeout_ns for console input. */
+/* Periodic housekeeping shared by engines, in device context: console I/O,
+ * panic detection, escape key, watchdog, and the device event loop's ready
+ * handlers.  Waits up to timeout_ns for console input or device events. */
 void vm_poll(struct vm *vm, uint64_t timeout_ns);
 int vm_exit_status(const struct vm *vm);
 const char *vm_exit_name(enum vm_exit_reason r);

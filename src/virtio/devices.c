@@ -1,4 +1,4 @@
-/* Virtio devices by name, for `petrel run --device NAME`. */
+/* Virtio devices by name, for `petrel run --device NAME[,OPTS]`. */
 #include <errno.h>
 #include <string.h>
 
@@ -6,24 +6,34 @@
 
 static const struct {
     const char *name;
-    int (*create)(struct pci_bus *pb, const struct gmem *mem, struct err *e);
+    int (*create)(const struct virtio_host *h, const char *opts, struct err *e);
 } device_types[] = {
     { "virtio-rng", virtio_rng_create },
 };
 
-bool virtio_device_known(const char *name)
+#define NTYPES (sizeof(device_types) / sizeof(device_types[0]))
+
+/* The type named by spec's part before the first comma, or -1. */
+static int find_type(const char *spec)
 {
-    for (unsigned i = 0; i < sizeof(device_types) / sizeof(device_types[0]); i++)
-        if (!strcmp(name, device_types[i].name))
-            return true;
-    return false;
+    size_t n = strcspn(spec, ",");
+    for (unsigned i = 0; i < NTYPES; i++)
+        if (strlen(device_types[i].name) == n && !strncmp(spec, device_types[i].name, n))
+            return (int)i;
+    return -1;
 }
 
-int virtio_pci_create(const char *name, struct pci_bus *pb, const struct gmem *mem,
-                      struct err *e)
+bool virtio_device_known(const char *spec)
 {
-    for (unsigned i = 0; i < sizeof(device_types) / sizeof(device_types[0]); i++)
-        if (!strcmp(name, device_types[i].name))
-            return device_types[i].create(pb, mem, e);
-    return err_set(e, -ENOENT, "unknown device '%s' (known: " VIRTIO_DEVICE_NAMES ")", name);
+    return find_type(spec) >= 0;
+}
+
+int virtio_pci_create(const struct virtio_host *h, const char *spec, struct err *e)
+{
+    int t = find_type(spec);
+    if (t < 0)
+        return err_set(e, -ENOENT, "unknown device '%.*s' (known: " VIRTIO_DEVICE_NAMES ")",
+                       (int)strcspn(spec, ","), spec);
+    const char *opts = spec + strcspn(spec, ",");
+    return device_types[t].create(h, *opts ? opts + 1 : opts, e);
 }

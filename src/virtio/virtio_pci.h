@@ -26,6 +26,7 @@
 #ifndef PETREL_VIRTIO_PCI_H
 #define PETREL_VIRTIO_PCI_H
 
+#include "core/evloop.h"
 #include "pci/pci.h"
 #include "virtio/virtio.h"
 
@@ -89,14 +90,22 @@ int virtio_pci_init(struct virtio_pci *vp, uint32_t class_code,
 /* The BAR's register blocks (exposed for tests). */
 extern const struct mmio_ops virtio_pci_bar_ops;
 
-/* Device types: create one and plug it into pb.  The bus then owns it. */
-int virtio_rng_create(struct pci_bus *pb, const struct gmem *mem, struct err *e);
+/* What a device needs from the machine it is plugged into. */
+struct virtio_host {
+    struct pci_bus *pb;
+    const struct gmem *mem;
+    struct evloop *loop;        /* device event loop (core/evloop.h) */
+};
 
-/* `--device NAME`: create a device by name.  -ENOENT for an unknown name
+/* Device types: create one from its options (the part of --device after
+ * the name, "" if none) and plug it into h->pb.  The bus then owns it. */
+int virtio_rng_create(const struct virtio_host *h, const char *opts, struct err *e);
+
+/* `--device NAME[,OPTS]`: create a device.  -ENOENT for an unknown name
  * (with the list of known ones in e). */
-int virtio_pci_create(const char *name, struct pci_bus *pb, const struct gmem *mem,
-                      struct err *e);
-bool virtio_device_known(const char *name);
+int virtio_pci_create(const struct virtio_host *h, const char *spec, struct err *e);
+/* Whether spec names a known device type (options are not checked). */
+bool virtio_device_known(const char *spec);
 /* Space-separated names virtio_pci_create knows, for help texts. */
 #define VIRTIO_DEVICE_NAMES "virtio-rng"
 

@@ -59,16 +59,18 @@ static void rng_free(struct virtio_pci *vp)
     free(vp->vdev.opaque);
 }
 
-int virtio_rng_create(struct pci_bus *pb, const struct gmem *mem, struct err *e)
+int virtio_rng_create(const struct virtio_host *h, const char *opts, struct err *e)
 {
+    if (*opts)
+        return err_set(e, -EINVAL, "virtio-rng takes no options (got '%s')", opts);
     struct virtio_rng *r = calloc(1, sizeof(*r));
     if (!r)
         return err_set(e, -ENOMEM, "virtio-rng: out of memory");
-    virtio_dev_init(&r->vp.vdev, "virtio-rng", VIRTIO_ID_RNG, 0, 1, RNG_QUEUE_SIZE, 0, mem,
+    virtio_dev_init(&r->vp.vdev, "virtio-rng", VIRTIO_ID_RNG, 0, 1, RNG_QUEUE_SIZE, 0, h->mem,
                     &rng_ops, r);
     int ret = virtio_pci_init(&r->vp, PCI_CLASS_OTHERS, rng_free, e);
     if (ret == 0)
-        ret = pci_bus_plug(pb, &r->vp.pci, e);
+        ret = pci_bus_plug(h->pb, &r->vp.pci, e);
     if (ret < 0)
         free(r);
     return ret;

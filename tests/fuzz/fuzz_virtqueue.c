@@ -86,7 +86,7 @@ static void fuzz_device(const uint8_t *h, const uint8_t *ops, size_t nops)
     pci_bus_init(&pb, &mmio, WIN, 0x40000000, set_intx, NULL);
     pb.log = bus_log;
     if (bus_add(&mmio, ECAM, 0x10000000, &pci_ecam_ops, &pb, "ecam", NULL) < 0 ||
-        virtio_pci_create("virtio-rng", &pb, &mem, NULL) < 0)
+        virtio_pci_create(&(struct virtio_host){ .pb = &pb, .mem = &mem }, "virtio-rng", NULL) < 0)
         abort();
     struct virtio_pci *vp = (struct virtio_pci *)pb.dev[1];
     vp->vdev.log = dev_log;

@@ -236,9 +236,9 @@ static void tdev_plug(void)
 static void test_rng_end_to_end(void)
 {
     setup();
-    EQ(virtio_pci_create("virtio-rng", &pb, &mem, NULL), 0);
+    EQ(virtio_pci_create(&(struct virtio_host){ .pb = &pb, .mem = &mem }, "virtio-rng", NULL), 0);
     struct err e;
-    EQ(virtio_pci_create("virtio-nope", &pb, &mem, &e), -ENOENT);
+    EQ(virtio_pci_create(&(struct virtio_host){ .pb = &pb, .mem = &mem }, "virtio-nope", &e), -ENOENT);
     CHECK(strstr(e.msg, "virtio-rng") != NULL, "message: %s", e.msg);
     CHECK(virtio_device_known("virtio-rng") && !virtio_device_known("rng"), "known names");
     /* identity: modern-only virtio-rng */
@@ -332,7 +332,7 @@ static void test_rng_end_to_end(void)
 static void test_negotiation_and_reset(void)
 {
     setup();
-    EQ(virtio_pci_create("virtio-rng", &pb, &mem, NULL), 0);
+    EQ(virtio_pci_create(&(struct virtio_host){ .pb = &pb, .mem = &mem }, "virtio-rng", NULL), 0);
     struct drv d;
     drv_probe(&d, 1, RAM);
     /* a legacy driver (no VERSION_1): FEATURES_OK does not stick */
@@ -453,7 +453,7 @@ static void test_malformed_isolated(void)
 {
     setup();
     tdev_plug();                                     /* slot 1: two queues */
-    EQ(virtio_pci_create("virtio-rng", &pb, &mem, NULL), 0);   /* slot 2 */
+    EQ(virtio_pci_create(&(struct virtio_host){ .pb = &pb, .mem = &mem }, "virtio-rng", NULL), 0);   /* slot 2 */
     struct drv t, r;
     drv_probe(&t, 1, RAM);
     drv_probe(&r, 2, RAM + 0x100000);

@@ -201,8 +201,9 @@ int riscv_virt_create(struct vm *vm, struct err *e)
     if ((ret = bus_add(&vm->bus, VIRT_PCI_ECAM_BASE, VIRT_PCI_ECAM_SIZE, &pci_ecam_ops, &b->pci,
                        "pci-ecam", e)) < 0)
         goto fail;
+    struct virtio_host host = { .pb = &b->pci, .mem = &vm->mem, .loop = vm->loop };
     for (unsigned i = 0; i < c->ndevices; i++)
-        if ((ret = virtio_pci_create(c->devices[i], &b->pci, &vm->mem, e)) < 0)
+        if ((ret = virtio_pci_create(&host, c->devices[i], e)) < 0)
             goto fail;
     for (unsigned i = 0; i < c->cpus; i++)
         rv64_hart_reset(b->cpu->harts[i], entry, fdt_addr, info_addr);

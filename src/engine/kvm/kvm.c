@@ -11,6 +11,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "core/evloop.h"
 #include "core/vm.h"
 
 #define KVM_TSS_ADDR 0xfffbd000ull
@@ -217,7 +218,7 @@ void kvm_run(struct kvm_machine *k)
         pthread_mutex_unlock(&k->dev_lock);
         if (done)
             break;
-        console_wait(&vm->con, EVENT_POLL_NS);
+        console_wait(&vm->con, EVENT_POLL_NS, vm->loop ? evloop_fd(vm->loop) : -1);
         pthread_mutex_lock(&k->dev_lock);
         vm_poll(vm, 0);
         pthread_mutex_unlock(&k->dev_lock);

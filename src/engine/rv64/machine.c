@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "arch/riscv/clint.h"
+#include "core/evloop.h"
 #include "core/log.h"
 #include "core/vm.h"
 #include "engine/rv64/rv64.h"
@@ -130,6 +131,13 @@ void rv64_run(struct rv64_machine *m)
                 t = MAX_SLEEP_NS;
             vm_poll(vm, t);
             last_poll = time_now_ns();
+        } else if (vm->loop && evloop_busy(vm->loop)) {
+            /* device I/O in flight: take its completions between slices */
+            evloop_dispatch(vm->loop);
+            if (now - last_poll >= POLL_INTERVAL_NS) {
+                vm_poll(vm, 0);
+                last_poll = now;
+            }
         } else if (now - last_poll >= POLL_INTERVAL_NS) {
             vm_poll(vm, 0);
             last_poll = now;
