@@ -1,0 +1,105 @@
+/* The block layer: disk images behind one asynchronous request interface.
+ *
+ * Design
+ * - A struct blk is an open disk image: a driver (raw today; qcow2 plugs in
+ *   behind the same interface) plus its size and whether it is read-only.
+ *   Devices (virtio-blk) submit struct blk_req and get a completion
+ *   callback later; they never see file descriptors.
+ * - Requests: READ and WRITE carry an iovec over guest memory (zero copy:
+ *   the host kernel reads and writes guest RAM directly), at a byte offset.
+ *   FLUSH makes every write completed before it durable (fdatasync): a
+ *   guest flush reaches stable storage before it completes.  DISCARD
+ *   deallocates a range (reads then return zeroes; punched holes in a raw
+ *   file); WRITE_ZEROES zeroes a range, deallocating it when `unmap` is set.
+ * - Threads and completion: requests are submitted in device context
+ *   (core/evloop.h) and their `done` callback runs in device context too,
+ *   from the loop's dispatch of the driver's completion descriptor.  The
+ *   I/O itself runs in the host kernel (io_uring: the raw driver keeps one
+ *   ring per image with an eventfd registered on the VM's event loop), never
+ *   on a vCPU thread.  A request's iovec and the blk_req itself must stay
+ *   valid until `done` runs.  When io_uring is unavailable (a seccomp policy
+ *   forbidding it) the raw driver falls back to synchronous preadv/pwritev
+ *   in device context and says so once.
+ * - Results: `done(req, ret)` with ret = 0 on success or a negative errno.
+ *   A short read of a raw file past its end cannot happen (requests are
+ *   checked against the size); a short transfer from the kernel is
+ *   resubmitted for the remainder.
+ * - Images are locked against concurrent use by another process (an OFD
+ *   lock: shared for read-only, exclusive for read-write), like QEMU's
+ *   image locking, so two VMs cannot write one disk.
+ * - blk_close waits for every request in flight, then closes.
+ *
+ * What can fail: open (missing file, permissions, locked by another VM,
+ * not a multiple of 512 bytes, unknown format) with a precise message
+ * through struct err; requests with -EIO/-ENOSPC/... from the host, which
+ * virtio-blk turns into VIRTIO_BLK_S_IOERR. */
+#ifndef PETREL_BLOCK_H
+#define PETREL_BLOCK_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "core/evloop.h"
+#include "core/log.h"
+
+#define BLK_SECTOR 512u
+
+enum blk_op { BLK_READ, BLK_WRITE, BLK_FLUSH, BLK_DISCARD, BLK_WRITE_ZEROES };
+
+struct blk_req {
+    enum blk_op op;
+    uint64_t offset;            /* bytes */
+    uint64_t len;               /* bytes: DISCARD and WRITE_ZEROES */
+    struct iovec *iov;          /* READ and WRITE */
+    unsigned niov;
+    bool unmap;                 /* WRITE_ZEROES may deallocate */
+    void (*done)(struct blk_req *r, int ret);
+    void *opaque;               /* the submitter's */
+    /* driver state */
+    uint64_t xfer_done;         /* bytes transferred so far (short I/O) */
+};
+
+/* --disk PATH[,format=raw][,readonly=on][,serial=STR] */
+struct disk_config {
+    const char *path;
+    const char *format;         /* "raw" (the default) */
+    bool readonly;
+    char serial[21];            /* virtio-blk GET_ID, up to 20 bytes */
+};
+/* Parse a --disk argument (spec is kept: path points into it). */
+int disk_config_parse(struct disk_config *d, char *spec, struct err *e);
+
+struct blk;
+
+struct blk_driver {
+    const char *format;
+    int (*open)(struct blk *b, struct err *e);
+    void (*submit)(struct blk *b, struct blk_req *r);
+    void (*drain)(struct blk *b);   /* wait for every request in flight */
+    void (*close)(struct blk *b);
+};
+
+struct blk {
+    const struct blk_driver *drv;
+    char *path;
+    int fd;
+    bool readonly;
+    uint64_t size;              /* bytes, a multiple of BLK_SECTOR */
+    struct evloop *loop;
+    unsigned inflight;
+    void *drv_state;
+};
+
+/* Open an image; loop receives the driver's completion descriptor. */
+struct blk *blk_open(const struct disk_config *d, struct evloop *loop, struct err *e);
+/* Submit r (device context).  Requests outside the image or writes to a
+ * read-only image complete with -EINVAL/-EROFS through r->done. */
+void blk_submit(struct blk *b, struct blk_req *r);
+/* Complete r (drivers only): runs r->done. */
+void blk_complete(struct blk *b, struct blk_req *r, int ret);
+void blk_close(struct blk *b);
+
+extern const struct blk_driver blk_raw_driver;
+
+#endif
