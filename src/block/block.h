@@ -56,8 +56,9 @@ struct blk_req {
     bool unmap;                 /* WRITE_ZEROES may deallocate */
     void (*done)(struct blk_req *r, int ret);
     void *opaque;               /* the submitter's */
-    /* driver state */
-    uint64_t xfer_done;         /* bytes transferred so far (short I/O) */
+    /* driver state (the driver may also advance iov/niov on short I/O) */
+    uint64_t xfer_done;         /* bytes transferred so far */
+    struct blk_req *next;       /* driver's queue of requests not yet submitted */
 };
 
 /* --disk PATH[,format=raw][,readonly=on][,serial=STR] */

@@ -49,6 +49,13 @@ void cli_run_usage(void)
         "                           virtio-rng  entropy source fed from the host's getrandom()\n"
         "                                       (the guest's /dev/hwrng)\n"
         "                         No device is added unless asked for.\n"
+        "  --disk PATH[,format=raw][,readonly=on][,serial=ID]\n"
+        "                         add a virtio-blk disk backed by the image PATH (riscv64;\n"
+        "                         repeatable, at most 16: the guest's vda, vdb, ... in\n"
+        "                         order). format: raw (the default); readonly=on: the guest\n"
+        "                         cannot write (VIRTIO_BLK_F_RO); serial: the disk's ID (up\n"
+        "                         to 20 characters). A comma in PATH is written ',,'.\n"
+        "                         Images are locked: one VM writes an image at a time.\n"
         "  -v, --verbose          log more (repeat for debug output)\n"
         "  -h, --help             show this help\n"
         "\n"
@@ -142,7 +149,7 @@ static int usage_error(const char *fmt, const char *arg)
 }
 
 enum { OPT_ARCH = 256, OPT_KERNEL, OPT_INITRD, OPT_APPEND, OPT_FIRMWARE, OPT_MEMORY, OPT_CPUS,
-       OPT_TIMEOUT, OPT_DEVICE };
+       OPT_TIMEOUT, OPT_DEVICE, OPT_DISK };
 
 int cli_run(int argc, char **argv)
 {
@@ -157,6 +164,7 @@ int cli_run(int argc, char **argv)
         { "cpus", required_argument, NULL, OPT_CPUS },
         { "timeout", required_argument, NULL, OPT_TIMEOUT },
         { "device", required_argument, NULL, OPT_DEVICE },
+        { "disk", required_argument, NULL, OPT_DISK },
         { "verbose", no_argument, NULL, 'v' },
         { "help", no_argument, NULL, 'h' },
         { 0 },
@@ -208,6 +216,17 @@ int cli_run(int argc, char **argv)
                 return usage_error("too many --device options (at most %s)", "16");
             cfg.devices[cfg.ndevices++] = optarg;
             break;
+        case OPT_DISK: {
+            struct err de = { "" };
+            if (cfg.ndisks >= VM_MAX_DISKS)
+                return usage_error("too many --disk options (at most %s)", "16");
+            if (disk_config_parse(&cfg.disks[cfg.ndisks], optarg, &de) < 0) {
+                fprintf(stderr, "petrel run: %s\n", de.msg);
+                return PETREL_EXIT_ERROR;
+            }
+            cfg.ndisks++;
+            break;
+        }
         case 'v': verbose++; break;
         case 'h': cli_run_usage(); return 0;
         case ':': return usage_error("option '%s' needs an argument", argv[optind - 1]);

@@ -6,6 +6,7 @@
 
 #include <stdint.h>
 
+#include "block/block.h"
 #include "core/bus.h"
 #include "core/console.h"
 #include "core/memory.h"
@@ -32,6 +33,7 @@ enum vm_exit_reason {
 };
 
 #define VM_MAX_DEVICES 16
+#define VM_MAX_DISKS 16
 
 struct vm_config {
     const char *arch;       /* "riscv64" or "x86_64" */
@@ -44,6 +46,8 @@ struct vm_config {
     unsigned timeout_s;     /* 0: no watchdog */
     const char *devices[VM_MAX_DEVICES];   /* --device NAME, in order */
     unsigned ndevices;
+    struct disk_config disks[VM_MAX_DISKS];  /* --disk, in order: vda, vdb, ... */
+    unsigned ndisks;
 };
 
 struct evloop;

@@ -100,6 +100,9 @@ struct virtio_host {
 /* Device types: create one from its options (the part of --device after
  * the name, "" if none) and plug it into h->pb.  The bus then owns it. */
 int virtio_rng_create(const struct virtio_host *h, const char *opts, struct err *e);
+/* A disk (--disk): virtio-blk over the block layer (block/block.h). */
+struct disk_config;
+int virtio_blk_create(const struct virtio_host *h, const struct disk_config *d, struct err *e);
 
 /* `--device NAME[,OPTS]`: create a device.  -ENOENT for an unknown name
  * (with the list of known ones in e). */

@@ -202,6 +202,9 @@ int riscv_virt_create(struct vm *vm, struct err *e)
                        "pci-ecam", e)) < 0)
         goto fail;
     struct virtio_host host = { .pb = &b->pci, .mem = &vm->mem, .loop = vm->loop };
+    for (unsigned i = 0; i < c->ndisks; i++)
+        if ((ret = virtio_blk_create(&host, &c->disks[i], e)) < 0)
+            goto fail;
     for (unsigned i = 0; i < c->ndevices; i++)
         if ((ret = virtio_pci_create(&host, c->devices[i], e)) < 0)
             goto fail;

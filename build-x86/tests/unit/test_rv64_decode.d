@@ -1,0 +1,13 @@
+build-x86/tests/unit/test_rv64_decode: tests/unit/test_rv64_decode.c \
+ tests/unit/rv64_harness.h src/core/bus.h src/core/log.h src/core/vm.h \
+ src/core/console.h src/core/memory.h src/engine/rv64/decode.h \
+ src/engine/rv64/rv64.h src/engine/rv64/fpu.h
+tests/unit/rv64_harness.h:
+src/core/bus.h:
+src/core/log.h:
+src/core/vm.h:
+src/core/console.h:
+src/core/memory.h:
+src/engine/rv64/decode.h:
+src/engine/rv64/rv64.h:
+src/engine/rv64/fpu.h:

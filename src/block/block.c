@@ -1,0 +1,135 @@
+/* The block layer's generic part: --disk parsing, opening an image with its
+ * driver, request checks, completion accounting. */
+#include "block/block.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/opts.h"
+
+static const struct blk_driver *const drivers[] = { &blk_raw_driver };
+
+int disk_config_parse(struct disk_config *d, char *spec, struct err *e)
+{
+    memset(d, 0, sizeof(*d));
+    d->format = "raw";
+    const char *p = spec;
+    char item[4096];
+    int r = opts_next(&p, item, sizeof(item), e);
+    if (r < 0)
+        return r;
+    if (r == 0 || !item[0])
+        return err_set(e, -EINVAL, "--disk needs a file name (--disk PATH[,format=raw]"
+                                   "[,readonly=on][,serial=ID])");
+    /* the path, unescaped, is written back at the start of spec */
+    size_t plen = strlen(item);
+    char path[4096];
+    memcpy(path, item, plen + 1);
+    while ((r = opts_next(&p, item, sizeof(item), e)) > 0) {
+        char *val;
+        opts_split(item, &val);
+        if (!strcmp(item, "format")) {
+            if (!val || strcmp(val, "raw"))
+                return err_set(e, -EINVAL, "--disk %s: format '%s' is not supported (raw)", path,
+                               val ? val : "");
+        } else if (!strcmp(item, "readonly")) {
+            int b = opts_bool(val);
+            if (b < 0)
+                return err_set(e, -EINVAL, "--disk %s: readonly=%s: use on or off", path,
+                               val ? val : "");
+            d->readonly = b;
+        } else if (!strcmp(item, "serial")) {
+            if (!val || strlen(val) > 20)
+                return err_set(e, -EINVAL, "--disk %s: serial must be 1 to 20 characters", path);
+            strcpy(d->serial, val);
+        } else {
+            return err_set(e, -EINVAL, "--disk %s: unknown option '%s' (format, readonly, serial)",
+                           path, item);
+        }
+    }
+    if (r < 0)
+        return r;
+    memcpy(spec, path, plen + 1); /* unescaped path is never longer than spec */
+    d->path = spec;
+    return 0;
+}
+
+struct blk *blk_open(const struct disk_config *d, struct evloop *loop, struct err *e)
+{
+    const struct blk_driver *drv = NULL;
+    for (unsigned i = 0; i < sizeof(drivers) / sizeof(drivers[0]); i++)
+        if (!strcmp(drivers[i]->format, d->format))
+            drv = drivers[i];
+    if (!drv) {
+        err_set(e, -EINVAL, "%s: unknown image format '%s'", d->path, d->format);
+        return NULL;
+    }
+    struct blk *b = calloc(1, sizeof(*b));
+    if (!b || !(b->path = strdup(d->path))) {
+        free(b);
+        err_set(e, -ENOMEM, "out of memory");
+        return NULL;
+    }
+    b->drv = drv;
+    b->fd = -1;
+    b->readonly = d->readonly;
+    b->loop = loop;
+    if (drv->open(b, e) < 0) {
+        if (b->fd >= 0)
+            close(b->fd);
+        free(b->path);
+        free(b);
+        return NULL;
+    }
+    return b;
+}
+
+static uint64_t iov_bytes(const struct iovec *iov, unsigned n)
+{
+    uint64_t t = 0;
+    for (unsigned i = 0; i < n; i++)
+        t += iov[i].iov_len;
+    return t;
+}
+
+void blk_submit(struct blk *b, struct blk_req *r)
+{
+    uint64_t len = r->op == BLK_READ || r->op == BLK_WRITE ? iov_bytes(r->iov, r->niov) : r->len;
+    r->xfer_done = 0;
+    r->next = NULL;
+    b->inflight++;
+    if (b->loop)
+        evloop_busy_inc(b->loop);
+    if (r->op != BLK_READ && r->op != BLK_FLUSH && b->readonly) {
+        blk_complete(b, r, -EROFS);
+        return;
+    }
+    if (r->op != BLK_FLUSH && (r->offset > b->size || len > b->size - r->offset)) {
+        blk_complete(b, r, -EINVAL);
+        return;
+    }
+    b->drv->submit(b, r);
+}
+
+void blk_complete(struct blk *b, struct blk_req *r, int ret)
+{
+    b->inflight--;
+    if (b->loop)
+        evloop_busy_dec(b->loop);
+    r->done(r, ret);
+}
+
+void blk_close(struct blk *b)
+{
+    if (!b)
+        return;
+    if (b->inflight)
+        b->drv->drain(b);
+    b->drv->close(b);
+    if (b->fd >= 0)
+        close(b->fd);
+    free(b->path);
+    free(b);
+}

@@ -1,0 +1,339 @@
+/* virtio-blk (virtio spec 5.2): a disk backed by a block-layer image.
+ *
+ * One request queue of BLK_QUEUE_SIZE entries.  A kick pops every available
+ * chain, checks it and submits one block-layer request per chain
+ * (block/block.h), so many requests are in flight at once; each completion
+ * writes the status byte, returns the chain and asks whether the driver
+ * wants an interrupt.  Completions run in device context (the event loop),
+ * so nothing here needs a lock.
+ *
+ * Supported: IN (read), OUT (write), FLUSH (fdatasync of the image before
+ * completing), GET_ID (the serial, up to 20 bytes), DISCARD and
+ * WRITE_ZEROES (one range per request, unmap honoured).  Read-only disks
+ * offer VIRTIO_BLK_F_RO and fail writes with IOERR; they offer neither
+ * DISCARD nor WRITE_ZEROES.
+ *
+ * The guest decides every field of a request, so each is checked: the
+ * header must be readable (16 bytes, possibly split across buffers), the
+ * status byte writable, data lengths multiples of 512, ranges inside the
+ * disk.  A bad request completes with VIRTIO_BLK_S_IOERR (or UNSUPP for an
+ * unknown type or flags), never touches memory outside its own buffers,
+ * and never stops the device.  A malformed ring is the core's business
+ * (NEEDS_RESET).  A device reset while requests are in flight lets them
+ * finish but drops their completions (generation counter). */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "block/block.h"
+#include "virtio/virtio_pci.h"
+
+#define BLK_QUEUE_SIZE 256
+#define PCI_CLASS_STORAGE_SCSI 0x010000
+
+/* features */
+#define VIRTIO_BLK_F_SEG_MAX 2
+#define VIRTIO_BLK_F_RO 5
+#define VIRTIO_BLK_F_BLK_SIZE 6
+#define VIRTIO_BLK_F_FLUSH 9
+#define VIRTIO_BLK_F_DISCARD 13
+#define VIRTIO_BLK_F_WRITE_ZEROES 14
+
+/* request types and status */
+#define VIRTIO_BLK_T_IN 0
+#define VIRTIO_BLK_T_OUT 1
+#define VIRTIO_BLK_T_FLUSH 4
+#define VIRTIO_BLK_T_GET_ID 8
+#define VIRTIO_BLK_T_DISCARD 11
+#define VIRTIO_BLK_T_WRITE_ZEROES 13
+#define VIRTIO_BLK_S_OK 0
+#define VIRTIO_BLK_S_IOERR 1
+#define VIRTIO_BLK_S_UNSUPP 2
+#define VIRTIO_BLK_ID_BYTES 20
+#define VIRTIO_BLK_WZ_UNMAP 1u
+
+/* config space layout */
+#define CFG_CAPACITY 0
+#define CFG_SEG_MAX 12
+#define CFG_BLK_SIZE 20
+#define CFG_NUM_QUEUES 34
+#define CFG_MAX_DISCARD_SECTORS 36
+#define CFG_MAX_DISCARD_SEG 40
+#define CFG_DISCARD_ALIGN 44
+#define CFG_MAX_WZ_SECTORS 48
+#define CFG_MAX_WZ_SEG 52
+#define CFG_WZ_MAY_UNMAP 56
+#define CFG_SIZE 60
+
+#define MAX_RANGE_SECTORS 0x400000u  /* 2 GiB per discard / write-zeroes */
+
+struct virtio_blk {
+    struct virtio_pci vp;
+    struct blk *disk;
+    char serial[VIRTIO_BLK_ID_BYTES];
+    unsigned gen;               /* bumped by every reset */
+    uint8_t cfg[CFG_SIZE];
+    struct virtq_chain chain;   /* scratch for popping */
+};
+
+struct vblk_req {
+    struct blk_req req;
+    struct virtio_blk *dev;
+    unsigned gen, q;
+    uint16_t head;
+    uint8_t *status;            /* the status byte, in guest RAM */
+    uint32_t written;           /* device-writable bytes filled, status included */
+    unsigned niov;
+    struct iovec iov[];
+};
+
+static void put_le(uint8_t *p, uint64_t v, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint64_t get_le(const uint8_t *p, unsigned n)
+{
+    uint64_t v = 0;
+    for (unsigned i = 0; i < n; i++)
+        v |= (uint64_t)p[i] << (8 * i);
+    return v;
+}
+
+static void complete_head(struct virtio_blk *d, unsigned q, uint16_t head, uint32_t written)
+{
+    virtq_push(&d->vp.vdev.vq[q], head, written);
+    virtio_queue_notify_used(&d->vp.vdev, q);
+}
+
+static void req_done(struct blk_req *br, int ret)
+{
+    struct vblk_req *r = (struct vblk_req *)br;
+    struct virtio_blk *d = r->dev;
+    if (r->gen == d->gen) {
+        if (ret < 0) {
+            *r->status = VIRTIO_BLK_S_IOERR;
+            r->written = 1;     /* no data is vouched for */
+            virtio_log(&d->vp.vdev, "I/O error at byte %llu: %s",
+                       (unsigned long long)br->offset, strerror(-ret));
+        } else {
+            *r->status = VIRTIO_BLK_S_OK;
+        }
+        complete_head(d, r->q, r->head, r->written);
+    }
+    free(r);
+}
+
+/* Build an iovec over the chain's bytes [from, from + len) on the readable
+ * (out) or writable (in) side. */
+static unsigned chain_iov(const struct virtq_chain *c, bool in, uint64_t from, uint64_t len,
+                          struct iovec *iov)
+{
+    unsigned first = in ? c->nout : 0, end = in ? c->nout + c->nin : c->nout, n = 0;
+    for (unsigned i = first; i < end && len; i++) {
+        const struct virtq_seg *s = &c->seg[i];
+        if (from >= s->len) {
+            from -= s->len;
+            continue;
+        }
+        uint64_t take = s->len - from < len ? s->len - from : len;
+        iov[n++] = (struct iovec){ .iov_base = s->p + from, .iov_len = (size_t)take };
+        len -= take;
+        from = 0;
+    }
+    return n;
+}
+
+/* One popped chain: complete it now (bad or instant requests) or submit it. */
+static void handle_chain(struct virtio_blk *d, unsigned q, const struct virtq_chain *c)
+{
+    struct virtio_dev *vd = &d->vp.vdev;
+    uint8_t hdr[16];
+    if (c->in_bytes < 1) {
+        /* no status byte to report through: return the chain untouched */
+        virtio_log(vd, "request without a writable status byte");
+        complete_head(d, q, c->head, 0);
+        return;
+    }
+    const struct virtq_seg *last = &c->seg[c->nout + c->nin - 1];
+    uint8_t *status = last->p + last->len - 1;
+    if (virtq_chain_from_guest(c, 0, hdr, sizeof(hdr)) < sizeof(hdr)) {
+        virtio_log(vd, "request header shorter than 16 bytes");
+        *status = VIRTIO_BLK_S_IOERR;
+        complete_head(d, q, c->head, 1);
+        return;
+    }
+    uint32_t type = (uint32_t)get_le(hdr, 4);
+    uint64_t sector = get_le(hdr + 8, 8);
+    uint64_t out_data = c->out_bytes - sizeof(hdr), in_data = c->in_bytes - 1u;
+    uint64_t capacity = d->disk->size / BLK_SECTOR;
+    enum blk_op op;
+    uint64_t len = 0;
+    bool unmap = false;
+
+    switch (type) {
+    case VIRTIO_BLK_T_IN:
+    case VIRTIO_BLK_T_OUT:
+        op = type == VIRTIO_BLK_T_IN ? BLK_READ : BLK_WRITE;
+        len = op == BLK_READ ? in_data : out_data;
+        if (len % BLK_SECTOR || sector > capacity || len / BLK_SECTOR > capacity - sector) {
+            virtio_log(vd, "%s of %llu bytes at sector %llu is outside the disk or unaligned",
+                       op == BLK_READ ? "read" : "write", (unsigned long long)len,
+                       (unsigned long long)sector);
+            goto ioerr;
+        }
+        if (op == BLK_WRITE && d->disk->readonly)
+            goto ioerr;
+        break;
+    case VIRTIO_BLK_T_FLUSH:
+        op = BLK_FLUSH;
+        break;
+    case VIRTIO_BLK_T_GET_ID: {
+        size_t n = in_data < VIRTIO_BLK_ID_BYTES ? (size_t)in_data : VIRTIO_BLK_ID_BYTES;
+        virtq_chain_to_guest(c, 0, d->serial, n);
+        *status = VIRTIO_BLK_S_OK;
+        complete_head(d, q, c->head, (uint32_t)n + 1);
+        return;
+    }
+    case VIRTIO_BLK_T_DISCARD:
+    case VIRTIO_BLK_T_WRITE_ZEROES: {
+        bool wz = type == VIRTIO_BLK_T_WRITE_ZEROES;
+        if (!virtio_has_feature(vd, wz ? VIRTIO_BLK_F_WRITE_ZEROES : VIRTIO_BLK_F_DISCARD))
+            goto unsupp;
+        uint8_t seg[16];
+        if (out_data != sizeof(seg)) {   /* exactly one range (max_*_seg = 1) */
+            virtio_log(vd, "%s with %llu bytes of ranges (one 16-byte range allowed)",
+                       wz ? "write-zeroes" : "discard", (unsigned long long)out_data);
+            goto ioerr;
+        }
+        virtq_chain_from_guest(c, sizeof(hdr), seg, sizeof(seg));
+        sector = get_le(seg, 8);
+        uint64_t nsec = get_le(seg + 8, 4);
+        uint32_t flags = (uint32_t)get_le(seg + 12, 4);
+        if ((flags & ~VIRTIO_BLK_WZ_UNMAP) || (!wz && flags))
+            goto unsupp;
+        if (nsec > MAX_RANGE_SECTORS || sector > capacity || nsec > capacity - sector)
+            goto ioerr;
+        op = wz ? BLK_WRITE_ZEROES : BLK_DISCARD;
+        unmap = flags & VIRTIO_BLK_WZ_UNMAP;
+        len = nsec * BLK_SECTOR;
+        break;
+    }
+    default:
+        goto unsupp;
+    }
+
+    unsigned maxiov = op == BLK_READ ? c->nin : op == BLK_WRITE ? c->nout : 0;
+    struct vblk_req *r = calloc(1, sizeof(*r) + maxiov * sizeof(struct iovec));
+    if (!r) {
+        virtio_log(vd, "out of memory for a request");
+        goto ioerr;
+    }
+    r->dev = d;
+    r->gen = d->gen;
+    r->q = q;
+    r->head = c->head;
+    r->status = status;
+    r->written = 1;
+    if (op == BLK_READ) {
+        r->niov = chain_iov(c, true, 0, len, r->iov);
+        r->written += (uint32_t)len;
+    } else if (op == BLK_WRITE) {
+        r->niov = chain_iov(c, false, sizeof(hdr), len, r->iov);
+    }
+    r->req = (struct blk_req){
+        .op = op, .offset = sector * BLK_SECTOR, .len = len, .iov = r->iov, .niov = r->niov,
+        .unmap = unmap, .done = req_done, .opaque = r,
+    };
+    blk_submit(d->disk, &r->req);
+    return;
+
+unsupp:
+    *status = VIRTIO_BLK_S_UNSUPP;
+    complete_head(d, q, c->head, 1);
+    return;
+ioerr:
+    *status = VIRTIO_BLK_S_IOERR;
+    complete_head(d, q, c->head, 1);
+}
+
+static void blk_queue_notify(struct virtio_dev *vd, unsigned q)
+{
+    struct virtio_blk *d = vd->opaque;
+    while (virtio_live(vd) && virtio_queue_pop(vd, q, &d->chain) > 0)
+        handle_chain(d, q, &d->chain);
+}
+
+static uint32_t blk_cfg_read(struct virtio_dev *vd, unsigned off, unsigned size)
+{
+    struct virtio_blk *d = vd->opaque;
+    if (off >= CFG_SIZE || size > CFG_SIZE - off)
+        return 0;
+    return (uint32_t)get_le(d->cfg + off, size);
+}
+
+static void blk_cfg_write(struct virtio_dev *vd, unsigned off, unsigned size, uint32_t val)
+{
+    (void)off; (void)size; (void)val;
+    virtio_log(vd, "write to read-only config space at %u (ignored)", off);
+}
+
+static void blk_reset(struct virtio_dev *vd)
+{
+    struct virtio_blk *d = vd->opaque;
+    d->gen++;
+}
+
+static const struct virtio_dev_ops blk_ops = {
+    .queue_notify = blk_queue_notify,
+    .cfg_read = blk_cfg_read,
+    .cfg_write = blk_cfg_write,
+    .reset = blk_reset,
+};
+
+static void blk_free(struct virtio_pci *vp)
+{
+    struct virtio_blk *d = vp->vdev.opaque;
+    blk_close(d->disk);     /* waits for requests in flight */
+    free(d);
+}
+
+int virtio_blk_create(const struct virtio_host *h, const struct disk_config *dc, struct err *e)
+{
+    struct virtio_blk *d = calloc(1, sizeof(*d));
+    if (!d)
+        return err_set(e, -ENOMEM, "virtio-blk: out of memory");
+    d->disk = blk_open(dc, h->loop, e);
+    if (!d->disk) {
+        free(d);
+        return -EINVAL;
+    }
+    memcpy(d->serial, dc->serial, strnlen(dc->serial, VIRTIO_BLK_ID_BYTES));
+    uint64_t features = 1ull << VIRTIO_BLK_F_SEG_MAX | 1ull << VIRTIO_BLK_F_BLK_SIZE |
+                        1ull << VIRTIO_BLK_F_FLUSH;
+    if (d->disk->readonly)
+        features |= 1ull << VIRTIO_BLK_F_RO;
+    else
+        features |= 1ull << VIRTIO_BLK_F_DISCARD | 1ull << VIRTIO_BLK_F_WRITE_ZEROES;
+    put_le(d->cfg + CFG_CAPACITY, d->disk->size / BLK_SECTOR, 8);
+    put_le(d->cfg + CFG_SEG_MAX, BLK_QUEUE_SIZE - 2, 4);
+    put_le(d->cfg + CFG_BLK_SIZE, BLK_SECTOR, 4);
+    put_le(d->cfg + CFG_NUM_QUEUES, 1, 2);
+    put_le(d->cfg + CFG_MAX_DISCARD_SECTORS, MAX_RANGE_SECTORS, 4);
+    put_le(d->cfg + CFG_MAX_DISCARD_SEG, 1, 4);
+    put_le(d->cfg + CFG_DISCARD_ALIGN, 1, 4);
+    put_le(d->cfg + CFG_MAX_WZ_SECTORS, MAX_RANGE_SECTORS, 4);
+    put_le(d->cfg + CFG_MAX_WZ_SEG, 1, 4);
+    d->cfg[CFG_WZ_MAY_UNMAP] = 1;
+    virtio_dev_init(&d->vp.vdev, "virtio-blk", VIRTIO_ID_BLOCK, features, 1, BLK_QUEUE_SIZE,
+                    CFG_SIZE, h->mem, &blk_ops, d);
+    int ret = virtio_pci_init(&d->vp, PCI_CLASS_STORAGE_SCSI, blk_free, e);
+    if (ret == 0)
+        ret = pci_bus_plug(h->pb, &d->vp.pci, e);
+    if (ret < 0) {
+        blk_close(d->disk);
+        free(d);
+    }
+    return ret;
+}
