@@ -110,6 +110,10 @@ void blk_submit(struct blk *b, struct blk_req *r)
         blk_complete(b, r, -EINVAL);
         return;
     }
+    if (r->op != BLK_FLUSH && len == 0) {
+        blk_complete(b, r, 0);
+        return;
+    }
     b->drv->submit(b, r);
 }
 

@@ -20,13 +20,13 @@ static struct bus mmio;
 static struct pci_bus pb;
 static bool lines[PCI_INTX_LINES];
 
-static void set_intx(void *opaque, unsigned line, bool level)
+static inline void set_intx(void *opaque, unsigned line, bool level)
 {
     (void)opaque;
     lines[line] = level;
 }
 
-static void *gp(uint64_t gpa, uint64_t len)
+static inline void *gp(uint64_t gpa, uint64_t len)
 {
     void *p = gmem_ptr(&mem, gpa, len);
     if (!p)
@@ -34,9 +34,9 @@ static void *gp(uint64_t gpa, uint64_t len)
     return p;
 }
 
-static uint16_t rd16(uint64_t gpa) { uint16_t v; memcpy(&v, gp(gpa, 2), 2); return v; }
-static uint32_t rd32(uint64_t gpa) { uint32_t v; memcpy(&v, gp(gpa, 4), 4); return v; }
-static void wr16(uint64_t gpa, uint16_t v) { memcpy(gp(gpa, 2), &v, 2); }
+static inline uint16_t rd16(uint64_t gpa) { uint16_t v; memcpy(&v, gp(gpa, 2), 2); return v; }
+static inline uint32_t rd32(uint64_t gpa) { uint32_t v; memcpy(&v, gp(gpa, 4), 4); return v; }
+static inline void wr16(uint64_t gpa, uint16_t v) { memcpy(gp(gpa, 2), &v, 2); }
 
 /* --- a minimal guest driver ---------------------------------------------- */
 
@@ -49,19 +49,19 @@ struct drv {
     uint64_t desc[2], avail[2], used[2], buf;
 };
 
-static uint32_t cfg_rd(unsigned slot, unsigned reg, unsigned size)
+static inline uint32_t cfg_rd(unsigned slot, unsigned reg, unsigned size)
 {
     uint64_t v = 0;
     bus_read(&mmio, ECAM + ((uint64_t)slot << 15) + reg, size, &v);
     return (uint32_t)v;
 }
 
-static void cfg_wr(unsigned slot, unsigned reg, unsigned size, uint32_t v)
+static inline void cfg_wr(unsigned slot, unsigned reg, unsigned size, uint32_t v)
 {
     bus_write(&mmio, ECAM + ((uint64_t)slot << 15) + reg, size, v);
 }
 
-static uint64_t bar_rd(struct drv *d, uint64_t off, unsigned size)
+static inline uint64_t bar_rd(struct drv *d, uint64_t off, unsigned size)
 {
     uint64_t v = 0xdeadbeef;
     CHECK(bus_read(&mmio, d->bar + off, size, &v) == 0, "BAR read at 0x%llx",
@@ -69,7 +69,7 @@ static uint64_t bar_rd(struct drv *d, uint64_t off, unsigned size)
     return v;
 }
 
-static void bar_wr(struct drv *d, uint64_t off, unsigned size, uint64_t v)
+static inline void bar_wr(struct drv *d, uint64_t off, unsigned size, uint64_t v)
 {
     CHECK(bus_write(&mmio, d->bar + off, size, v) == 0, "BAR write at 0x%llx",
           (unsigned long long)off);
@@ -78,7 +78,7 @@ static void bar_wr(struct drv *d, uint64_t off, unsigned size, uint64_t v)
 #define COMMON(d, reg) ((d)->common + VIRTIO_PCI_COMMON_##reg)
 
 /* Find the device in `slot`, enable it, locate its register blocks. */
-static void drv_probe(struct drv *d, unsigned slot, uint64_t ring_base)
+static inline void drv_probe(struct drv *d, unsigned slot, uint64_t ring_base)
 {
     memset(d, 0, sizeof(*d));
     d->slot = slot;
@@ -116,7 +116,7 @@ static void drv_probe(struct drv *d, unsigned slot, uint64_t ring_base)
 }
 
 /* The spec's initialisation sequence; returns the final status. */
-static uint8_t drv_init(struct drv *d, uint64_t features, unsigned nq, uint16_t qsize)
+static inline uint8_t drv_init(struct drv *d, uint64_t features, unsigned nq, uint16_t qsize)
 {
     bar_wr(d, COMMON(d, STATUS), 1, 0);
     EQ(bar_rd(d, COMMON(d, STATUS), 1), 0);
@@ -152,30 +152,30 @@ static uint8_t drv_init(struct drv *d, uint64_t features, unsigned nq, uint16_t 
 
 #define STD_FEATURES ((1ull << VIRTIO_F_VERSION_1) | (1ull << VIRTIO_RING_F_INDIRECT_DESC))
 
-static void put_desc(uint64_t table, unsigned i, uint64_t addr, uint32_t len, uint16_t flags,
+static inline void put_desc(uint64_t table, unsigned i, uint64_t addr, uint32_t len, uint16_t flags,
                      uint16_t next)
 {
     struct virtq_desc de = { addr, len, flags, next };
     memcpy(gp(table + 16ull * i, 16), &de, 16);
 }
 
-static void drv_avail(struct drv *d, unsigned q, uint16_t head)
+static inline void drv_avail(struct drv *d, unsigned q, uint16_t head)
 {
     wr16(d->avail[q] + 4 + 2ull * (d->avail_idx[q] % d->qsize[q]), head);
     d->avail_idx[q]++;
     wr16(d->avail[q] + 2, d->avail_idx[q]);
 }
 
-static void drv_kick(struct drv *d, unsigned q)
+static inline void drv_kick(struct drv *d, unsigned q)
 {
     bar_wr(d, d->notify + (uint64_t)d->noff[q] * d->mult, 2, q);
 }
 
-static uint16_t used_idx(struct drv *d, unsigned q) { return rd16(d->used[q] + 2); }
-static uint8_t status(struct drv *d) { return (uint8_t)bar_rd(d, COMMON(d, STATUS), 1); }
-static bool line(struct drv *d) { return lines[pci_intx_line(d->slot, 1)]; }
+static inline uint16_t used_idx(struct drv *d, unsigned q) { return rd16(d->used[q] + 2); }
+static inline uint8_t status(struct drv *d) { return (uint8_t)bar_rd(d, COMMON(d, STATUS), 1); }
+static inline bool line(struct drv *d) { return lines[pci_intx_line(d->slot, 1)]; }
 
-static void setup(void)
+static inline void setup(void)
 {
     memset(&mmio, 0, sizeof(mmio));
     memset(lines, 0, sizeof(lines));
