@@ -1,4 +1,0 @@
-build-x86/src/core/evloop.o: src/core/evloop.c src/core/evloop.h \
- src/core/log.h
-src/core/evloop.h:
-src/core/log.h:

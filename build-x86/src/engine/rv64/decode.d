@@ -1,7 +1,0 @@
-build-x86/src/engine/rv64/decode.o: src/engine/rv64/decode.c \
- src/engine/rv64/decode.h src/engine/rv64/fpu.h src/engine/rv64/rv64.h \
- src/core/log.h
-src/engine/rv64/decode.h:
-src/engine/rv64/fpu.h:
-src/engine/rv64/rv64.h:
-src/core/log.h:
