@@ -11,7 +11,7 @@ while [ ! -b /dev/vda ] && [ $i -lt 30 ]; do
     i=$((i + 1))
 done
 if [ ! -b /dev/vda ]; then
-    echo "diskbench error: no /dev/vda (block devices: $(ls /sys/block | tr '\n' ' '))"
+    echo "diskbench error: no /dev/vda (block devices: $(echo /sys/block/*))"
     exit 1
 fi
 exec /bin/diskbench "$@" /dev/vda
