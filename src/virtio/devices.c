@@ -9,6 +9,7 @@ static const struct {
     int (*create)(const struct virtio_host *h, const char *opts, struct err *e);
 } device_types[] = {
     { "virtio-rng", virtio_rng_create },
+    { "virtio-console", virtio_console_create },
 };
 
 #define NTYPES (sizeof(device_types) / sizeof(device_types[0]))

@@ -100,6 +100,8 @@ struct virtio_host {
 /* Device types: create one from its options (the part of --device after
  * the name, "" if none) and plug it into h->pb.  The bus then owns it. */
 int virtio_rng_create(const struct virtio_host *h, const char *opts, struct err *e);
+/* virtio-console: socket=PATH or file=PATH (see virtio_console.c). */
+int virtio_console_create(const struct virtio_host *h, const char *opts, struct err *e);
 /* A disk (--disk): virtio-blk over the block layer (block/block.h). */
 struct disk_config;
 int virtio_blk_create(const struct virtio_host *h, const struct disk_config *d, struct err *e);
@@ -110,6 +112,6 @@ int virtio_pci_create(const struct virtio_host *h, const char *spec, struct err 
 /* Whether spec names a known device type (options are not checked). */
 bool virtio_device_known(const char *spec);
 /* Space-separated names virtio_pci_create knows, for help texts. */
-#define VIRTIO_DEVICE_NAMES "virtio-rng"
+#define VIRTIO_DEVICE_NAMES "virtio-rng virtio-console"
 
 #endif
