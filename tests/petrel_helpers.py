@@ -168,6 +168,15 @@ def run_petrel(flavor, args, *, input=None, timeout=120, env=None):
                    env=env if env is not None else petrel_env(flavor))
 
 
+def marker_values(result, key):
+    """Values of the lines `KEY0=value` a guest session printed.  Sessions
+    build the marker with shell arithmetic (`echo "KEY$((0))=..."`) so the
+    echoed command line, which contains "$((0))", never matches."""
+    prefix = f"{key}0="
+    return [line.strip()[len(prefix):] for line in result.lines
+            if line.strip().startswith(prefix)]
+
+
 def fail(reason, details=None):
     """Fail the test: `reason` (one line) is what pytest's summary shows; the
     details (command, exit status, output tails) go to the test's captured

@@ -15,7 +15,7 @@ import pytest
 
 from petrel_helpers import (EXIT_POWEROFF, FLAVORS, assert_exit,
                             assert_no_sanitizer_report, check, fail,
-                            require_guest, run_petrel)
+                            marker_values, require_guest, run_petrel)
 
 BOOT_TIMEOUT = 300
 ASAN_BOOT_TIMEOUT = 600
@@ -63,23 +63,17 @@ def _require_rng_module(guest_dir):
              "(images/lib-apt.sh adds the virtio modules)")
 
 
-def _values(result, key):
-    prefix = f"{key}0="
-    return [line.strip()[len(prefix):] for line in result.lines
-            if line.strip().startswith(prefix)]
-
-
 def _check_guest(result):
     assert_exit(result, EXIT_POWEROFF, "poweroff -f")
-    pci = _values(result, "PCI")
+    pci = marker_values(result, "PCI")
     check(pci, "no PCI devices in /sys/bus/pci/devices", result)
     check(any(p.endswith(" 0x1af4 0x1044") for p in pci),
           f"no virtio-rng (1af4:1044) among the PCI devices: {pci}", result)
-    rng = _values(result, "RNG")
+    rng = marker_values(result, "RNG")
     check(rng and rng[0].startswith("virtio_rng"),
           f"hw_random's rng_current is {rng[0] if rng else 'missing'!r}, not virtio_rng "
           "(did the guest load the virtio_rng module?)", result)
-    nbytes = _values(result, "BYTES")
+    nbytes = marker_values(result, "BYTES")
     check(nbytes == ["256"], f"dd from /dev/hwrng gave {nbytes} bytes, expected 256", result)
     # od -x: 16 lines of 8 words, then the end offset 0400 (octal 256)
     rows = [line.split() for line in result.lines
@@ -90,7 +84,7 @@ def _check_guest(result):
           "od did not end at offset 0000400 (256 bytes)", result)
     check(len(set(words)) > 100, f"256 bytes from /dev/hwrng look constant: {words[:16]}",
           result)
-    irqs = _values(result, "IRQ")
+    irqs = marker_values(result, "IRQ")
     check(irqs and irqs[0] != "0", "no virtio interrupt line in /proc/interrupts", result)
 
 
@@ -116,8 +110,8 @@ def test_no_pci_devices_by_default():
                               'echo "H$((0))=$(ls -d /sys/bus/pci/devices 2>&1)"\npoweroff -f\n',
                         timeout=BOOT_TIMEOUT + SLACK)
     assert_exit(result, EXIT_POWEROFF, "poweroff -f")
-    check(_values(result, "H") == ["/sys/bus/pci/devices"], "no PCI bus in the guest", result)
-    check(_values(result, "N") == ["0"], "PCI devices without --device", result)
+    check(marker_values(result, "H") == ["/sys/bus/pci/devices"], "no PCI bus in the guest", result)
+    check(marker_values(result, "N") == ["0"], "PCI devices without --device", result)
 
 
 def test_unknown_device_is_an_error():
