@@ -27,8 +27,10 @@ def _virtqueue_seeds():
     def desc(addr, length, flags, next_=0):
         return struct.pack("<QIHH", ram_base + addr, length, flags, next_)
 
-    def seed(descs, heads, indirect=(), ops=()):
-        ram = bytearray(0x3000)
+    def seed(descs, heads, indirect=(), ops=(), flags=3, data=()):
+        ram = bytearray(0x5000 if data else 0x3000)
+        for addr, blob in data:
+            ram[addr:addr + len(blob)] = blob
         for i, d in enumerate(descs):
             ram[16 * i:16 * i + 16] = d
         ram[0x1002:0x1004] = struct.pack("<H", len(heads))
@@ -36,11 +38,13 @@ def _virtqueue_seeds():
             ram[0x1004 + 2 * i:0x1006 + 2 * i] = struct.pack("<H", h)
         for i, d in enumerate(indirect):
             ram[0x2800 + 16 * i:0x2810 + 16 * i] = d
-        # flags: EVENT_IDX | INDIRECT_DESC | VERSION_1 (bit 2 set = offered)
-        header = struct.pack("<BHHHHHB", 7, 8, 0, 0x1000, 0x2000, len(ram), 16)
+        # flags: bit 0 EVENT_IDX, bit 1 INDIRECT_DESC, bit 2 set: the driver
+        # does NOT accept VERSION_1 (so FEATURES_OK fails), bit 3: virtio-blk
+        # instead of virtio-rng
+        header = struct.pack("<BHHHHHB", flags, 8, 0, 0x1000, 0x2000, len(ram), 16)
         return header + bytes(ram) + b"".join(struct.pack("<BBHI", *op) for op in ops)
 
-    return {
+    seeds = {
         "simple": seed([desc(0x4000, 64, wr)], [0]),
         "chain": seed([desc(0x4000, 16, nxt, 1), desc(0x4100, 32, nxt | wr, 2),
                        desc(0x4200, 8, wr)], [0]),
@@ -52,6 +56,20 @@ def _virtqueue_seeds():
                     ops=[(6, 2, 0, 1), (4, 2, 0, 0), (1, 2, 0x1000, 0), (0, 2, 0x14, 0),
                          (7, 2, 0, 0x00064000), (6, 2, 0, 3), (2, 2, 0x04, 6), (3, 2, 0x10, 0)]),
     }
+    # virtio-blk requests: header at 0x4000, data at 0x4100, status at 0x4400
+    def blk(rtype, sector, data_len, data_flags, payload=b""):
+        hdr = struct.pack("<IIQ", rtype, 0, sector)
+        return seed([desc(0x4000, 16, nxt, 1), desc(0x4100, data_len, nxt | data_flags, 2),
+                     desc(0x4400, 1, wr)], [0], flags=11,
+                    data=[(0x4000, hdr), (0x4100, payload)])
+    seeds["blk-read"] = blk(0, 2, 1024, wr)
+    seeds["blk-write"] = blk(1, 100, 512, 0, b"petrel" * 80)
+    seeds["blk-get-id"] = blk(8, 0, 20, wr)
+    seeds["blk-discard"] = blk(11, 0, 16, 0, struct.pack("<QII", 8, 16, 0))
+    seeds["blk-write-zeroes"] = blk(13, 0, 16, 0, struct.pack("<QII", 0, 8, 1))
+    seeds["blk-flush"] = seed([desc(0x4000, 16, nxt, 1), desc(0x4400, 1, wr)], [0], flags=11,
+                              data=[(0x4000, struct.pack("<IIQ", 4, 0, 0))])
+    return seeds
 
 
 def _seed_corpus(name, tmp_path):

@@ -7,12 +7,20 @@
  *
  * Input layout:
  *   header (12 bytes): flags, qsize (2), desc, avail, used (2 each: offsets
- *                      in RAM), ram_len (2), pops
+ *                      in RAM), ram_len (2), pops.  flags bit 3 picks the
+ *                      device: virtio-rng, or virtio-blk on a 64 KiB
+ *                      in-memory image (its requests complete through
+ *                      io_uring when the device is torn down)
  *   ram_len bytes      copied to the start of guest RAM
  *   ops, 8 bytes each: op, size, off (2), val (4) */
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "block/block.h"
 
 #include "pci/pci.h"
 #include "virtio/virtio_pci.h"
@@ -77,7 +85,22 @@ static void set_intx(void *opaque, unsigned line, bool level)
     (void)level;
 }
 
-/* Phase 2: a virtio-rng device on a PCI bus, driven by the ops. */
+/* The virtio-blk device's image: a 64 KiB memfd, reopened by path. */
+static int plug_blk(struct pci_bus *pb)
+{
+    static char path[64];
+    if (!path[0]) {
+        int fd = memfd_create("fuzz-disk", 0);
+        if (fd < 0 || ftruncate(fd, 65536) < 0)
+            abort();
+        snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+    }
+    struct disk_config dc = { .path = path, .format = "raw", .serial = "fuzz" };
+    return virtio_blk_create(&(struct virtio_host){ .pb = pb, .mem = &mem }, &dc, NULL);
+}
+
+/* Phase 2: a virtio-rng or virtio-blk device on a PCI bus, driven by the
+ * ops. */
 static void fuzz_device(const uint8_t *h, const uint8_t *ops, size_t nops)
 {
     static struct bus mmio;
@@ -86,7 +109,9 @@ static void fuzz_device(const uint8_t *h, const uint8_t *ops, size_t nops)
     pci_bus_init(&pb, &mmio, WIN, 0x40000000, set_intx, NULL);
     pb.log = bus_log;
     if (bus_add(&mmio, ECAM, 0x10000000, &pci_ecam_ops, &pb, "ecam", NULL) < 0 ||
-        virtio_pci_create(&(struct virtio_host){ .pb = &pb, .mem = &mem }, "virtio-rng", NULL) < 0)
+        (h[0] & 8 ? plug_blk(&pb)
+                  : virtio_pci_create(&(struct virtio_host){ .pb = &pb, .mem = &mem },
+                                      "virtio-rng", NULL)) < 0)
         abort();
     struct virtio_pci *vp = (struct virtio_pci *)pb.dev[1];
     vp->vdev.log = dev_log;
@@ -96,7 +121,9 @@ static void fuzz_device(const uint8_t *h, const uint8_t *ops, size_t nops)
     bus_write(&mmio, cfg + PCI_COMMAND, 2, PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
     bus_write(&mmio, bar + VIRTIO_PCI_COMMON_STATUS, 1, 3);
     bus_write(&mmio, bar + VIRTIO_PCI_COMMON_GFSELECT, 4, 0);
-    bus_write(&mmio, bar + VIRTIO_PCI_COMMON_GF, 4, (uint32_t)(h[0] & 3) << 28);
+    /* ring features, and virtio-blk's FLUSH, DISCARD and WRITE_ZEROES */
+    bus_write(&mmio, bar + VIRTIO_PCI_COMMON_GF, 4,
+              (uint32_t)(h[0] & 3) << 28 | (h[0] & 8 ? 1u << 9 | 1u << 13 | 1u << 14 : 0));
     bus_write(&mmio, bar + VIRTIO_PCI_COMMON_GFSELECT, 4, 1);
     bus_write(&mmio, bar + VIRTIO_PCI_COMMON_GF, 4, !(h[0] & 4));
     bus_write(&mmio, bar + VIRTIO_PCI_COMMON_STATUS, 1, 0x0b);
