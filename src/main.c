@@ -13,6 +13,8 @@ static void usage(FILE *f)
             "\n"
             "commands:\n"
             "  run        boot a virtual machine (see 'petrel run --help')\n"
+            "  img        create, inspect, check and convert disk images (see\n"
+            "             'petrel img --help')\n"
             "\n"
             "options:\n"
             "  -h, --help     show this help\n"
@@ -38,6 +40,8 @@ int main(int argc, char **argv)
     }
     if (!strcmp(cmd, "run"))
         return cli_run(argc - 1, argv + 1);
+    if (!strcmp(cmd, "img"))
+        return cli_img(argc - 1, argv + 1);
     fprintf(stderr, "petrel: unknown command '%s' (try 'petrel --help')\n", cmd);
     return 1;
 }

@@ -15,7 +15,7 @@ from petrel_helpers import GUEST_DIR, GUEST_TESTS_DIR, REPO_ROOT, fail
 FUZZ_DIR = REPO_ROOT / "build-fuzz"
 # (target, runs): sized for a few tens of seconds each in CI
 TARGETS = [("fuzz_rv64_exec", 20000), ("fuzz_loader", 300000), ("fuzz_x86_boot", 300000),
-           ("fuzz_virtqueue", 60000)]
+           ("fuzz_virtqueue", 60000), ("fuzz_qcow2", 20000)]
 
 
 def _virtqueue_seeds():
@@ -72,6 +72,21 @@ def _virtqueue_seeds():
     return seeds
 
 
+def _qcow2_seeds(corpus):
+    """Small qcow2 images from qemu-img (when installed) for fuzz_qcow2."""
+    qemu_img, qemu_io = shutil.which("qemu-img"), shutil.which("qemu-io")
+    if not qemu_img or not qemu_io:
+        return
+    variants = {"v3": [], "v2": ["-o", "compat=0.10"], "c512": ["-o", "cluster_size=512"],
+                "rc1": ["-o", "refcount_bits=1,cluster_size=4096"]}
+    for name, opts in variants.items():
+        img = corpus / name
+        subprocess.run([qemu_img, "create", "-q", "-f", "qcow2", *opts, str(img), "1M"],
+                       check=True)
+        subprocess.run([qemu_io, "-c", "write -P 0x42 0 8k", "-c", "write -z 64k 64k",
+                        str(img)], check=True, stdout=subprocess.DEVNULL)
+
+
 def _seed_corpus(name, tmp_path):
     corpus = tmp_path / "corpus"
     corpus.mkdir()
@@ -82,6 +97,8 @@ def _seed_corpus(name, tmp_path):
         image = GUEST_DIR / "Image"
         if image.exists():
             (corpus / "image-head").write_bytes(image.read_bytes()[:65536])
+    elif name == "fuzz_qcow2":
+        _qcow2_seeds(corpus)
     elif name == "fuzz_virtqueue":
         for seed_name, data in _virtqueue_seeds().items():
             (corpus / seed_name).write_bytes(data)

@@ -7,14 +7,15 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "block/qcow2.h"
 #include "core/opts.h"
 
-static const struct blk_driver *const drivers[] = { &blk_raw_driver };
+static const struct blk_driver *const drivers[] = { &blk_raw_driver, &blk_qcow2_driver };
 
 int disk_config_parse(struct disk_config *d, char *spec, struct err *e)
 {
     memset(d, 0, sizeof(*d));
-    d->format = "raw";
+    d->format = NULL;           /* probed at open: qcow2 magic -> qcow2, else raw */
     const char *p = spec;
     char item[4096];
     int r = opts_next(&p, item, sizeof(item), e);
@@ -31,9 +32,10 @@ int disk_config_parse(struct disk_config *d, char *spec, struct err *e)
         char *val;
         opts_split(item, &val);
         if (!strcmp(item, "format")) {
-            if (!val || strcmp(val, "raw"))
-                return err_set(e, -EINVAL, "--disk %s: format '%s' is not supported (raw)", path,
-                               val ? val : "");
+            if (!val || (strcmp(val, "raw") && strcmp(val, "qcow2")))
+                return err_set(e, -EINVAL, "--disk %s: format '%s' is not supported (raw, "
+                               "qcow2)", path, val ? val : "");
+            d->format = !strcmp(val, "raw") ? "raw" : "qcow2";
         } else if (!strcmp(item, "readonly")) {
             int b = opts_bool(val);
             if (b < 0)
@@ -59,11 +61,18 @@ int disk_config_parse(struct disk_config *d, char *spec, struct err *e)
 struct blk *blk_open(const struct disk_config *d, struct evloop *loop, struct err *e)
 {
     const struct blk_driver *drv = NULL;
+    const char *format = d->format;
+    if (!format) {
+        int q = qimg_probe(d->path, e);
+        if (q < 0)
+            return NULL;
+        format = q ? "qcow2" : "raw";
+    }
     for (unsigned i = 0; i < sizeof(drivers) / sizeof(drivers[0]); i++)
-        if (!strcmp(drivers[i]->format, d->format))
+        if (!strcmp(drivers[i]->format, format))
             drv = drivers[i];
     if (!drv) {
-        err_set(e, -EINVAL, "%s: unknown image format '%s'", d->path, d->format);
+        err_set(e, -EINVAL, "%s: unknown image format '%s'", d->path, format);
         return NULL;
     }
     struct blk *b = calloc(1, sizeof(*b));
@@ -73,6 +82,7 @@ struct blk *blk_open(const struct disk_config *d, struct evloop *loop, struct er
         return NULL;
     }
     b->drv = drv;
+    b->probed_raw = !d->format && drv == &blk_raw_driver;
     b->fd = -1;
     b->readonly = d->readonly;
     b->loop = loop;
@@ -94,6 +104,19 @@ static uint64_t iov_bytes(const struct iovec *iov, unsigned n)
     return t;
 }
 
+/* Whether a write at offset 0 starts with the qcow2 magic. */
+static bool writes_qcow2_magic(const struct blk_req *r)
+{
+    uint8_t m[4];
+    size_t n = 0;
+    for (unsigned i = 0; i < r->niov && n < sizeof(m); i++) {
+        const uint8_t *p = r->iov[i].iov_base;
+        for (size_t j = 0; j < r->iov[i].iov_len && n < sizeof(m); j++)
+            m[n++] = p[j];
+    }
+    return n == sizeof(m) && m[0] == 'Q' && m[1] == 'F' && m[2] == 'I' && m[3] == 0xfb;
+}
+
 void blk_submit(struct blk *b, struct blk_req *r)
 {
     uint64_t len = r->op == BLK_READ || r->op == BLK_WRITE ? iov_bytes(r->iov, r->niov) : r->len;
@@ -108,6 +131,12 @@ void blk_submit(struct blk *b, struct blk_req *r)
     }
     if (r->op != BLK_FLUSH && (r->offset > b->size || len > b->size - r->offset)) {
         blk_complete(b, r, -EINVAL);
+        return;
+    }
+    if (b->probed_raw && r->offset == 0 && r->op == BLK_WRITE && writes_qcow2_magic(r)) {
+        log_guest(&b->log, "%s: write of a qcow2 header into a raw image whose format was "
+                  "probed: refused (give format=raw to allow it)", b->path);
+        blk_complete(b, r, -EPERM);
         return;
     }
     if (r->op != BLK_FLUSH && len == 0) {

@@ -27,6 +27,11 @@
  * - Images are locked against concurrent use by another process (an OFD
  *   lock: shared for read-only, exclusive for read-write), like QEMU's
  *   image locking, so two VMs cannot write one disk.
+ * - Format probing: without format=, an image whose first bytes are the
+ *   qcow2 magic opens as qcow2, anything else as raw.  A guest could then
+ *   turn its raw disk into a qcow2 header naming any host file as backing
+ *   file, to be read at the next start; so, like QEMU, on a probed raw
+ *   image a write of the qcow2 magic to the first bytes fails (-EPERM).
  * - blk_close waits for every request in flight, then closes.
  *
  * What can fail: open (missing file, permissions, locked by another VM,
@@ -61,10 +66,10 @@ struct blk_req {
     struct blk_req *next;       /* driver's queue of requests not yet submitted */
 };
 
-/* --disk PATH[,format=raw][,readonly=on][,serial=STR] */
+/* --disk PATH[,format=raw|qcow2][,readonly=on][,serial=STR] */
 struct disk_config {
     const char *path;
-    const char *format;         /* "raw" (the default) */
+    const char *format;         /* "raw", "qcow2", or NULL: probe the header */
     bool readonly;
     char serial[21];            /* virtio-blk GET_ID, up to 20 bytes */
 };
@@ -86,6 +91,8 @@ struct blk {
     char *path;
     int fd;
     bool readonly;
+    bool probed_raw;            /* raw by probing, not by format=raw */
+    struct log_limit log;       /* guest-caused messages */
     uint64_t size;              /* bytes, a multiple of BLK_SECTOR */
     struct evloop *loop;
     unsigned inflight;
@@ -102,5 +109,6 @@ void blk_complete(struct blk *b, struct blk_req *r, int ret);
 void blk_close(struct blk *b);
 
 extern const struct blk_driver blk_raw_driver;
+extern const struct blk_driver blk_qcow2_driver;
 
 #endif

@@ -2,6 +2,9 @@
 #define PETREL_CLI_H
 
 int cli_run(int argc, char **argv);
+/* `petrel img`: image tools (src/cli/img.c). */
+int cli_img(int argc, char **argv);
+void cli_img_usage(void);
 void cli_run_usage(void);
 /* Parse a memory size: a number with an optional K, M, G or T suffix
  * (binary units); a bare number is MiB, as in QEMU's -m. */

@@ -422,6 +422,36 @@ static void test_disk_options_and_images(void)
     drop_image();
 }
 
+static int probe_ret;
+static void probe_done(struct blk_req *r, int ret) { (void)r; probe_ret = ret; }
+
+/* A raw image opened by probing refuses a qcow2 header at offset 0 (a guest
+ * could otherwise name a host file as backing file for the next start);
+ * with format=raw the write is the guest's business. */
+static void test_probed_raw_guard(void)
+{
+    make_image(IMG_SIZE);
+    uint8_t hdr[512] = { 'Q', 'F', 'I', 0xfb, 0, 0, 0, 3 };
+    for (int explicit_raw = 0; explicit_raw < 2; explicit_raw++) {
+        struct disk_config dc;
+        char spec[96];
+        snprintf(spec, sizeof(spec), "%s%s", img, explicit_raw ? ",format=raw" : "");
+        EQ(disk_config_parse(&dc, spec, NULL), 0);
+        struct err e = { "" };
+        struct blk *b = blk_open(&dc, NULL, &e);
+        CHECK(b != NULL, "%s", e.msg);
+        struct iovec iov = { hdr, sizeof(hdr) };
+        struct blk_req r = { .op = BLK_WRITE, .offset = 0, .iov = &iov, .niov = 1,
+                             .done = probe_done };
+        probe_ret = 1;
+        blk_submit(b, &r);
+        blk_close(b);       /* drains */
+        EQ(probe_ret, explicit_raw ? 0 : -EPERM);
+        EQ(img_byte(0), explicit_raw ? 'Q' : 0);
+    }
+    drop_image();
+}
+
 int main(void)
 {
     if (gmem_add_ram(&mem, RAM, RAM_SIZE, NULL) < 0)
@@ -433,6 +463,7 @@ int main(void)
     test_readonly();
     test_reset_in_flight();
     test_disk_options_and_images();
+    test_probed_raw_guard();
     evloop_free(loop);
     gmem_free(&mem);
     return unit_done("test_virtio_blk");

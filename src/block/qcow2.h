@@ -1,0 +1,192 @@
+/* qcow2 images: the synchronous core shared by the block driver and
+ * `petrel img`.  Format: QEMU's docs/interop/qcow2.txt (v3 read/write, v2
+ * read/write of the v2 subset).
+ *
+ * Data structures (struct qimg, one per open image file)
+ * - A struct qimg is either a qcow2 image or a plain raw file (raw: used as a
+ *   backing file, as a convert endpoint, and for probing), so a backing chain
+ *   is a list of qimg linked through ->backing, each opened read-only.
+ * - Header fields are parsed once and validated against explicit limits and
+ *   against the file size (offsets past the end, unaligned tables, tables
+ *   overlapping the header or each other, absurd sizes give a precise error).
+ * - The active L1 table and the refcount table live in memory, whole.
+ * - L2 tables and refcount blocks go through small LRU caches
+ *   (QCOW2_L2_CACHE / QCOW2_RB_CACHE tables).  The caches are write-through:
+ *   every metadata change is pwritten before the call that made it returns,
+ *   so a SIGKILL of the process never loses metadata the data depends on.
+ * - Each table is validated when it is loaded: L2 offsets in an L1 entry must
+ *   be cluster aligned, inside the file and not in the header; data clusters
+ *   are checked before they are read or written (never the header, the L1
+ *   table or the refcount table).
+ *
+ * Write ordering (crash safety against SIGKILL of the host process): between
+ * any two syscalls the image is consistent, at worst leaking clusters.
+ *   allocation:  refcount block contents -> refcount table entry ->
+ *                refcount of the new cluster -> cluster data (with the
+ *                copy-on-write of its head and tail) -> L2 entry;
+ *   new L2 table: refcount -> table contents -> L1 entry;
+ *   freeing:     the L2 entry that pointed at the cluster -> refcount.
+ * FLUSH is fdatasync of the image file.
+ *
+ * Threads: none here.  A qimg is used by one thread at a time: the block
+ * driver (qcow2_drv.c) gives each image a worker thread that owns it; the
+ * tools call it directly.
+ *
+ * What can fail: open (I/O errors, malformed or hostile headers, unknown
+ * incompatible features, the dirty or corrupt bit on a read-write open,
+ * encryption, external data files, extended L2 entries, a broken backing
+ * chain) with a message in struct err; I/O calls return a negative errno
+ * and leave a message in q->err (corrupt tables: -EIO; a full refcount:
+ * -ERANGE; out of memory: -ENOMEM). */
+#ifndef PETREL_QCOW2_H
+#define PETREL_QCOW2_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/uio.h>
+
+#include "core/log.h"
+
+#define QCOW2_MAGIC 0x514649fbu
+#define QCOW2_MAX_CLUSTER_BITS 21
+#define QCOW2_MIN_CLUSTER_BITS 9
+#define QCOW2_MAX_L1_BYTES (32u << 20)     /* like QEMU */
+#define QCOW2_MAX_RT_BYTES (8u << 20)
+#define QCOW2_MAX_BACKING_DEPTH 16
+#define QCOW2_MAX_SNAPSHOTS 65536
+#define QCOW2_L2_CACHE 32
+#define QCOW2_RB_CACHE 8
+
+#define QCOW2_INCOMPAT_DIRTY (1ull << 0)
+#define QCOW2_INCOMPAT_CORRUPT (1ull << 1)
+#define QCOW2_INCOMPAT_DATA_FILE (1ull << 2)
+#define QCOW2_INCOMPAT_COMPRESSION (1ull << 3)
+#define QCOW2_INCOMPAT_EXTL2 (1ull << 4)
+#define QCOW2_INCOMPAT_KNOWN 0x1full
+#define QCOW2_COMPAT_LAZY (1ull << 0)
+
+/* entry bits */
+#define QCOW2_COPIED (1ull << 63)
+#define QCOW2_COMPRESSED (1ull << 62)
+#define QCOW2_ZERO 1ull
+#define QCOW2_OFFSET_MASK 0x00fffffffffffe00ull
+
+struct qcow2_cache_ent {
+    uint64_t off;                   /* file offset of the table; 0: empty */
+    uint64_t lru;
+    uint8_t *buf;                   /* cluster_size bytes, big endian */
+};
+
+struct qimg {
+    char *path;
+    int fd;
+    bool ro;
+    bool raw;                       /* a raw file: no qcow2 metadata */
+    bool repair;                    /* opened by check -r: dirty/corrupt allowed */
+    uint64_t size;                  /* virtual size, bytes */
+    uint64_t file_size;             /* grows with allocations */
+    struct qimg *backing;
+    char *backing_name;             /* as stored in the header */
+    char backing_fmt[32];
+    struct err err;                 /* the last I/O-path error */
+
+    /* qcow2 only */
+    uint32_t version;
+    uint32_t cluster_bits;
+    uint64_t cluster_size;
+    uint32_t header_length;
+    uint64_t incompat, compat, autoclear;
+    uint32_t refcount_order;        /* refcount bits = 1 << order */
+    uint8_t compression;            /* 0 zlib, 1 zstd */
+    uint64_t l1_off;
+    uint32_t l1_size;
+    uint64_t *l1;                   /* host byte order */
+    uint64_t rt_off;
+    uint32_t rt_clusters;
+    uint64_t rt_entries;
+    uint64_t *rt;                   /* host byte order */
+    uint32_t nb_snapshots;
+    uint64_t snapshots_off;
+    uint64_t l2_entries;            /* per table */
+    uint64_t rb_entries;            /* refcounts per block */
+    uint64_t refcount_max;
+    uint64_t free_hint;             /* no free cluster below this index */
+    uint64_t lru_clock;
+    struct qcow2_cache_ent l2c[QCOW2_L2_CACHE];
+    struct qcow2_cache_ent rbc[QCOW2_RB_CACHE];
+    uint8_t *cbuf;                  /* one cluster: decompression output */
+    uint8_t *zin;                   /* compressed input */
+    uint8_t *cow;                   /* two clusters: head/tail copy-on-write */
+    struct iovec *iov_tmp;          /* scratch for iovec slices */
+    unsigned iov_tmp_n;
+    void *zlib;                     /* z_stream, lazily */
+    void *zstd;                     /* ZSTD_DCtx, lazily */
+};
+
+/* Probe: 1 if path starts with the qcow2 magic, 0 if not, <0 on error. */
+int qimg_probe(const char *path, struct err *e);
+/* Open path as fmt ("qcow2", "raw", or NULL to probe).  The backing chain is
+ * opened read-only.  A read-write open takes an exclusive lock. */
+int qimg_open(struct qimg **out, const char *path, const char *fmt, bool ro, struct err *e);
+/* The same, for `check -r`: a dirty or corrupt image opens read-write. */
+int qimg_open_repair(struct qimg **out, const char *path, struct err *e);
+void qimg_close(struct qimg *q);
+
+/* Guest I/O; offset + length must lie inside q->size. */
+int qimg_preadv(struct qimg *q, const struct iovec *iov, unsigned niov, uint64_t off);
+int qimg_pwritev(struct qimg *q, const struct iovec *iov, unsigned niov, uint64_t off);
+int qimg_pread(struct qimg *q, void *buf, uint64_t len, uint64_t off);
+int qimg_pwrite(struct qimg *q, const void *buf, uint64_t len, uint64_t off);
+/* Zero a range (unmap: clusters may be deallocated). */
+int qimg_write_zeroes(struct qimg *q, uint64_t off, uint64_t len, bool unmap);
+/* Deallocate whole clusters of a range (reads return zeroes afterwards). */
+int qimg_discard(struct qimg *q, uint64_t off, uint64_t len);
+int qimg_flush(struct qimg *q);
+
+/* What a guest range maps to, for map/convert. */
+enum qimg_state { QIMG_DATA, QIMG_ZERO, QIMG_UNALLOC, QIMG_COMPRESSED };
+struct qimg_extent {
+    enum qimg_state state;
+    uint64_t len;                   /* bytes from the queried offset */
+    uint64_t host;                  /* DATA: file offset; else 0 */
+    int depth;                      /* 0: this image, 1: its backing, ... */
+};
+/* Describe the range starting at off (following the backing chain for
+ * unallocated clusters). */
+int qimg_map(struct qimg *q, uint64_t off, uint64_t len, struct qimg_extent *x);
+
+/* Creating images. */
+struct qimg_create_opts {
+    const char *fmt;                /* "qcow2" or "raw" */
+    uint64_t size;                  /* 0 with a backing file: its size */
+    uint32_t cluster_bits;          /* 0: 16 */
+    uint32_t refcount_order;        /* 0: 4; qcow2 v3 only */
+    uint32_t version;               /* 0: 3 */
+    const char *backing;            /* as written into the header */
+    const char *backing_fmt;
+};
+int qimg_create(const char *path, const struct qimg_create_opts *o, struct err *e);
+
+/* Consistency check (like qemu-img check).  repair: 0 none, 1 leaks, 2 all. */
+struct qimg_check {
+    uint64_t corruptions, leaks, fixed_corruptions, fixed_leaks;
+    uint64_t allocated, total;      /* guest clusters */
+    uint64_t image_end;
+};
+int qimg_check(struct qimg *q, int repair, struct qimg_check *res, FILE *log, struct err *e);
+
+/* --- internal: shared between the qcow2_*.c files --- */
+int qcow2_open_meta(struct qimg *q, struct err *e);
+int qcow2_rc_get(struct qimg *q, uint64_t cluster, uint64_t *rc);
+int qcow2_rc_update(struct qimg *q, uint64_t off, uint64_t len, int64_t delta);
+int64_t qcow2_alloc(struct qimg *q, uint64_t n);  /* file offset of n clusters, refcount 1 */
+int qcow2_free_entry(struct qimg *q, uint64_t entry);
+int qcow2_pread_full(struct qimg *q, void *buf, uint64_t len, uint64_t off);
+int qcow2_pwrite_full(struct qimg *q, const void *buf, uint64_t len, uint64_t off);
+int qcow2_write_header_incompat(struct qimg *q, uint64_t incompat);
+bool qcow2_meta_overlap(const struct qimg *q, uint64_t off, uint64_t len);
+int qcow2_decompress(struct qimg *q, uint64_t entry);  /* into q->cbuf */
+void qcow2_caches_free(struct qimg *q);
+
+#endif

@@ -1,0 +1,323 @@
+/* qcow2 core and driver: create, write/read patterns across cluster
+ * boundaries, L2 allocation, refcount block and refcount table growth,
+ * zero clusters, discard, backing chains, refcount widths, the dirty bit,
+ * check on every image written, and the block driver with and without an
+ * event loop (worker thread). */
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "block/block.h"
+#include "block/qcow2.h"
+#include "core/evloop.h"
+#include "unit.h"
+
+static char dir[] = "/tmp/petrel-qcow2-XXXXXX";
+
+static const char *path(const char *name)
+{
+    static char buf[4][256];
+    static int k;
+    k = (k + 1) % 4;
+    snprintf(buf[k], sizeof(buf[k]), "%s/%s", dir, name);
+    return buf[k];
+}
+
+static void fill(uint8_t *p, uint64_t n, uint64_t seed)
+{
+    for (uint64_t i = 0; i < n; i++)
+        p[i] = (uint8_t)((seed * 131 + i * 7 + (i >> 9)) ^ (seed >> 3));
+}
+
+static struct qimg *mk(const char *name, uint64_t size, uint32_t cb, uint32_t order,
+                       const char *backing)
+{
+    struct err e = { "" };
+    struct qimg_create_opts o = { .fmt = "qcow2", .size = size, .cluster_bits = cb,
+                                  .refcount_order = order, .backing = backing };
+    int r = qimg_create(path(name), &o, &e);
+    CHECK(r == 0, "create %s: %s", name, e.msg);
+    struct qimg *q = NULL;
+    r = qimg_open(&q, path(name), NULL, false, &e);
+    CHECK(r == 0, "open %s: %s", name, e.msg);
+    return q;
+}
+
+static void check_clean(struct qimg *q, const char *what)
+{
+    struct qimg_check res;
+    struct err e = { "" };
+    int r = qimg_check(q, 0, &res, stdout, &e);
+    CHECK(r == 0 && res.corruptions == 0 && res.leaks == 0,
+          "%s: check r=%d corruptions=%llu leaks=%llu %s", what, r,
+          (unsigned long long)res.corruptions, (unsigned long long)res.leaks, e.msg);
+}
+
+/* A shadow of the guest disk, compared after every step. */
+static void verify(struct qimg *q, const uint8_t *shadow, uint64_t size, const char *what)
+{
+    uint8_t *got = malloc(size);
+    int r = qimg_pread(q, got, size, 0);
+    CHECK(r == 0, "%s: read: %s", what, q->err.msg);
+    uint64_t bad = size;
+    for (uint64_t i = 0; i < size; i++)
+        if (got[i] != shadow[i]) {
+            bad = i;
+            break;
+        }
+    CHECK(bad == size, "%s: first difference at %llu", what, (unsigned long long)bad);
+    free(got);
+}
+
+static void wr(struct qimg *q, uint8_t *shadow, uint64_t off, uint64_t len, uint64_t seed)
+{
+    uint8_t *b = malloc(len);
+    fill(b, len, seed);
+    int r = qimg_pwrite(q, b, len, off);
+    CHECK(r == 0, "write %llu+%llu: %s", (unsigned long long)off, (unsigned long long)len,
+          q->err.msg);
+    memcpy(shadow + off, b, len);
+    free(b);
+}
+
+static void test_patterns(uint32_t cb, uint32_t order)
+{
+    const uint64_t size = 4 << 20;
+    struct qimg *q = mk("p.qcow2", size, cb, order, NULL);
+    if (!q)
+        return;
+    uint8_t *shadow = calloc(1, size);
+    uint64_t cs = 1ull << cb;
+    verify(q, shadow, size, "fresh");
+    wr(q, shadow, 0, 512, 1);                         /* head of cluster 0 */
+    wr(q, shadow, cs - 512, 1024, 2);                 /* across a boundary */
+    wr(q, shadow, 3 * cs + 100, 5 * cs + 17, 3);      /* unaligned, several clusters */
+    wr(q, shadow, 3 * cs + 50, 10, 4);                /* in place */
+    wr(q, shadow, size - 4096, 4096, 5);              /* the end */
+    wr(q, shadow, size / 2, 300000, 6);               /* a big one */
+    verify(q, shadow, size, "patterns");
+    check_clean(q, "patterns");
+    /* zeroes: whole clusters become zero clusters, partial ones are written */
+    int r = qimg_write_zeroes(q, cs / 2, 3 * cs, false);
+    CHECK(r == 0, "zeroes: %s", q->err.msg);
+    memset(shadow + cs / 2, 0, 3 * cs);
+    r = qimg_write_zeroes(q, size / 2, 200000, true);
+    CHECK(r == 0, "zeroes unmap: %s", q->err.msg);
+    memset(shadow + size / 2, 0, 200000);
+    verify(q, shadow, size, "zeroes");
+    check_clean(q, "zeroes");
+    /* discard whole clusters: read back as zero, clusters freed and reused */
+    uint64_t end_before = q->file_size;
+    r = qimg_discard(q, 2 * cs, 8 * cs);
+    CHECK(r == 0, "discard: %s", q->err.msg);
+    for (uint64_t c = 2; c < 10; c++)
+        memset(shadow + c * cs, 0, cs);
+    verify(q, shadow, size, "discard");
+    check_clean(q, "discard");
+    wr(q, shadow, size - 8 * cs, 4 * cs, 7);          /* reuses freed clusters */
+    CHECK(q->file_size == end_before, "freed clusters reused: %llu -> %llu",
+          (unsigned long long)end_before, (unsigned long long)q->file_size);
+    verify(q, shadow, size, "reuse");
+    check_clean(q, "reuse");
+    /* reopen: everything was on disk */
+    qimg_close(q);
+    struct err e = { "" };
+    r = qimg_open(&q, path("p.qcow2"), "qcow2", true, &e);
+    CHECK(r == 0, "reopen: %s", e.msg);
+    if (r == 0) {
+        verify(q, shadow, size, "reopened");
+        qimg_close(q);
+    }
+    free(shadow);
+}
+
+/* 512-byte clusters: each L2 table covers 32 KiB, each refcount block
+ * 128 KiB of file (16-bit), the refcount table 8 MiB: 12 MiB of data grows
+ * all three. */
+static void test_growth(void)
+{
+    const uint64_t size = 16 << 20;
+    struct qimg *q = mk("g.qcow2", size, 9, 4, NULL);
+    if (!q)
+        return;
+    uint64_t rt_before = q->rt_off;
+    uint8_t *shadow = calloc(1, size);
+    for (uint64_t off = 0; off < 12 << 20; off += 256 << 10)
+        wr(q, shadow, off, 256 << 10, off >> 10);
+    CHECK(q->rt_off != rt_before, "refcount table moved (%llx)", (unsigned long long)q->rt_off);
+    verify(q, shadow, size, "growth");
+    check_clean(q, "growth");
+    qimg_close(q);
+    free(shadow);
+}
+
+static void test_backing(void)
+{
+    const uint64_t size = 2 << 20, bsize = 1 << 20;
+    struct qimg *base = mk("base.qcow2", bsize, 16, 4, NULL);
+    if (!base)
+        return;
+    uint8_t *shadow = calloc(1, size);
+    wr(base, shadow, 0, bsize, 11);
+    qimg_close(base);
+    struct qimg *mid = mk("mid.qcow2", size, 16, 4, "base.qcow2");   /* relative */
+    if (!mid)
+        return;
+    CHECK(mid->backing && !strcmp(mid->backing_fmt, "qcow2"), "backing format %s",
+          mid->backing_fmt);
+    wr(mid, shadow, 100000, 5000, 12);
+    verify(mid, shadow, size, "mid");
+    check_clean(mid, "mid");
+    qimg_close(mid);
+    struct qimg *top = mk("top.qcow2", size, 12, 4, "mid.qcow2");
+    if (!top)
+        return;
+    verify(top, shadow, size, "chain");
+    wr(top, shadow, 4000, 300, 13);                   /* COW from the chain */
+    int r = qimg_write_zeroes(top, 8192, 8192, true); /* zero over backing data */
+    CHECK(r == 0, "zeroes: %s", top->err.msg);
+    memset(shadow + 8192, 0, 8192);
+    r = qimg_discard(top, 16384, 4096);
+    CHECK(r == 0, "discard: %s", top->err.msg);
+    memset(shadow + 16384, 0, 4096);
+    verify(top, shadow, size, "top");
+    check_clean(top, "top");
+    qimg_close(top);
+    /* the base was not touched */
+    struct err e = { "" };
+    r = qimg_open(&base, path("base.qcow2"), NULL, true, &e);
+    CHECK(r == 0, "base: %s", e.msg);
+    if (r == 0) {
+        uint8_t *b = malloc(bsize), *want = malloc(bsize);
+        fill(want, bsize, 11);
+        CHECK(qimg_pread(base, b, bsize, 0) == 0 && !memcmp(b, want, bsize), "base changed");
+        free(b);
+        free(want);
+        qimg_close(base);
+    }
+    free(shadow);
+}
+
+static void test_errors(void)
+{
+    struct err e = { "" };
+    struct qimg *q = mk("d.qcow2", 1 << 20, 16, 4, NULL);
+    if (!q)
+        return;
+    /* the dirty bit refuses a read-write open, and check -r clears it */
+    CHECK(qcow2_write_header_incompat(q, QCOW2_INCOMPAT_DIRTY) == 0, "set dirty");
+    qimg_close(q);
+    struct qimg *q2 = NULL;
+    int r = qimg_open(&q2, path("d.qcow2"), NULL, false, &e);
+    CHECK(r < 0 && strstr(e.msg, "dirty"), "dirty open: %d %s", r, e.msg);
+    r = qimg_open_repair(&q2, path("d.qcow2"), &e);
+    CHECK(r == 0, "repair open: %s", e.msg);
+    if (r == 0) {
+        struct qimg_check res;
+        CHECK(qimg_check(q2, 2, &res, NULL, &e) == 0, "check: %s", e.msg);
+        qimg_close(q2);
+        CHECK(qimg_open(&q2, path("d.qcow2"), NULL, false, &e) == 0, "after repair: %s", e.msg);
+        qimg_close(q2);
+    }
+    /* unknown incompatible bit */
+    q = mk("u.qcow2", 1 << 20, 16, 4, NULL);
+    if (q) {
+        qcow2_write_header_incompat(q, 1ull << 40);
+        qimg_close(q);
+        r = qimg_open(&q2, path("u.qcow2"), NULL, true, &e);
+        CHECK(r < 0 && strstr(e.msg, "bit 40"), "unknown feature: %s", e.msg);
+    }
+    /* a missing backing file */
+    struct qimg_create_opts o = { .fmt = "qcow2", .size = 1 << 20, .backing = "nope.raw" };
+    r = qimg_create(path("m.qcow2"), &o, &e);
+    CHECK(r < 0 && strstr(e.msg, "nope.raw"), "missing backing: %s", e.msg);
+    /* a short file */
+    FILE *f = fopen(path("short.qcow2"), "w");
+    fwrite("QFI\xfb\0\0\0\3", 1, 8, f);
+    fclose(f);
+    r = qimg_open(&q2, path("short.qcow2"), NULL, true, &e);
+    CHECK(r < 0 && strstr(e.msg, "short"), "short: %s", e.msg);
+}
+
+static int done_count, last_ret;
+static void on_done(struct blk_req *r, int ret)
+{
+    (void)r;
+    done_count++;
+    last_ret = ret;
+}
+
+static void run_blk(struct evloop *loop)
+{
+    struct err e = { "" };
+    struct qimg_create_opts o = { .fmt = "qcow2", .size = 8 << 20 };
+    CHECK(qimg_create(path("blk.qcow2"), &o, &e) == 0, "create: %s", e.msg);
+    struct disk_config dc = { .path = path("blk.qcow2"), .format = NULL };
+    struct blk *b = blk_open(&dc, loop, &e);
+    CHECK(b != NULL, "blk_open (probed): %s", e.msg);
+    if (!b)
+        return;
+    EQ(b->size, 8 << 20);
+    static uint8_t wbuf[3 * 65536], rbuf[3 * 65536];
+    fill(wbuf, sizeof(wbuf), 99);
+    struct iovec wv[2] = { { wbuf, 1000 }, { wbuf + 1000, sizeof(wbuf) - 1000 } };
+    struct iovec rv = { rbuf, sizeof(rbuf) };
+    struct blk_req reqs[4] = {
+        { .op = BLK_WRITE, .offset = 65536 - 512, .iov = wv, .niov = 2, .done = on_done },
+        { .op = BLK_FLUSH, .done = on_done },
+        { .op = BLK_READ, .offset = 65536 - 512, .iov = &rv, .niov = 1, .done = on_done },
+        { .op = BLK_WRITE_ZEROES, .offset = 0, .len = 65536, .unmap = true, .done = on_done },
+    };
+    done_count = 0;
+    for (int i = 0; i < 4; i++)
+        blk_submit(b, &reqs[i]);
+    for (int spins = 0; loop && done_count < 4 && spins < 1000; spins++) {
+        struct pollfd p = { .fd = evloop_fd(loop), .events = POLLIN };
+        poll(&p, 1, 10);
+        evloop_dispatch(loop);
+    }
+    EQ(done_count, 4);
+    EQ(last_ret, 0);
+    CHECK(!memcmp(wbuf, rbuf, sizeof(rbuf)), "blk read back");
+    blk_close(b);
+    struct qimg *q;
+    if (qimg_open(&q, path("blk.qcow2"), NULL, true, &e) == 0) {
+        check_clean(q, "blk");
+        qimg_close(q);
+    }
+}
+
+static void test_blk(void)
+{
+    run_blk(NULL);
+    struct err e = { "" };
+    struct evloop *loop = evloop_new(&e);
+    CHECK(loop != NULL, "evloop: %s", e.msg);
+    if (loop) {
+        run_blk(loop);
+        evloop_free(loop);
+    }
+}
+
+int main(void)
+{
+    if (!mkdtemp(dir)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    test_patterns(16, 4);
+    test_patterns(9, 4);
+    test_patterns(12, 0);   /* 1-bit refcounts */
+    test_patterns(13, 6);   /* 64-bit refcounts */
+    test_growth();
+    test_backing();
+    test_errors();
+    test_blk();
+    char cmd[300];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    if (system(cmd) != 0)
+        printf("cannot remove %s\n", dir);
+    return unit_done("test_qcow2");
+}
