@@ -68,7 +68,8 @@ RUN_ARGS        ?=
 deps:
 	scripts/deps.sh build
 
-# The default riscv64 guest (Debian trixie kernel + busybox + OpenSBI), cached.
+# The default riscv64 guest (Debian trixie kernel + busybox + OpenSBI, and
+# its ext4 root disk root.img), cached.
 guest:
 	scripts/deps.sh guest
 	images/build-riscv64.sh $(abspath $(GUEST_DIR))
@@ -84,6 +85,32 @@ ifeq ($(SAN),1)
 	PETREL_GUEST_DIR=$(abspath build/guest) ./$(BUILD)/petrel run $(RUN_ARGS)
 else
 	./$(BUILD)/petrel run $(RUN_ARGS)
+endif
+
+# Boot the default guest from its ext4 root disk (images/lib-rootfs.sh)
+# instead of the initramfs.  The guest writes to its disk, so this boots a
+# copy, ROOT_DISK: made from $(GUEST_DIR)/root.img when it doesn't exist, and
+# kept (with whatever the guest wrote) for the next run; delete it to start
+# afresh.  Shut the guest down with `poweroff` (not -f), which leaves the
+# file system clean.  ROOT_APPEND is the kernel command line; RUN_ARGS adds
+# flags, as for `make run`.
+ROOT_DISK   ?= build/root-disk.img
+ROOT_APPEND ?= root=/dev/vda console=ttyS0 earlycon=sbi
+
+run-disk:
+	scripts/deps.sh build guest
+	$(MAKE) --no-print-directory all
+	$(MAKE) --no-print-directory guest
+	@if [ ! -e '$(ROOT_DISK)' ]; then \
+		echo "cp --sparse=always $(GUEST_DIR)/root.img $(ROOT_DISK)"; \
+		cp --sparse=always $(GUEST_DIR)/root.img '$(ROOT_DISK)'; \
+	elif [ $(GUEST_DIR)/root.img -nt '$(ROOT_DISK)' ]; then \
+		echo "note: $(ROOT_DISK) is older than the rebuilt $(GUEST_DIR)/root.img; delete it to boot a fresh copy"; \
+	fi
+ifeq ($(SAN),1)
+	PETREL_GUEST_DIR=$(abspath build/guest) ./$(BUILD)/petrel run --disk '$(ROOT_DISK)' --append '$(ROOT_APPEND)' $(RUN_ARGS)
+else
+	./$(BUILD)/petrel run --disk '$(ROOT_DISK)' --append '$(ROOT_APPEND)' $(RUN_ARGS)
 endif
 
 # ASan+UBSan flavour into build-asan/.
@@ -113,7 +140,7 @@ check:
 	if [ -n "$$failed" ]; then echo "make check: build steps FAILED:$$failed" >&2; exit 1; fi; \
 	exit $$rc
 
-.PHONY: deps guest run asan guest-tests check
+.PHONY: deps guest run run-disk asan guest-tests check
 
 # The default x86-64 guest (Debian bookworm cloud kernel + busybox), cached.
 GUEST_X86_DIR := build/guest/x86_64

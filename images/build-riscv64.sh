@@ -11,17 +11,26 @@
 #   initramfs.cpio.gz  gzip'd newc cpio: static busybox + /init (see
 #                      initramfs_stage in images/lib-apt.sh), and the
 #                      kernel's virtio modules, loaded by /init (see
-#                      initramfs_modules)
+#                      initramfs_modules), and ext4's, loaded only to mount
+#                      a root disk (root=/dev/vda)
+#   root.img           the root disk: a sparse ext4 image (64 MiB,
+#                      PETREL_ROOT_DISK_SIZE) with busybox, the virtio and
+#                      ext4 modules and busybox init (see
+#                      images/lib-rootfs.sh).  Boot it with
+#                        petrel run --disk COPY-OF-root.img \
+#                          --append "root=/dev/vda console=ttyS0 earlycon=sbi"
+#                      (the guest writes to it: `make run-disk` boots a copy)
 #   VERSIONS           the Debian packages and versions used
 #
 # Packages come from trixie (riscv64 is an official port there) through apt
 # with a private configuration under build/apt-riscv64, so the host's apt
 # state is never touched.  Cached: if every output exists and is newer than
-# this script and images/lib-apt.sh, nothing is done (PETREL_GUEST_REBUILD=1
-# forces a rebuild).
+# this script and images/lib-*.sh, nothing is done (PETREL_GUEST_REBUILD=1
+# forces a rebuild).  Two builds from the same packages (and the same
+# e2fsprogs) are byte-identical; SOURCE_DATE_EPOCH sets the file times.
 # Environment: PETREL_APT_DIR (apt state/cache, default build/apt-riscv64),
 # PETREL_DEBIAN_MIRROR (default http://deb.debian.org/debian),
-# PETREL_DEBIAN_SUITE (default trixie).
+# PETREL_DEBIAN_SUITE (default trixie), PETREL_ROOT_DISK_SIZE (default 64M).
 set -euo pipefail
 
 script=$(readlink -f "${BASH_SOURCE[0]}")
@@ -29,17 +38,20 @@ root=$(dirname "$(dirname "$script")")
 tag=build-riscv64
 # shellcheck source=images/lib-apt.sh
 . "$root/images/lib-apt.sh"
+# shellcheck source=images/lib-rootfs.sh
+. "$root/images/lib-rootfs.sh"
 
 outdir=${1:-$root/build/guest/riscv64}
 mkdir -p "$outdir"
 outdir=$(readlink -f "$outdir")
-outputs=(Image fw_dynamic.bin initramfs.cpio.gz VERSIONS)
+outputs=(Image fw_dynamic.bin initramfs.cpio.gz root.img VERSIONS)
 
 if guest_fresh "$script" "$outdir" "${outputs[@]}"; then
     log "up to date: $outdir"
     exit 0
 fi
 guest_check_tools
+rootfs_check_tools
 
 apt_setup "${PETREL_APT_DIR:-$root/build/apt-riscv64}" riscv64 \
     "${PETREL_DEBIAN_MIRROR:-http://deb.debian.org/debian}" "${PETREL_DEBIAN_SUITE:-trixie}"
@@ -66,22 +78,31 @@ busybox=$(busybox_binary "$bbroot")
 
 stage="$apt_dir/initramfs"
 initramfs_stage "$stage" "$busybox" riscv64 build-riscv64.sh
-# Not ext4 (guest_modules_ext4), a module in this kernel: with it the
-# initramfs grows by 1.1 MB, the boot by 1.3 s, and the guest needs about
-# 20 MB more RAM (at --memory 96M loading ext4 runs out of memory).
 initramfs_modules "$stage" "$kroot" "${guest_modules_virtio[@]}"
+# ext4 (guest_modules_ext4, modules in this kernel) is loaded only with
+# root= on the command line: it takes boot time and about 20 MB more RAM
+# (at --memory 96M loading ext4 runs out of memory and /init stays in the
+# initramfs), so the initramfs boot doesn't load it.  Kept xz-compressed
+# (-x), its modules' 8.4 MB add 0.7 MB to what the kernel unpacks at every
+# boot.
+initramfs_modules "$stage" "$kroot" -l load-order.rootfs -x "${guest_modules_ext4[@]}"
+
+rstage="$apt_dir/rootfs"
+rootfs_stage "$rstage" "$busybox" riscv64 build-riscv64.sh "$kroot" \
+    "${guest_modules_virtio[@]}" "${guest_modules_ext4[@]}"
 
 tmp=$(mktemp -d "$outdir/.build.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 initramfs_pack "$stage" "$tmp/initramfs.cpio.gz"
+rootfs_image "$rstage" "$tmp/root.img" "${PETREL_ROOT_DISK_SIZE:-64M}"
 cp "$kernel" "$tmp/Image"
 cp "$fw" "$tmp/fw_dynamic.bin"
 versions_file "$tmp/VERSIONS" riscv64 build-riscv64.sh "$kernel"
 
 # Install: VERSIONS last, so an interrupted build is never taken as fresh.
-for f in Image fw_dynamic.bin initramfs.cpio.gz VERSIONS; do
+for f in "${outputs[@]}"; do
     mv -f "$tmp/$f" "$outdir/$f"
 done
-rm -rf "$ext"       # ~150 MB of extracted packages; the .debs stay cached
+rm -rf "$ext" "$rstage"     # ~150 MB of extracted packages; the .debs stay cached
 log "built $outdir:"
 sed 's/^/  /' "$outdir/VERSIONS" >&2
