@@ -25,11 +25,18 @@ void pci_bus_destroy(struct pci_bus *pb)
         struct pci_device *d = pb->dev[s];
         if (!d)
             continue;
-        for (unsigned i = 0; i < PCI_NUM_BARS; i++)
-            if (d->bar[i].region >= 0) {
-                bus_remove(pb->mmio, d->bar[i].region);
-                d->bar[i].region = -1;
+        for (unsigned i = 0; i < PCI_NUM_BARS; i++) {
+            struct pci_bar *b = &d->bar[i];
+            if (b->reported) {
+                b->reported = false;
+                if (d->ops && d->ops->bar_mapped)
+                    d->ops->bar_mapped(d, i, false, b->reported_addr);
             }
+            if (b->region >= 0) {
+                bus_remove(pb->mmio, b->region);
+                b->region = -1;
+            }
+        }
         pb->dev[s] = NULL;
         if (d->ops && d->ops->destroy)
             d->ops->destroy(d);
@@ -149,6 +156,35 @@ static bool bar_target(const struct pci_device *d, unsigned idx, uint64_t *addr)
     return true;
 }
 
+/* Tell devices about BARs whose decoding changed since they last heard:
+ * every BAR that went away or moved is reported unmapped first, then every
+ * new place is reported mapped, so two BARs that swapped addresses never
+ * hold host-side resources (KVM ioeventfds) at the same address. */
+static void report_bars(struct pci_bus *pb)
+{
+    for (int pass = 0; pass < 2; pass++)
+        for (unsigned s = 0; s < PCI_MAX_SLOTS; s++) {
+            struct pci_device *d = pb->dev[s];
+            for (unsigned i = 0; d && i < PCI_NUM_BARS; i++) {
+                struct pci_bar *b = &d->bar[i];
+                const struct bus_region *r =
+                    b->region >= 0 ? bus_region_get(pb->mmio, b->region) : NULL;
+                if (r ? b->reported && b->reported_addr == r->base : !b->reported)
+                    continue;
+                if (pass == 0 && b->reported) {
+                    b->reported = false;
+                    if (d->ops && d->ops->bar_mapped)
+                        d->ops->bar_mapped(d, i, false, b->reported_addr);
+                } else if (pass == 1 && r) {
+                    b->reported = true;
+                    b->reported_addr = r->base;
+                    if (d->ops && d->ops->bar_mapped)
+                        d->ops->bar_mapped(d, i, true, r->base);
+                }
+            }
+        }
+}
+
 void pci_bus_remap(struct pci_bus *pb)
 {
     struct err e;
@@ -186,6 +222,7 @@ void pci_bus_remap(struct pci_bus *pb)
                 b->region = id;
         }
     }
+    report_bars(pb);
 }
 
 static void intx_update(struct pci_bus *pb)
@@ -216,6 +253,43 @@ void pci_set_intx(struct pci_device *d, bool level)
         intx_update(d->bus);
 }
 
+int pci_bus_plug_slot(struct pci_bus *pb, struct pci_device *d, unsigned s, struct err *e)
+{
+    if (s >= PCI_MAX_SLOTS)
+        return err_set(e, -EINVAL, "%s: no PCI slot %u (0 to %d)", d->name, s, PCI_MAX_SLOTS - 1);
+    if (pb->dev[s])
+        return err_set(e, -EBUSY, "%s: PCI slot %u is taken by %s", d->name, s,
+                       pb->dev[s]->name);
+    d->bus = pb;
+    d->slot = s;
+    int ret = 0;
+    if (d->ops && d->ops->plug && (ret = d->ops->plug(d, e)) < 0)
+        goto fail;
+    /* place the BARs, naturally aligned, in the memory window */
+    uint64_t next = pb->mem_next;
+    for (unsigned i = 0; i < PCI_NUM_BARS; i++) {
+        uint64_t size = d->bar[i].size;
+        if (!size)
+            continue;
+        uint64_t a = (next + size - 1) & ~(size - 1);
+        if (a < next || a - pb->mem_base > pb->mem_size ||
+            pb->mem_size - (a - pb->mem_base) < size) {
+            ret = err_set(e, -ENOSPC, "%s: PCI memory window full", d->name);
+            goto fail;
+        }
+        pci_cfg_set32(d, PCI_BAR0 + 4 * i, (uint32_t)a | PCI_BAR_MEM_TYPE_64);
+        pci_cfg_set32(d, PCI_BAR0 + 4 * i + 4, (uint32_t)(a >> 32));
+        next = a + size;
+    }
+    pb->mem_next = next;
+    pb->dev[s] = d;
+    return 0;
+fail:
+    d->bus = NULL;
+    d->slot = 0;
+    return ret;
+}
+
 int pci_bus_plug(struct pci_bus *pb, struct pci_device *d, struct err *e)
 {
     unsigned s = 1;
@@ -224,24 +298,14 @@ int pci_bus_plug(struct pci_bus *pb, struct pci_device *d, struct err *e)
     if (s == PCI_MAX_SLOTS)
         return err_set(e, -ENOSPC, "%s: no free PCI slot (at most %d devices)", d->name,
                        PCI_MAX_SLOTS - 1);
-    /* place the BARs, naturally aligned, in the memory window */
-    uint64_t next = pb->mem_next;
-    for (unsigned i = 0; i < PCI_NUM_BARS; i++) {
-        uint64_t size = d->bar[i].size;
-        if (!size)
-            continue;
-        uint64_t a = (next + size - 1) & ~(size - 1);
-        if (a < next || a - pb->mem_base > pb->mem_size || pb->mem_size - (a - pb->mem_base) < size)
-            return err_set(e, -ENOSPC, "%s: PCI memory window full", d->name);
-        pci_cfg_set32(d, PCI_BAR0 + 4 * i, (uint32_t)a | PCI_BAR_MEM_TYPE_64);
-        pci_cfg_set32(d, PCI_BAR0 + 4 * i + 4, (uint32_t)(a >> 32));
-        next = a + size;
-    }
-    pb->mem_next = next;
-    d->bus = pb;
-    d->slot = s;
-    pb->dev[s] = d;
-    return 0;
+    return pci_bus_plug_slot(pb, d, s, e);
+}
+
+void pci_host_bridge_init(struct pci_device *d)
+{
+    pci_device_init(d, "host-bridge", NULL, PCI_HOST_BRIDGE_VENDOR, PCI_HOST_BRIDGE_DEVICE,
+                    PCI_CLASS_BRIDGE_HOST, 0, PCI_HOST_BRIDGE_VENDOR, PCI_HOST_BRIDGE_DEVICE);
+    d->cfg[PCI_INTERRUPT_PIN] = 0;     /* it never interrupts */
 }
 
 static struct pci_device *lookup(struct pci_bus *pb, unsigned busno, unsigned devfn)
@@ -314,3 +378,67 @@ static void ecam_write(void *opaque, uint64_t off, uint64_t val, unsigned size)
 }
 
 const struct mmio_ops pci_ecam_ops = { .read = ecam_read, .write = ecam_write };
+
+/* --- configuration mechanism #1 ---------------------------------------- */
+
+static uint32_t ones(unsigned size)
+{
+    return size >= 4 ? 0xffffffffu : (1u << (8 * size)) - 1;
+}
+
+/* The selected function and register (plus byte) of a data port access;
+ * false while the enable bit is clear. */
+static bool conf1_decode(const struct pci_bus *pb, unsigned byte, unsigned *busno,
+                         unsigned *devfn, unsigned *reg)
+{
+    uint32_t a = pb->conf1_addr;
+    if (!(a & PCI_CONF1_ENABLE))
+        return false;
+    *busno = (a >> 16) & 0xff;
+    *devfn = (a >> 8) & 0xff;
+    *reg = ((a >> 16) & 0xf00) | (a & 0xfc) | byte;
+    return true;
+}
+
+static uint64_t conf1_read(void *opaque, uint64_t off, unsigned size)
+{
+    struct pci_bus *pb = opaque;
+    unsigned busno, devfn, reg;
+    if (size > 4 || off >= PCI_CONF1_SIZE || size > PCI_CONF1_SIZE - off)
+        return ~0ull;
+    if (off < 4)
+        return off == 0 && size == 4 ? pb->conf1_addr : ones(size);
+    if (!conf1_decode(pb, (unsigned)off - 4, &busno, &devfn, &reg))
+        return ones(size);
+    if (!(reg & (size - 1)))
+        return pci_cfg_read(pb, busno, devfn, reg, size);
+    /* unaligned inside the dword: byte by byte, like the byte enables */
+    uint32_t v = 0;
+    for (unsigned i = 0; i < size; i++)
+        v |= pci_cfg_read(pb, busno, devfn, reg + i, 1) << (8 * i);
+    return v;
+}
+
+static void conf1_write(void *opaque, uint64_t off, uint64_t val, unsigned size)
+{
+    struct pci_bus *pb = opaque;
+    unsigned busno, devfn, reg;
+    if (size > 4 || off >= PCI_CONF1_SIZE || size > PCI_CONF1_SIZE - off)
+        return;
+    if (off < 4) {
+        /* bits 30:28 (reserved) and 1:0 (type 0 cycles) read as 0 */
+        if (off == 0 && size == 4)
+            pb->conf1_addr = (uint32_t)val & 0x8ffffffcu;
+        return;
+    }
+    if (!conf1_decode(pb, (unsigned)off - 4, &busno, &devfn, &reg))
+        return;
+    if (!(reg & (size - 1))) {
+        pci_cfg_write(pb, busno, devfn, reg, size, (uint32_t)val);
+        return;
+    }
+    for (unsigned i = 0; i < size; i++)
+        pci_cfg_write(pb, busno, devfn, reg + i, 1, (uint8_t)(val >> (8 * i)));
+}
+
+const struct mmio_ops pci_conf1_ops = { .read = conf1_read, .write = conf1_write };

@@ -8,9 +8,19 @@
  *   interrupt pin) have mask 0.  Config access comes in through
  *   pci_cfg_read/pci_cfg_write by (bus, devfn, register), so any config
  *   mechanism can sit in front: the ECAM window (pci_ecam_ops, one MMIO
- *   region on the board's bus) on riscv64, and later port 0xCF8/0xCFC on x86.
+ *   region on the board's bus) on riscv64, configuration mechanism #1
+ *   (pci_conf1_ops, I/O ports 0xcf8-0xcff) on x86.
  *   Absent devices, functions other than 0 and buses other than 0 read as
  *   all ones (no device) and ignore writes.
+ * - Mechanism #1: a dword write to 0xcf8 latches CONFIG_ADDRESS (bit 31
+ *   enable, bus in 23:16, devfn in 15:8, dword register in 7:2, and AMD's
+ *   extension: register bits 11:8 in 27:24, as Linux's accessors write
+ *   them); a dword read returns it.  Byte and word accesses to 0xcf8-0xcfb
+ *   are not CONFIG_ADDRESS (0xcfb is the old mechanism switch): writes are
+ *   ignored, reads float high.  0xcfc-0xcff is the data window onto the
+ *   selected dword, at any size and byte offset, as the byte enables of a
+ *   real config cycle allow (a word at 0xcfd reaches register bytes 1-2);
+ *   with the enable bit clear it reads all ones and ignores writes.
  * - BARs are 64-bit memory BARs (two registers each), sizes a power of two
  *   of at least 4 KiB.  Their address bits are writable, the size bits are
  *   not, so writing all ones and reading back gives the size mask, as PCI
@@ -27,6 +37,10 @@
  *   finished moving them; a conflict that remains leaves the later BAR
  *   undecoded and is logged (rate-limited).  Bus lookups stay a binary
  *   search over the regions (core/bus.h): moving costs only at config time.
+ *   Once the regions are settled, a device whose BAR appeared, moved or
+ *   disappeared hears about it (pci_device_ops.bar_mapped): that is how a
+ *   device keeps host-side shortcuts (KVM ioeventfds) on the address the
+ *   guest actually decodes.
  * - INTx: a device asserts its pin (INTA, the only one single-function
  *   devices use) with pci_set_intx; the bus swizzles pin and slot onto four
  *   lines, line = (slot + pin - 1) % 4, ORs the devices sharing a line and
@@ -35,8 +49,14 @@
  *   Interrupt Status bit shows the device's level either way.
  * - Capabilities are allocated upward from 0x40 and linked in order;
  *   pci_add_cap returns the offset.  Devices may hook config reads/writes
- *   (virtio's PCI config access capability, and later MSI-X's control
- *   register) through pci_device_ops.
+ *   (virtio's PCI config access capability, MSI-X's message control)
+ *   through pci_device_ops.
+ * - What a board offers beyond INTx (struct pci_platform, optional): MSI
+ *   delivery (pci/msix.h: devices offer MSI-X only when the board can
+ *   deliver messages, so none on riscv64, which has no MSI controller) and
+ *   ioeventfds (guest writes to an address signal an eventfd without a
+ *   trip through the MMIO handler; the device's handler then runs on the
+ *   board's event loop).
  * - Bus mastering: a device must not touch guest memory while the command
  *   register's bus-master enable is clear (pci_bus_master()).
  * - Threads: the bus is used under whatever serialises device emulation
@@ -90,7 +110,15 @@
 #define PCI_CAP_ID_VNDR 0x09
 #define PCI_CAP_ID_MSIX 0x11
 
+#define PCI_CLASS_BRIDGE_HOST 0x060000
+
+/* configuration mechanism #1 (x86 I/O ports) */
+#define PCI_CONF1_PORT 0xcf8
+#define PCI_CONF1_SIZE 8                /* CONFIG_ADDRESS 0xcf8, CONFIG_DATA 0xcfc */
+#define PCI_CONF1_ENABLE 0x80000000u
+
 struct pci_device;
+struct evloop;
 
 struct pci_device_ops {
     /* Optional: the value a config read returns, given what the config
@@ -98,6 +126,16 @@ struct pci_device_ops {
     uint32_t (*cfg_read)(struct pci_device *d, unsigned off, unsigned size, uint32_t val);
     /* Optional: called after a config write has updated the bytes. */
     void (*cfg_write)(struct pci_device *d, unsigned off, unsigned size, uint32_t val);
+    /* Optional: called by pci_bus_plug once d->bus and d->slot are set and
+     * before the BARs are placed: what depends on the board (d->bus->plat)
+     * is set up here, e.g. an MSI-X capability and its BAR. */
+    int (*plug)(struct pci_device *d, struct err *e);
+    /* Optional: BAR idx is now decoded at addr (mapped) or no longer
+     * decoded at addr (!mapped).  Called after pci_bus_remap has settled
+     * every region, only on change (a move is an unmap, then a map; all
+     * unmaps of the bus come before all maps), and with mapped = false by
+     * pci_bus_destroy. */
+    void (*bar_mapped)(struct pci_device *d, unsigned idx, bool mapped, uint64_t addr);
     /* Frees the device (called by pci_bus_destroy). */
     void (*destroy)(struct pci_device *d);
 };
@@ -107,9 +145,31 @@ struct pci_bar {
     const struct mmio_ops *ops;
     void *opaque;
     int region;                 /* MMIO bus region while decoded, else -1 */
+    bool reported;              /* what bar_mapped was last told: mapped ... */
+    uint64_t reported_addr;     /* ... at this address */
 };
 
 struct pci_bus;
+
+/* What a board offers PCI devices beyond config space, BARs and INTx.  Any
+ * member may be NULL.  Called in device context. */
+struct pci_platform {
+    void *opaque;
+    /* MSI delivery.  A route is the board's channel for one MSI-X vector:
+     * route_new reserves one (an id >= 0, or a negative errno with a
+     * message), route_set points it at a message (a negative errno if the
+     * board refuses the message, e.g. an address outside its MSI window;
+     * it then sends nothing until the next route_set), fire sends it. */
+    int (*msi_route_new)(void *opaque, struct err *e);
+    int (*msi_route_set)(void *opaque, int route, uint64_t addr, uint32_t data);
+    void (*msi_fire)(void *opaque, int route);
+    /* ioeventfd: while assigned, a guest write of len bytes at addr signals
+     * fd (an eventfd) instead of reaching the MMIO handler. */
+    int (*ioeventfd)(void *opaque, uint64_t addr, unsigned len, int fd, bool assign,
+                     struct err *e);
+    /* The device event loop that eventfd handlers are added to. */
+    struct evloop *loop;
+};
 
 struct pci_device {
     struct pci_bus *bus;
@@ -132,6 +192,8 @@ struct pci_bus {
     void (*set_intx)(void *opaque, unsigned line, bool level);
     void *intx_opaque;
     bool line_level[PCI_INTX_LINES];
+    const struct pci_platform *plat;    /* NULL: INTx only, no ioeventfd */
+    uint32_t conf1_addr;        /* mechanism #1 CONFIG_ADDRESS */
     struct log_limit log;
 };
 
@@ -139,6 +201,11 @@ void pci_bus_init(struct pci_bus *pb, struct bus *mmio, uint64_t mem_base, uint6
                   void (*set_intx)(void *opaque, unsigned line, bool level), void *intx_opaque);
 /* Unmaps every BAR and destroys every device. */
 void pci_bus_destroy(struct pci_bus *pb);
+/* Give the bus's devices what the board offers (before plugging any). */
+static inline void pci_bus_set_platform(struct pci_bus *pb, const struct pci_platform *plat)
+{
+    pb->plat = plat;
+}
 
 /* Fill in a device's header: ids, class (base << 16 | sub << 8 | prog-if),
  * revision, subsystem ids, interrupt pin INTA.  Zeroes the rest. */
@@ -158,6 +225,14 @@ void pci_set_writable(struct pci_device *d, unsigned off, unsigned len);
 /* Put d into the first free slot from 1 (slot 0 is left for a host bridge
  * device), place its BARs in the memory window. */
 int pci_bus_plug(struct pci_bus *pb, struct pci_device *d, struct err *e);
+/* The same into a given slot (-EBUSY if taken). */
+int pci_bus_plug_slot(struct pci_bus *pb, struct pci_device *d, unsigned slot, struct err *e);
+
+/* A host bridge function (class 06/00/00, no BARs, no interrupt pin), for
+ * slot 0: what x86 kernels look for before trusting mechanism #1. */
+#define PCI_HOST_BRIDGE_VENDOR 0x1b36   /* the generic virtual host bridge ids */
+#define PCI_HOST_BRIDGE_DEVICE 0x0008
+void pci_host_bridge_init(struct pci_device *d);
 
 /* Config space access by (bus number, devfn, register). */
 uint32_t pci_cfg_read(struct pci_bus *pb, unsigned busno, unsigned devfn, unsigned off,
@@ -167,6 +242,9 @@ void pci_cfg_write(struct pci_bus *pb, unsigned busno, unsigned devfn, unsigned 
 
 /* ECAM: offset = bus << 20 | devfn << 12 | register; opaque = struct pci_bus */
 extern const struct mmio_ops pci_ecam_ops;
+/* Mechanism #1: a region of PCI_CONF1_SIZE ports at PCI_CONF1_PORT on the
+ * board's port bus; opaque = struct pci_bus */
+extern const struct mmio_ops pci_conf1_ops;
 
 /* INTx pin A of d. */
 void pci_set_intx(struct pci_device *d, bool level);

@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <stddef.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #define VP(vd) ((struct virtio_pci *)((char *)(vd) - offsetof(struct virtio_pci, vdev)))
 #define VP_OF_PCI(d) ((struct virtio_pci *)((char *)(d) - offsetof(struct virtio_pci, pci)))
@@ -16,15 +18,40 @@ static void vp_raise(struct virtio_pci *vp, uint8_t bits)
     pci_set_intx(&vp->pci, true);
 }
 
+/* With MSI-X enabled, events go to their vectors (if any) and neither the
+ * ISR nor INTx is touched. */
+static bool vp_msix(struct virtio_pci *vp)
+{
+    return vp->has_msix && pci_msix_enabled(&vp->msix);
+}
+
 static void vp_notify_queue(struct virtio_dev *vd, unsigned q)
 {
-    (void)q;
-    vp_raise(VP(vd), VIRTIO_PCI_ISR_QUEUE);
+    struct virtio_pci *vp = VP(vd);
+    if (vp_msix(vp)) {
+        if (vd->vector[q] != VIRTIO_NO_VECTOR)
+            pci_msix_notify(&vp->msix, vd->vector[q]);
+        return;
+    }
+    vp_raise(vp, VIRTIO_PCI_ISR_QUEUE);
 }
 
 static void vp_notify_config(struct virtio_dev *vd)
 {
-    vp_raise(VP(vd), VIRTIO_PCI_ISR_CONFIG);
+    struct virtio_pci *vp = VP(vd);
+    if (vp_msix(vp)) {
+        if (vd->config_vector != VIRTIO_NO_VECTOR)
+            pci_msix_notify(&vp->msix, vd->config_vector);
+        return;
+    }
+    vp_raise(vp, VIRTIO_PCI_ISR_CONFIG);
+}
+
+/* What a write to config_msix_vector / queue_msix_vector maps the event
+ * to: the vector, or NO_VECTOR if the table has no such entry. */
+static uint16_t vp_vector(const struct virtio_pci *vp, uint64_t v)
+{
+    return vp->has_msix && v < vp->msix.nvec ? (uint16_t)v : VIRTIO_NO_VECTOR;
 }
 
 static const struct virtio_transport_ops vp_transport = {
@@ -63,12 +90,12 @@ static void common_image(struct virtio_pci *vp, uint8_t *img)
     put(img, VIRTIO_PCI_COMMON_GFSELECT, vp->gfselect, 4);
     put(img, VIRTIO_PCI_COMMON_GF,
         vp->gfselect < 2 ? (uint32_t)(vd->driver_features >> (32 * vp->gfselect)) : 0, 4);
-    put(img, VIRTIO_PCI_COMMON_MSIX, VIRTIO_NO_VECTOR, 2);   /* no MSI-X yet */
+    put(img, VIRTIO_PCI_COMMON_MSIX, vd->config_vector, 2);
     put(img, VIRTIO_PCI_COMMON_NUMQ, vd->nqueues, 2);
     put(img, VIRTIO_PCI_COMMON_STATUS, vd->status, 1);
     put(img, VIRTIO_PCI_COMMON_CFGGENERATION, vd->config_generation, 1);
     put(img, VIRTIO_PCI_COMMON_Q_SELECT, vp->queue_sel, 2);
-    put(img, VIRTIO_PCI_COMMON_Q_MSIX, VIRTIO_NO_VECTOR, 2);
+    put(img, VIRTIO_PCI_COMMON_Q_MSIX, q ? vd->vector[vp->queue_sel] : VIRTIO_NO_VECTOR, 2);
     if (q) {
         put(img, VIRTIO_PCI_COMMON_Q_SIZE, q->size, 2);
         put(img, VIRTIO_PCI_COMMON_Q_ENABLE, q->enabled, 2);
@@ -111,8 +138,14 @@ static void common_field_write(struct virtio_pci *vp, unsigned field, uint64_t v
     case VIRTIO_PCI_COMMON_DFSELECT: vp->dfselect = (uint32_t)v; break;
     case VIRTIO_PCI_COMMON_GFSELECT: vp->gfselect = (uint32_t)v; break;
     case VIRTIO_PCI_COMMON_GF: virtio_set_driver_features(vd, vp->gfselect, (uint32_t)v); break;
-    case VIRTIO_PCI_COMMON_MSIX: break;     /* no MSI-X: stays NO_VECTOR */
-    case VIRTIO_PCI_COMMON_Q_MSIX: break;
+    case VIRTIO_PCI_COMMON_MSIX: vd->config_vector = vp_vector(vp, v); break;
+    case VIRTIO_PCI_COMMON_Q_MSIX:
+        if (selected_queue(vp))
+            vd->vector[vp->queue_sel] = vp_vector(vp, v);
+        else
+            virtio_log(vd, "queue_msix_vector written for missing queue %u (ignored)",
+                       vp->queue_sel);
+        break;
     case VIRTIO_PCI_COMMON_STATUS:
         virtio_set_status(vd, (uint8_t)v);
         if (vd->status == 0 && vp->isr) {   /* reset: interrupt status too */
@@ -278,6 +311,8 @@ static void vp_cfg_write(struct pci_device *d, unsigned off, unsigned size, uint
     (void)val;
     struct virtio_pci *vp = VP_OF_PCI(d);
     unsigned data = vp->cfg_cap + CFG_CAP_DATA;
+    if (vp->has_msix)
+        pci_msix_cfg_write(&vp->msix, off, size);
     uint32_t boff;
     unsigned len;
     if (!vp->cfg_cap || off >= data + 4 || off + size <= data || !cfg_cap_window(vp, &boff, &len))
@@ -286,9 +321,132 @@ static void vp_cfg_write(struct pci_device *d, unsigned off, unsigned size, uint
     bar_write(vp, boff, len == 4 ? v : v & ((1u << (8 * len)) - 1), len);
 }
 
+/* --- board features: MSI-X, ioeventfds ----------------------------------- */
+
+/* Plugged into a bus: offer MSI-X if the board can deliver it. */
+static int vp_plug(struct pci_device *d, struct err *e)
+{
+    struct virtio_pci *vp = VP_OF_PCI(d);
+    const struct pci_platform *p = d->bus->plat;
+    if (!p || !p->msi_route_new || !p->msi_route_set || !p->msi_fire || vp->has_msix)
+        return 0;
+    int ret = pci_device_set_bar(d, VIRTIO_PCI_MSIX_BAR, VIRTIO_PCI_MSIX_BAR_SIZE,
+                                 &pci_msix_bar_ops, &vp->msix, e);
+    if (ret == 0)
+        ret = pci_msix_init(&vp->msix, d, vp->vdev.nqueues + 1, VIRTIO_PCI_MSIX_BAR,
+                            VIRTIO_PCI_MSIX_TABLE_OFF, VIRTIO_PCI_MSIX_PBA_OFF, e);
+    if (ret < 0)
+        return ret;
+    vp->has_msix = true;
+    return 0;
+}
+
+/* A queue's ioeventfd fired: the driver wrote its notify address. */
+static void vp_kick_ready(void *opaque)
+{
+    struct virtio_pci_kick *k = opaque;
+    struct virtio_pci *vp = k->vp;
+    uint64_t n;
+    if (read(k->fd, &n, sizeof(n)) != sizeof(n))
+        return;     /* spurious wake-up */
+    if (!pci_bus_master(&vp->pci)) {
+        virtio_log(&vp->vdev, "queue %u kicked with bus mastering disabled (ignored)", k->q);
+        return;
+    }
+    virtio_queue_kick(&vp->vdev, k->q);
+}
+
+/* Queue q's notify address with BAR 0 at base. */
+static uint64_t kick_addr(uint64_t base, unsigned q)
+{
+    return base + VIRTIO_PCI_NOTIFY_OFF + (uint64_t)q * VIRTIO_PCI_NOTIFY_MULT;
+}
+
+/* Deassign the first n queues' ioeventfds at base. */
+static void kicks_deassign(struct virtio_pci *vp, uint64_t base, unsigned n)
+{
+    const struct pci_platform *p = vp->pci.bus->plat;
+    for (unsigned q = 0; q < n; q++)
+        p->ioeventfd(p->opaque, kick_addr(base, q), 2, vp->kick[q].fd, false, NULL);
+}
+
+/* Create the eventfds and put them on the event loop, once. */
+static int kicks_create(struct virtio_pci *vp, struct err *e)
+{
+    const struct pci_platform *p = vp->pci.bus->plat;
+    unsigned q;
+    for (q = 0; q < vp->vdev.nqueues; q++) {
+        struct virtio_pci_kick *k = &vp->kick[q];
+        k->vp = vp;
+        k->q = q;
+        k->fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (k->fd < 0) {
+            err_set(e, -errno, "eventfd: %s", strerror(errno));
+            break;
+        }
+        if (evloop_add(p->loop, k->fd, vp_kick_ready, k, e) < 0) {
+            close(k->fd);
+            k->fd = -1;
+            break;
+        }
+    }
+    if (q == vp->vdev.nqueues) {
+        vp->kick_on_loop = true;
+        return 0;
+    }
+    while (q-- > 0) {
+        evloop_del(p->loop, vp->kick[q].fd);
+        close(vp->kick[q].fd);
+        vp->kick[q].fd = -1;
+    }
+    return -1;
+}
+
+/* BAR 0 moved, appeared or went away: the notify ioeventfds follow it. */
+static void vp_bar_mapped(struct pci_device *d, unsigned idx, bool mapped, uint64_t addr)
+{
+    struct virtio_pci *vp = VP_OF_PCI(d);
+    const struct pci_platform *p = d->bus ? d->bus->plat : NULL;
+    struct err e;
+    if (idx != VIRTIO_PCI_BAR || !p || !p->ioeventfd || !p->loop || !vp->vdev.nqueues)
+        return;
+    if (vp->kick_assigned) {
+        kicks_deassign(vp, vp->kick_base, vp->vdev.nqueues);
+        vp->kick_assigned = false;
+    }
+    if (!mapped)
+        return;
+    if (!vp->kick_on_loop && kicks_create(vp, &e) < 0) {
+        virtio_log(&vp->vdev, "no ioeventfds (%s): notifications take the MMIO path", e.msg);
+        return;
+    }
+    for (unsigned q = 0; q < vp->vdev.nqueues; q++)
+        if (p->ioeventfd(p->opaque, kick_addr(addr, q), 2, vp->kick[q].fd, true, &e) < 0) {
+            kicks_deassign(vp, addr, q);
+            virtio_log(&vp->vdev, "ioeventfd for queue %u at 0x%llx: %s (notifications take "
+                       "the MMIO path)", q, (unsigned long long)kick_addr(addr, q), e.msg);
+            return;
+        }
+    vp->kick_assigned = true;
+    vp->kick_base = addr;
+    log_debug("%s: queue notifications at 0x%llx through ioeventfds", vp->vdev.name,
+              (unsigned long long)kick_addr(addr, 0));
+}
+
 static void vp_destroy(struct pci_device *d)
 {
     struct virtio_pci *vp = VP_OF_PCI(d);
+    const struct pci_platform *p = d->bus ? d->bus->plat : NULL;
+    if (vp->kick_assigned && p && p->ioeventfd)
+        kicks_deassign(vp, vp->kick_base, vp->vdev.nqueues);
+    vp->kick_assigned = false;
+    for (unsigned q = 0; q < VIRTIO_MAX_QUEUES; q++)
+        if (vp->kick[q].fd >= 0) {
+            if (vp->kick_on_loop && p && p->loop)
+                evloop_del(p->loop, vp->kick[q].fd);
+            close(vp->kick[q].fd);
+            vp->kick[q].fd = -1;
+        }
     if (vp->free)
         vp->free(vp);
 }
@@ -296,6 +454,8 @@ static void vp_destroy(struct pci_device *d)
 static const struct pci_device_ops vp_pci_ops = {
     .cfg_read = vp_cfg_read,
     .cfg_write = vp_cfg_write,
+    .plug = vp_plug,
+    .bar_mapped = vp_bar_mapped,
     .destroy = vp_destroy,
 };
 
@@ -324,6 +484,10 @@ int virtio_pci_init(struct virtio_pci *vp, uint32_t class_code,
     vp->dfselect = vp->gfselect = 0;
     vp->queue_sel = 0;
     vp->isr = 0;
+    vp->has_msix = false;
+    vp->kick_on_loop = vp->kick_assigned = false;
+    for (unsigned q = 0; q < VIRTIO_MAX_QUEUES; q++)
+        vp->kick[q].fd = -1;
     vd->transport = &vp_transport;
     vd->transport_opaque = vp;
     pci_device_init(&vp->pci, vd->name, &vp_pci_ops, VIRTIO_PCI_VENDOR,

@@ -15,18 +15,32 @@
  * plus the PCI configuration access capability (VIRTIO_PCI_CAP_PCI_CFG)
  * the spec requires, which reaches the BAR through config space.
  *
- * Interrupts are INTx: a used buffer or a config change sets the ISR bit
- * and asserts INTA; reading the ISR clears it and deasserts.  No MSI-X
- * yet (Linux falls back to INTx): the msix_vector registers read
- * VIRTIO_NO_VECTOR.  MSI-X goes in as a capability + table in BAR 2,
- * turning notify_queue/notify_config into vector messages when enabled.
+ * Interrupts.  INTx: a used buffer or a config change sets the ISR bit
+ * and asserts INTA; reading the ISR clears it and deasserts.  MSI-X (spec
+ * 4.1.4.2, 4.1.5.x), only on boards that can deliver MSIs (the bus's
+ * pci_platform; none on riscv64, whose devices look exactly as before):
+ * an MSI-X capability (pci/msix.h) with nqueues + 1 vectors, its table at
+ * 0x000 and PBA at 0x800 of a separate 4 KiB 64-bit memory BAR 2.  The
+ * driver maps events to vectors with config_msix_vector and
+ * queue_msix_vector; a vector beyond the table reads back as
+ * VIRTIO_NO_VECTOR (how the driver learns it was refused), and so does
+ * every vector on a device without MSI-X.  While MSI-X is enabled, a used
+ * buffer sends the queue's vector and a config change the config vector
+ * (nothing for NO_VECTOR), and neither touches the ISR or INTx.
  *
- * Queue kicks are ignored (and logged) while bus mastering is disabled.
+ * Notifications: queue kicks are ignored (and logged) while bus mastering
+ * is disabled.  On boards with ioeventfds (KVM), each queue's notify
+ * address gets an eventfd that the board signals on a 16-bit guest write,
+ * without the MMIO exit reaching Petrel; the eventfd's handler kicks the
+ * queue on the device event loop.  They follow BAR 0 wherever the guest
+ * maps it (pci_device_ops.bar_mapped) and are gone while memory decoding
+ * is off.  Other write sizes still take the MMIO path.
  */
 #ifndef PETREL_VIRTIO_PCI_H
 #define PETREL_VIRTIO_PCI_H
 
 #include "core/evloop.h"
+#include "pci/msix.h"
 #include "pci/pci.h"
 #include "virtio/virtio.h"
 
@@ -40,6 +54,10 @@
 #define VIRTIO_PCI_NOTIFY_OFF 0x3000
 #define VIRTIO_PCI_REGION_SIZE 0x1000
 #define VIRTIO_PCI_NOTIFY_MULT 4
+#define VIRTIO_PCI_MSIX_BAR 2           /* only on boards with MSI */
+#define VIRTIO_PCI_MSIX_BAR_SIZE 0x1000
+#define VIRTIO_PCI_MSIX_TABLE_OFF 0x000
+#define VIRTIO_PCI_MSIX_PBA_OFF 0x800
 
 /* cfg_type of the vendor capabilities */
 #define VIRTIO_PCI_CAP_COMMON_CFG 1
@@ -81,6 +99,17 @@ struct virtio_pci {
     uint8_t isr;
     unsigned cfg_cap;           /* offset of the PCI config access capability */
     void (*free)(struct virtio_pci *vp);   /* the device type's destructor */
+    bool has_msix;              /* the board delivers MSIs: capability + BAR 2 */
+    struct pci_msix msix;
+    /* ioeventfds on the notify addresses (boards with ioeventfd) */
+    struct virtio_pci_kick {
+        struct virtio_pci *vp;
+        unsigned q;
+        int fd;                 /* eventfd, -1 until BAR 0 is first mapped */
+    } kick[VIRTIO_MAX_QUEUES];
+    bool kick_on_loop;          /* the eventfds are on the board's event loop */
+    bool kick_assigned;         /* ... and registered at kick_base */
+    uint64_t kick_base;         /* BAR 0's address while assigned */
 };
 
 /* Turn an initialised vp->vdev into a PCI device (not yet plugged). */

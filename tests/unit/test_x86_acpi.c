@@ -4,8 +4,10 @@
  * hvm_start_info after a full x86_boot_setup()), every checksum, the
  * RSDT/XSDT entries, the FADT fields Linux uses for hardware-reduced ACPI
  * (flags, reset register, sleep control/status registers, X_DSDT), the
- * DSDT's AML walked structurally (\_S5_ and the ISA devices), and the MADT
- * for several CPU counts. */
+ * DSDT's AML walked structurally (\_S5_, the ISA devices, the PCI root
+ * bridge: its _HID, _UID, _CRS (bus range, the 0xcf8 ports, the memory
+ * window of boot.h) and every _PRT entry against the PCI swizzle and the
+ * INTx GSIs), and the MADT for several CPU counts. */
 #include <elf.h>
 #include <errno.h>
 #include <stdio.h>
@@ -321,6 +323,135 @@ static size_t walk_device(const uint8_t *p, size_t avail, unsigned idx)
     return 2 + len;
 }
 
+/* An AML integer constant at p (ZeroOp, OneOp, Byte/Word/DWordPrefix):
+ * its length, 0 if it is none. */
+static size_t aml_int(const uint8_t *p, size_t avail, uint32_t *v)
+{
+    if (avail >= 1 && (p[0] == 0x00 || p[0] == 0x01)) {
+        *v = p[0];
+        return 1;
+    }
+    if (avail >= 2 && p[0] == 0x0a) {
+        *v = p[1];
+        return 2;
+    }
+    if (avail >= 3 && p[0] == 0x0b) {
+        *v = r16(p + 1);
+        return 3;
+    }
+    if (avail >= 5 && p[0] == 0x0c) {
+        *v = r32(p + 1);
+        return 5;
+    }
+    return 0;
+}
+
+/* The PCI root bridge: Device (PCI0) { _HID PNP0A03, _UID 0, _CRS, _PRT }.
+ * Returns its length or 0. */
+static size_t walk_pci_root(const uint8_t *p, size_t avail)
+{
+    size_t n, len;
+    CHECK(avail >= 2 && p[0] == 0x5b && p[1] == 0x82, "PCI0: no DeviceOp");
+    if (avail < 2 || p[0] != 0x5b || p[1] != 0x82)
+        return 0;
+    len = pkg_length(p + 2, avail - 2, &n);
+    CHECK(len >= n && 2 + len <= avail, "PCI0: PkgLength %zu of %zu bytes", len, avail);
+    if (len < n || 2 + len > avail)
+        return 0;
+    const uint8_t *b = p + 2 + n, *end = p + 2 + len;
+    if (end - b < 4 + 10 + 6 + 6) {
+        CHECK(0, "PCI0 too short");
+        return 0;
+    }
+    CHECK(!memcmp(b, "PCI0", 4), "device named %.4s, want PCI0", (const char *)b);
+    b += 4;
+    CHECK(!memcmp(b, "\x08_HID\x0c", 6), "PCI0: no Name (_HID, EisaId)");
+    char hid[8];
+    eisa_str(b + 6, hid);
+    CHECK(!strcmp(hid, "PNP0A03"), "PCI0: _HID %s", hid);
+    b += 10;
+    CHECK(!memcmp(b, "\x08_UID\x00", 6), "PCI0: no Name (_UID, Zero)");
+    b += 6;
+    /* _CRS: WordBusNumber 0-255, IO 0xcf8 x 8, DWordMemory window, end */
+    static const uint8_t crs[] = {
+        0x88, 0x0d, 0x00, 0x02, 0x0c, 0x00, 0x00, 0x00, 0x00, 0x00, 0xff, 0x00,
+        0x00, 0x00, 0x00, 0x01,
+        0x47, 0x01, 0xf8, 0x0c, 0xf8, 0x0c, 0x01, 0x08,
+        0x87, 0x17, 0x00, 0x00, 0x0c, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+        0x00, 0xc0, 0xff, 0xff, 0xbf, 0xfe, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+        0xc0, 0x3e,
+        0x79, 0x00,
+    };
+    EQ(X86_PCI_MMIO_BASE, 0xc0000000);
+    EQ(X86_PCI_MMIO_BASE + X86_PCI_MMIO_SIZE, X86_IOAPIC_BASE);
+    CHECK(!memcmp(b, "\x08_CRS\x11", 6), "PCI0: no Name (_CRS, Buffer)");
+    b += 6;
+    size_t blen = pkg_length(b, (size_t)(end - b), &n);
+    if (blen < n + 2 || b + blen > end) {
+        CHECK(0, "PCI0: _CRS buffer length %zu", blen);
+        return 0;
+    }
+    const uint8_t *data = b + n;
+    EQ(data[0], 0x0a);
+    EQ(data[1], sizeof(crs));
+    EQ(blen - n - 2, sizeof(crs));
+    if (blen - n - 2 == sizeof(crs))
+        CHECK(!memcmp(data + 2, crs, sizeof(crs)), "PCI0: _CRS bytes differ");
+    b += blen;
+    /* _PRT: Package (128) { Package (4) { slot << 16 | 0xffff, pin, 0, GSI } } */
+    CHECK(end - b >= 8 && !memcmp(b, "\x08_PRT\x12", 6), "PCI0: no Name (_PRT, Package)");
+    if (end - b < 8)
+        return 0;
+    b += 6;
+    size_t plen = pkg_length(b, (size_t)(end - b), &n);
+    CHECK(b + plen == end, "PCI0: _PRT ends at %td, the device at %td", b + plen - p, end - p);
+    if (b + plen != end)
+        return 0;
+    const uint8_t *q = b + n;
+    EQ(*q, 128);
+    q++;
+    uint8_t seen[32][4] = { { 0 } };
+    unsigned entries = 0, bad = 0;
+    while (q < end) {
+        if (q[0] != 0x12) {
+            CHECK(0, "_PRT entry %u: not a package", entries);
+            return 0;
+        }
+        size_t el = pkg_length(q + 1, (size_t)(end - q - 1), &n);
+        const uint8_t *e = q + 1 + n, *eend = q + 1 + el;
+        if (eend > end || e >= eend || *e != 4) {
+            CHECK(0, "_PRT entry %u malformed", entries);
+            return 0;
+        }
+        e++;
+        uint32_t v[4];
+        for (unsigned i = 0; i < 4; i++) {
+            size_t il = aml_int(e, (size_t)(eend - e), &v[i]);
+            if (!il) {
+                CHECK(0, "_PRT entry %u: element %u is not an integer", entries, i);
+                return 0;
+            }
+            e += il;
+        }
+        EQ(e, eend);
+        unsigned slot = v[0] >> 16, pin = v[1];
+        bad += (v[0] & 0xffff) != 0xffff || slot >= 32 || pin >= 4 || v[2] != 0 ||
+               v[3] != 16 + (slot + pin) % 4;
+        if (slot < 32 && pin < 4)
+            seen[slot][pin]++;
+        entries++;
+        q = eend;
+    }
+    EQ(entries, 128);
+    EQ(bad, 0);
+    unsigned once = 0;
+    for (unsigned sl = 0; sl < 32; sl++)
+        for (unsigned pn = 0; pn < 4; pn++)
+            once += seen[sl][pn] == 1;
+    EQ(once, 128);
+    return 2 + len;
+}
+
 static void check_dsdt(const struct gmem *m, const struct tables *t)
 {
     const uint8_t *d = G(m, t->dsdt, t->dsdt_len);
@@ -346,7 +477,8 @@ static void check_dsdt(const struct gmem *m, const struct tables *t)
     if (len < sizeof(s5) + 2)
         return;
 
-    /* Scope (\_SB) { three devices }, ending exactly at the table's end. */
+    /* Scope (\_SB) { three ISA devices, PCI0 }, ending exactly at the
+     * table's end. */
     const uint8_t *p = aml + sizeof(s5), *end = aml + len;
     EQ(p[0], 0x10);                             /* ScopeOp */
     size_t slen = pkg_length(p + 1, (size_t)(end - p - 1), &n);
@@ -365,6 +497,10 @@ static void check_dsdt(const struct gmem *m, const struct tables *t)
         ndev++;
     }
     EQ(ndev, NDEVS);
+    size_t pl = walk_pci_root(q, (size_t)(end - q));
+    if (!pl)
+        return;
+    q += pl;
     CHECK(q == end, "%td bytes after the devices", end - q);
 }
 

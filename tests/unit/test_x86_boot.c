@@ -268,7 +268,9 @@ static void check_mptable(const struct gmem *m, unsigned ncpus)
     unsigned count = (unsigned)(hdr[34] | hdr[35] << 8);
 
     unsigned cpus = 0, bsps = 0, buses = 0, ioapics = 0, ints = 0, extint = 0, nmi = 0;
+    unsigned pci_ints = 0, bad_pci = 0;
     int pin_of_irq[16];
+    uint8_t pci_seen[128] = { 0 };
     unsigned pos = 44, n = 0, ok_order = 1;
     for (int i = 0; i < 16; i++)
         pin_of_irq[i] = -1;
@@ -288,8 +290,10 @@ static void check_mptable(const struct gmem *m, unsigned ncpus)
             pos += 20;
             break;
         case 1:
-            EQ(p[1], 0);
-            CHECK(!memcmp(p + 2, "ISA   ", 6), "bus type");
+            /* PCI bus 0 is MP bus 0 (Linux matches the numbers), ISA is 1 */
+            EQ(p[1], buses);
+            CHECK(!memcmp(p + 2, buses == 0 ? "PCI   " : "ISA   ", 6), "bus %u type %.6s",
+                  buses, (const char *)p + 2);
             buses++;
             pos += 8;
             break;
@@ -303,12 +307,23 @@ static void check_mptable(const struct gmem *m, unsigned ncpus)
             break;
         case 3:
             EQ(p[1], 0);                /* INT */
-            EQ(p[4], 0);                /* ISA bus */
             EQ(p[6], ncpus);            /* the IOAPIC */
-            CHECK(p[5] < 16 && pin_of_irq[p[5]] < 0, "bad or duplicate IRQ %u", p[5]);
-            if (p[5] < 16)
-                pin_of_irq[p[5]] = p[7];
-            ints++;
+            if (p[4] == 0) {            /* PCI: slot << 2 | pin, level, active low */
+                unsigned slot = p[5] >> 2, pin = p[5] & 3;
+                EQ(p[2] | p[3] << 8, 0xf);
+                CHECK(p[5] < 128 && !pci_seen[p[5]], "duplicate PCI source 0x%x", p[5]);
+                if (p[5] < 128)
+                    pci_seen[p[5]] = 1;
+                bad_pci += p[7] != 16 + (slot + pin) % 4;
+                pci_ints++;
+            } else {
+                EQ(p[4], 1);            /* ISA bus */
+                EQ(p[2] | p[3] << 8, 0);  /* conforming: edge, active high */
+                CHECK(p[5] < 16 && pin_of_irq[p[5]] < 0, "bad or duplicate IRQ %u", p[5]);
+                if (p[5] < 16)
+                    pin_of_irq[p[5]] = p[7];
+                ints++;
+            }
             pos += 8;
             break;
         case 4:
@@ -336,11 +351,13 @@ static void check_mptable(const struct gmem *m, unsigned ncpus)
     EQ(cpus, ncpus);
     EQ(bsps, 1);
     EQ(ok_order, 1);
-    EQ(buses, 1);
+    EQ(buses, 2);
     EQ(ioapics, 1);
     EQ(extint, 1);
     EQ(nmi, 1);
     EQ(ints, 15);
+    EQ(pci_ints, 128);          /* 32 slots, INTA-INTD: GSI 16 + (slot + pin) % 4 */
+    EQ(bad_pci, 0);
     EQ(pin_of_irq[0], 2);
     EQ(pin_of_irq[2], -1);      /* the cascade */
     for (int irq = 1; irq < 16; irq++)

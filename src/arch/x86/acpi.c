@@ -11,7 +11,18 @@
  *   FADT (revision 6): hardware-reduced ACPI, reset register, sleep
  *        control/status registers, X_DSDT (see acpi.h)
  *   MADT: one local APIC per vCPU, the IOAPIC, IRQ0 -> GSI 2, LINT1 = NMI
- *   DSDT: \_S5_ and the legacy ISA devices (COM1, CMOS RTC, i8042).
+ *   DSDT: \_S5_, the legacy ISA devices (COM1, CMOS RTC, i8042) and the
+ *        PCI root bridge.
+ *
+ * The PCI root bridge (\_SB.PCI0, PNP0A03): _CRS gives bus numbers 0-255,
+ * the configuration mechanism #1 ports 0xcf8-0xcff and the memory window
+ * X86_PCI_MMIO_BASE..+X86_PCI_MMIO_SIZE for BARs; _PRT maps INTA-INTD of
+ * every slot straight to GSIs (no link devices): slot s pin p (0 = INTA)
+ * to X86_PCI_GSI_BASE + (s + p) % 4, the PCI bus's swizzle (pci/pci.h).
+ * Linux takes such GSI entries as level-triggered, active low, as PCI
+ * interrupts are, so the MADT needs no interrupt source override for them
+ * (overrides describe ISA IRQs only); the MP table says the same.  There
+ * is no I/O window: the board's devices have memory BARs only.
  *
  * Why the DSDT describes the ISA devices: on a hardware-reduced platform
  * Linux/x86 drops the legacy PIC (acpi_generic_reduced_hw_init() sets
@@ -26,6 +37,7 @@
 #include <string.h>
 
 #include "arch/x86/boot_priv.h"
+#include "pci/pci.h"
 
 #define HDR_SIZE 36
 #define RSDP_SIZE 36
@@ -38,7 +50,7 @@
 #define MADT_LAPIC_NMI_SIZE 6
 #define MADT_MAX_SIZE (MADT_HDR_SIZE + MADT_LAPIC_SIZE * X86_MAX_CPUS + MADT_IOAPIC_SIZE + \
                        MADT_ISO_SIZE + MADT_LAPIC_NMI_SIZE)
-#define DSDT_MAX_SIZE 1024      /* the AML is fixed and about 170 bytes */
+#define DSDT_MAX_SIZE 4096      /* the AML is fixed and about 2 KiB */
 
 #define RSDP_REV 2
 #define RSDT_REV 1
@@ -108,6 +120,15 @@ enum { MADT_LAPIC = 0, MADT_IOAPIC = 1, MADT_ISO = 2, MADT_LAPIC_NMI = 4 };
 #define RES_IO 0x47             /* I/O port, 7 bytes */
 #define RES_IO_DECODE16 0x01
 #define RES_END 0x79            /* end tag, 1 byte: checksum (0: none) */
+
+/* Large resource descriptors: address space descriptors. */
+#define RES_DWORD_ADDR 0x87     /* 23 bytes of body */
+#define RES_WORD_ADDR 0x88      /* 13 bytes of body */
+#define RES_ADDR_MEMORY 0
+#define RES_ADDR_BUS 2
+/* general flags: producer, positive decode, min and max fixed */
+#define RES_ADDR_FIXED 0x0c
+#define RES_MEM_RW 0x01         /* type-specific: read/write, non-cacheable */
 
 /* The PC board's ISA devices (arch/x86/pc.c). */
 #define COM1_PORT 0x3f8
@@ -326,12 +347,114 @@ static void aml_isa_device(struct aml *a, const char seg[4], const char hid[7],
     aml_close(a, dev);
 }
 
+static size_t res_word_bus(uint8_t *p, uint16_t min, uint16_t max)
+{
+    p[0] = RES_WORD_ADDR;
+    wr16(p + 1, 13);
+    p[3] = RES_ADDR_BUS;
+    p[4] = RES_ADDR_FIXED;
+    p[5] = 0;
+    wr16(p + 6, 0);                     /* granularity */
+    wr16(p + 8, min);
+    wr16(p + 10, max);
+    wr16(p + 12, 0);                    /* translation */
+    wr16(p + 14, (uint16_t)(max - min + 1));
+    return 16;
+}
+
+static size_t res_dword_mem(uint8_t *p, uint32_t min, uint32_t len)
+{
+    p[0] = RES_DWORD_ADDR;
+    wr16(p + 1, 23);
+    p[3] = RES_ADDR_MEMORY;
+    p[4] = RES_ADDR_FIXED;
+    p[5] = RES_MEM_RW;
+    wr32(p + 6, 0);                     /* granularity */
+    wr32(p + 10, min);
+    wr32(p + 14, min + len - 1);
+    wr32(p + 18, 0);                    /* translation */
+    wr32(p + 22, len);
+    return 26;
+}
+
+/* Name (name, Buffer () { bytes }) */
+static void aml_name_buffer(struct aml *a, const char name[4], const uint8_t *bytes, size_t n)
+{
+    aml_byte(a, AML_NAME_OP);
+    aml_seg(a, name);
+    aml_byte(a, AML_BUFFER_OP);
+    size_t buf = aml_open(a);
+    aml_integer(a, (uint32_t)n);     /* BufferSize */
+    aml_bytes(a, bytes, n);
+    aml_close(a, buf);
+}
+
+_Static_assert(X86_PCI_MMIO_BASE + X86_PCI_MMIO_SIZE <= 0x100000000ull,
+               "the PCI window fits a DWordMemory descriptor");
+
+/* Device (PCI0) {
+ *     Name (_HID, EisaId ("PNP0A03"))
+ *     Name (_UID, Zero)
+ *     Name (_CRS, ResourceTemplate () {
+ *         WordBusNumber (ResourceProducer, MinFixed, MaxFixed, PosDecode,
+ *                        0, 0, 0xff, 0, 0x100)
+ *         IO (Decode16, 0xcf8, 0xcf8, 1, 8)
+ *         DWordMemory (ResourceProducer, PosDecode, MinFixed, MaxFixed,
+ *                      NonCacheable, ReadWrite, 0, 0xc0000000, 0xfebfffff, 0,
+ *                      0x3ec00000)
+ *     })
+ *     Name (_PRT, Package (128) {
+ *         Package () { 0xffff, 0, 0, 16 }, ...        slot 0 INTA -> GSI 16
+ *         Package () { 0x1fffff, 3, 0, 18 }           slot 31 INTD
+ *     })
+ * } */
+static void aml_pci_root(struct aml *a)
+{
+    uint8_t crs[16 + 8 + 26 + 2];
+    size_t n = res_word_bus(crs, 0, 0xff);
+    n += res_io(crs + n, PCI_CONF1_PORT, PCI_CONF1_SIZE);
+    n += res_dword_mem(crs + n, (uint32_t)X86_PCI_MMIO_BASE, (uint32_t)X86_PCI_MMIO_SIZE);
+    n += res_end(crs + n);
+
+    aml_byte(a, AML_EXT_OP);
+    aml_byte(a, AML_DEVICE_OP);
+    size_t dev = aml_open(a);
+    aml_seg(a, "PCI0");
+    aml_byte(a, AML_NAME_OP);
+    aml_seg(a, "_HID");
+    aml_eisaid(a, "PNP0A03");
+    aml_byte(a, AML_NAME_OP);
+    aml_seg(a, "_UID");
+    aml_integer(a, 0);
+    aml_name_buffer(a, "_CRS", crs, n);
+
+    aml_byte(a, AML_NAME_OP);
+    aml_seg(a, "_PRT");
+    aml_byte(a, AML_PACKAGE_OP);
+    size_t prt = aml_open(a);
+    aml_byte(a, PCI_MAX_SLOTS * PCI_INTX_LINES);     /* NumElements */
+    for (unsigned slot = 0; slot < PCI_MAX_SLOTS; slot++)
+        for (unsigned pin = 0; pin < PCI_INTX_LINES; pin++) {
+            aml_byte(a, AML_PACKAGE_OP);
+            size_t ent = aml_open(a);
+            aml_byte(a, 4);
+            aml_integer(a, slot << 16 | 0xffff);    /* Address: device, any function */
+            aml_integer(a, pin);                    /* Pin: 0 = INTA */
+            aml_integer(a, 0);                      /* Source: none, a GSI */
+            aml_integer(a, X86_PCI_GSI_BASE + pci_intx_line(slot, pin + 1));
+            aml_close(a, ent);
+        }
+    aml_close(a, prt);
+    aml_close(a, dev);
+}
+
 /* The DSDT's definition block.  Its ASL:
  *   Name (_S5, Package () { 5, 0 })
  *   Scope (\_SB) {
  *       Device (COM1) { _HID PNP0501, _CRS: I/O 0x3f8-0x3ff, IRQ 4 }
  *       Device (RTC)  { _HID PNP0B00, _CRS: I/O 0x70-0x71, IRQ 8 }
  *       Device (PS2K) { _HID PNP0303, _CRS: I/O 0x60, I/O 0x64, IRQ 1 }
+ *       Device (PCI0) { see aml_pci_root() }
  *   }
  * \_S5_ encodes as 08 '_S5_' 12 05 02 0a 05 00: NameOp, NameSeg,
  * PackageOp, PkgLength 5, NumElements 2, BytePrefix 5, ZeroOp.  SLP_TYP 5
@@ -358,6 +481,7 @@ static void build_dsdt_aml(struct aml *a)
     aml_isa_device(a, "COM1", "PNP0501", COM1_PORT, COM1_PORTS, 0, COM1_IRQ);
     aml_isa_device(a, "RTC_", "PNP0B00", RTC_PORT, RTC_PORTS, 0, RTC_IRQ);
     aml_isa_device(a, "PS2K", "PNP0303", KBD_DATA_PORT, 1, I8042_CMD_PORT, KBD_IRQ);
+    aml_pci_root(a);
     aml_close(a, sb);
 }
 

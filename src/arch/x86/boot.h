@@ -30,8 +30,19 @@
  *   initrd: page-aligned, as high as possible below min(RAM end,
  *           initrd_addr_max, 0xc0000000)
  * RAM is [0, min(mem, 3 GiB)) and, for larger guests, [4 GiB, 4 GiB +
- * rest): the hole below 4 GiB is for devices (the IOAPIC at 0xfec00000, the
- * local APIC at 0xfee00000).  x86_ram_layout() says which.
+ * rest): the hole below 4 GiB is for devices, never RAM in the e820 map:
+ *   0xc0000000..0xfebfffff  the PCI memory window (BARs), X86_PCI_MMIO_*
+ *   0xfec00000  IOAPIC
+ *   0xfee00000  local APIC; also the MSI address window (0xfee00000..
+ *               0xfeefffff), where an MSI-X message must point
+ *   0xfffbc000  KVM's identity map and TSS pages (kvm.c)
+ * x86_ram_layout() says where the RAM is.
+ *
+ * Interrupts: the IOAPIC's 24 pins are GSIs 0-23; ISA IRQs are identity
+ * mapped except IRQ 0 on pin 2.  PCI INTx line l (0..3, the bus's swizzle:
+ * slot s pin INTx maps to (s + pin - 1) % 4) is GSI X86_PCI_GSI_BASE + l,
+ * level-triggered, active low as PCI defines it (the ACPI _PRT and the MP
+ * table say so; KVM's IOAPIC does not look at the polarity).
  *
  * Inputs are untrusted files: every header field is checked against the
  * file size and guest RAM before anything is copied.
@@ -50,6 +61,11 @@
 #define X86_HIGH_RAM_BASE (4ull << 30)
 #define X86_IOAPIC_BASE 0xfec00000ull
 #define X86_LAPIC_BASE 0xfee00000ull
+#define X86_PCI_MMIO_BASE 0xc0000000ull
+#define X86_PCI_MMIO_SIZE (X86_IOAPIC_BASE - X86_PCI_MMIO_BASE)
+#define X86_PCI_GSI_BASE 16         /* INTx lines 0-3: IOAPIC pins 16-19 */
+#define X86_MSI_ADDR_BASE 0xfee00000ull
+#define X86_MSI_ADDR_SIZE 0x100000ull
 
 /* RAM regions for a guest of mem_size bytes: fills up to 2 regions. */
 unsigned x86_ram_layout(uint64_t mem_size, uint64_t base[2], uint64_t size[2]);

@@ -1,11 +1,17 @@
 /* Intel MultiProcessor Specification 1.4 tables: the MP floating pointer at
  * 0x9fc00 (the last KiB of base memory, which Linux scans) followed by the
- * MP configuration table: one processor entry per vCPU, the ISA bus, the
- * IOAPIC, ISA IRQ routing (IRQ0 on pin 2) and the local interrupts. */
+ * MP configuration table: one processor entry per vCPU, the buses (PCI bus
+ * 0 as MP bus 0, since Linux matches PCI bus numbers with MP bus ids, and
+ * ISA as MP bus 1), the IOAPIC, ISA IRQ routing (IRQ0 on pin 2), PCI INTx
+ * routing (every slot and pin of bus 0, source IRQ = slot << 2 | pin, onto
+ * IOAPIC pins X86_PCI_GSI_BASE + the bus's swizzle, level-triggered, active
+ * low), and the local interrupts. */
 #include "arch/x86/boot_priv.h"
 
 #include <errno.h>
 #include <string.h>
+
+#include "pci/pci.h"
 
 #define MPF_SIZE 16
 #define MPC_HDR_SIZE 44
@@ -22,11 +28,21 @@ enum { MP_INT = 0, MP_NMI = 1, MP_EXTINT = 3 };
 #define MP_CPU_FEATURES 0x201         /* FPU, APIC */
 #define MP_ISA_IRQS 16
 #define MP_ALL_LAPICS 0xff
+#define MP_PCI_BUS 0
+#define MP_ISA_BUS 1
+#define MP_PCI_INTS (PCI_MAX_SLOTS * PCI_INTX_LINES)
+/* interrupt flags: polarity in bits 1:0, trigger in bits 3:2 */
+#define MP_IRQ_CONFORMING 0x0
+#define MP_IRQ_ACTIVE_LOW 0x3
+#define MP_IRQ_LEVEL 0xc
 
-/* Largest table: 255 processors, one bus, one IOAPIC, 15 ISA interrupts
- * (IRQ 2, the cascade, has none), two local interrupts. */
-#define MP_MAX_SIZE (MPF_SIZE + MPC_HDR_SIZE + 20 * X86_MAX_CPUS + 8 + 8 + \
-                     8 * (MP_ISA_IRQS - 1) + 8 * 2)
+/* Largest table: 255 processors, two buses, one IOAPIC, 15 ISA interrupts
+ * (IRQ 2, the cascade, has none), the PCI interrupts, two local
+ * interrupts. */
+#define MP_MAX_SIZE (MPF_SIZE + MPC_HDR_SIZE + 20 * X86_MAX_CPUS + 8 * 2 + 8 + \
+                     8 * (MP_ISA_IRQS - 1) + 8 * MP_PCI_INTS + 8 * 2)
+_Static_assert(X86_MPTABLE_ADDR + MP_MAX_SIZE <= X86_HIGH_MEM_START,
+               "MP table in the reserved area below 1 MiB");
 
 static void wr16(uint8_t *p, uint16_t v) { memcpy(p, &v, 2); }
 static void wr32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
@@ -41,13 +57,13 @@ static uint8_t mp_checksum(const uint8_t *p, size_t len)
     return (uint8_t)-sum;
 }
 
-static uint8_t *put_intsrc(uint8_t *p, uint8_t type, uint8_t irq, uint8_t apic,
-                           uint8_t pin)
+static uint8_t *put_intsrc(uint8_t *p, uint8_t type, uint16_t flags, uint8_t bus, uint8_t irq,
+                           uint8_t apic, uint8_t pin)
 {
     p[0] = MP_INTSRC;
     p[1] = type;
-    wr16(p + 2, 0);     /* polarity and trigger: conform to the bus (ISA: edge, high) */
-    p[4] = 0;           /* source bus: ISA */
+    wr16(p + 2, flags);
+    p[4] = bus;
     p[5] = irq;
     p[6] = apic;
     p[7] = pin;
@@ -91,10 +107,14 @@ int x86_mptable_write(const struct gmem *mem, unsigned ncpus, struct err *e)
     }
 
     p[0] = MP_BUS;
-    p[1] = 0;
+    p[1] = MP_PCI_BUS;
+    memcpy(p + 2, "PCI   ", 6);
+    p += 8;
+    p[0] = MP_BUS;
+    p[1] = MP_ISA_BUS;
     memcpy(p + 2, "ISA   ", 6);
     p += 8;
-    entries++;
+    entries += 2;
 
     p[0] = MP_IOAPIC;
     p[1] = ioapic_id;
@@ -110,9 +130,18 @@ int x86_mptable_write(const struct gmem *mem, unsigned ncpus, struct err *e)
     for (unsigned irq = 0; irq < MP_ISA_IRQS; irq++) {
         if (irq == 2)
             continue;
-        p = put_intsrc(p, MP_INT, (uint8_t)irq, ioapic_id, irq == 0 ? 2 : (uint8_t)irq);
+        /* polarity and trigger conform to the bus (ISA: edge, active high) */
+        p = put_intsrc(p, MP_INT, MP_IRQ_CONFORMING, MP_ISA_BUS, (uint8_t)irq, ioapic_id,
+                       irq == 0 ? 2 : (uint8_t)irq);
         entries++;
     }
+    for (unsigned slot = 0; slot < PCI_MAX_SLOTS; slot++)
+        for (unsigned pin = 1; pin <= PCI_INTX_LINES; pin++) {
+            p = put_intsrc(p, MP_INT, MP_IRQ_LEVEL | MP_IRQ_ACTIVE_LOW, MP_PCI_BUS,
+                           (uint8_t)(slot << 2 | (pin - 1)), ioapic_id,
+                           (uint8_t)(X86_PCI_GSI_BASE + pci_intx_line(slot, pin)));
+            entries++;
+        }
 
     p = put_lintsrc(p, MP_EXTINT, 0);
     p = put_lintsrc(p, MP_NMI, 1);

@@ -11,6 +11,7 @@
 #include "core/file.h"
 #include "core/vm.h"
 #include "engine/kvm/kvm.h"
+#include "virtio/virtio_pci.h"
 
 /* Called with the device lock held (from vCPU threads or the event loop). */
 static void com1_irq(void *opaque, int level)
@@ -90,6 +91,82 @@ static int add_devices(struct x86_pc *pc, struct err *e)
     return 0;
 }
 
+/* --- PCI ------------------------------------------------------------------ */
+
+/* INTx line -> GSI 16 + line, level (the _PRT and MP table say the same). */
+static void pci_intx(void *opaque, unsigned line, bool level)
+{
+    struct x86_pc *pc = opaque;
+    kvm_irq_line(pc->kvm, X86_PCI_GSI_BASE + line, level);
+}
+
+static int msi_route_new(void *opaque, struct err *e)
+{
+    struct x86_pc *pc = opaque;
+    return kvm_msi_route_new(pc->kvm, e);
+}
+
+/* Only messages to the LAPIC window are interrupts; on real hardware any
+ * other address is a DMA write, which Petrel does not do for MSIs. */
+static int msi_route_set(void *opaque, int route, uint64_t addr, uint32_t data)
+{
+    struct x86_pc *pc = opaque;
+    if (addr < X86_MSI_ADDR_BASE || addr - X86_MSI_ADDR_BASE >= X86_MSI_ADDR_SIZE)
+        return -EINVAL;
+    return kvm_msi_route_set(pc->kvm, route, addr, data);
+}
+
+static void msi_fire(void *opaque, int route)
+{
+    struct x86_pc *pc = opaque;
+    kvm_msi_fire(pc->kvm, route);
+}
+
+static int pci_ioeventfd(void *opaque, uint64_t addr, unsigned len, int fd, bool assign,
+                         struct err *e)
+{
+    struct x86_pc *pc = opaque;
+    return kvm_ioeventfd(pc->kvm, addr, len, fd, assign, e);
+}
+
+static int add_pci(struct x86_pc *pc, struct err *e)
+{
+    struct vm *vm = pc->vm;
+    const struct vm_config *c = &vm->cfg;
+    int ret;
+    pci_bus_init(&pc->pci, &vm->bus, X86_PCI_MMIO_BASE, X86_PCI_MMIO_SIZE, pci_intx, pc);
+    pc->pci_ready = true;
+    pc->pci_plat = (struct pci_platform){ .opaque = pc, .loop = vm->loop };
+    if (pc->kvm->msi_mode != KVM_MSI_NONE) {
+        pc->pci_plat.msi_route_new = msi_route_new;
+        pc->pci_plat.msi_route_set = msi_route_set;
+        pc->pci_plat.msi_fire = msi_fire;
+    }
+    if (pc->kvm->has_ioeventfd && vm->loop)
+        pc->pci_plat.ioeventfd = pci_ioeventfd;
+    pci_bus_set_platform(&pc->pci, &pc->pci_plat);
+    pci_host_bridge_init(&pc->host_bridge);
+    if ((ret = pci_bus_plug_slot(&pc->pci, &pc->host_bridge, 0, e)) < 0 ||
+        (ret = bus_add(&pc->pio, PCI_CONF1_PORT, PCI_CONF1_SIZE, &pci_conf1_ops, &pc->pci,
+                       "pci-conf1", e)) < 0)
+        return ret;
+    struct virtio_host host = { .pb = &pc->pci, .mem = &vm->mem, .loop = vm->loop };
+    for (unsigned i = 0; i < c->ndisks; i++)
+        if ((ret = virtio_blk_create(&host, &c->disks[i], e)) < 0)
+            return ret;
+    for (unsigned i = 0; i < c->ndevices; i++)
+        if ((ret = virtio_pci_create(&host, c->devices[i], e)) < 0)
+            return ret;
+    /* what firmware leaves in Interrupt Line: the GSI of the device's pin */
+    for (unsigned s = 0; s < PCI_MAX_SLOTS; s++) {
+        struct pci_device *d = pc->pci.dev[s];
+        if (d && d->cfg[PCI_INTERRUPT_PIN])
+            d->cfg[PCI_INTERRUPT_LINE] =
+                (uint8_t)(X86_PCI_GSI_BASE + pci_intx_line(s, d->cfg[PCI_INTERRUPT_PIN]));
+    }
+    return 0;
+}
+
 static int load_and_boot(struct x86_pc *pc, struct err *e)
 {
     struct vm *vm = pc->vm;
@@ -140,9 +217,6 @@ static int pc_create(struct vm *vm, struct err *e)
                        "be 'none' or left out");
     if (!c->kernel)
         return err_set(e, -EINVAL, "x86_64 needs --kernel");
-    if (c->ndevices)
-        return err_set(e, -ENOTSUP, "--device %s: x86_64 guests have no PCI devices yet",
-                       c->devices[0]);
     struct x86_pc *pc = calloc(1, sizeof(*pc));
     if (!pc)
         return err_set(e, -ENOMEM, "out of memory");
@@ -162,7 +236,8 @@ static int pc_create(struct vm *vm, struct err *e)
                                e)) < 0)
             goto fail;
     }
-    if ((ret = add_devices(pc, e)) < 0 || (ret = load_and_boot(pc, e)) < 0)
+    if ((ret = add_devices(pc, e)) < 0 || (ret = add_pci(pc, e)) < 0 ||
+        (ret = load_and_boot(pc, e)) < 0)
         goto fail;
     return 0;
 fail:
@@ -180,6 +255,8 @@ static void pc_destroy(struct vm *vm)
 {
     struct x86_pc *pc = vm->board;
     if (pc) {
+        if (pc->pci_ready)
+            pci_bus_destroy(&pc->pci);    /* before the VM: it unbinds ioeventfds */
         kvm_free(pc->kvm);
         free(pc);
         vm->board = NULL;

@@ -1,10 +1,23 @@
 /* The x86-64 PC board on the kvm engine: RAM below 3 GiB (and above 4 GiB),
  * KVM's in-kernel irqchip and PIT, COM1 (0x3f8, IRQ 4), i8042 (reset), CMOS
- * RTC, a debug-exit port for test guests, direct kernel boot (boot.h). */
+ * RTC, a debug-exit port for test guests, direct kernel boot (boot.h).
+ *
+ * PCI: one root bus behind configuration mechanism #1 (ports 0xcf8-0xcff,
+ * pci/pci.h), a host bridge function at 00:00.0 (x86 kernels check for one
+ * before trusting mechanism #1), the memory window of boot.h for BARs, and
+ * INTx lines 0-3 on GSIs 16-19 (level) of the in-kernel IOAPIC.  Devices
+ * come from --disk (virtio-blk, first, in order) and --device (then, in
+ * order), from slot 1 up; each device's Interrupt Line register holds its
+ * GSI, as firmware would leave it.  The board offers PCI devices MSI
+ * delivery through KVM (MSI-X vectors, whose messages must address the
+ * LAPIC window 0xfee00000-0xfeefffff; anything else is dropped) and KVM
+ * ioeventfds; the ACPI DSDT and the MP table describe the same bridge,
+ * window and routing (acpi.c, mptable.c). */
 #ifndef PETREL_X86_PC_H
 #define PETREL_X86_PC_H
 
 #include "core/bus.h"
+#include "pci/pci.h"
 #include "devices/cmos_rtc.h"
 #include "devices/i8042.h"
 #include "devices/uart_16550.h"
@@ -31,6 +44,10 @@ struct x86_pc {
     struct uart16550 uart;
     struct i8042 kbc;
     struct cmos_rtc rtc;
+    struct pci_bus pci;
+    struct pci_device host_bridge;
+    struct pci_platform pci_plat;
+    bool pci_ready;
 };
 
 #endif

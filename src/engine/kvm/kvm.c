@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -20,13 +21,15 @@
 
 static void kick_handler(int sig) { (void)sig; }
 
-/* GSI routing of a PC: ISA IRQs 0-15 to the two PICs, GSIs 0-23 to the
+/* GSI routing: the PC's (ISA IRQs 0-15 to the two PICs, GSIs 0-23 to the
  * IOAPIC pins, except that IRQ 0 (the PIT) reaches IOAPIC pin 2 and the
- * cascade (GSI 2) reaches no IOAPIC pin, as the MP table and MADT say. */
+ * cascade (GSI 2) reaches no IOAPIC pin, as the MP table and MADT say),
+ * then one MSI entry per route that has a message. */
 static int set_gsi_routing(struct kvm_machine *k, struct err *e)
 {
-    enum { N = 16 + 23 };
-    struct kvm_irq_routing *rt = calloc(1, sizeof(*rt) + N * sizeof(rt->entries[0]));
+    enum { NPC = 16 + 23 };
+    struct kvm_irq_routing *rt =
+        calloc(1, sizeof(*rt) + (NPC + k->nmsi) * sizeof(rt->entries[0]));
     if (!rt)
         return err_set(e, -ENOMEM, "out of memory");
     unsigned n = 0;
@@ -42,12 +45,114 @@ static int set_gsi_routing(struct kvm_machine *k, struct err *e)
             .gsi = gsi, .type = KVM_IRQ_ROUTING_IRQCHIP,
             .u.irqchip = { .irqchip = KVM_IRQCHIP_IOAPIC, .pin = gsi == 0 ? 2 : gsi } };
     }
+    for (unsigned i = 0; i < k->nmsi; i++) {
+        const struct kvm_msi_route *m = &k->msi[i];
+        if (!m->set || m->efd < 0)
+            continue;
+        rt->entries[n++] = (struct kvm_irq_routing_entry){
+            .gsi = m->gsi, .type = KVM_IRQ_ROUTING_MSI,
+            .u.msi = { .address_lo = (uint32_t)m->addr, .address_hi = (uint32_t)(m->addr >> 32),
+                       .data = m->data } };
+    }
     rt->nr = n;
     int ret = 0;
     if (ioctl(k->vm_fd, KVM_SET_GSI_ROUTING, rt) < 0)
-        ret = err_set(e, -errno, "KVM_SET_GSI_ROUTING: %s", strerror(errno));
+        ret = err_set(e, -errno, "KVM_SET_GSI_ROUTING (%u entries): %s", n, strerror(errno));
     free(rt);
     return ret;
+}
+
+int kvm_msi_route_new(struct kvm_machine *k, struct err *e)
+{
+    if (k->msi_mode == KVM_MSI_NONE)
+        return err_set(e, -ENOTSUP, "this host's KVM cannot deliver MSIs");
+    if (k->nmsi == KVM_MAX_MSI_ROUTES)
+        return err_set(e, -ENOSPC, "all %d MSI routes are taken", KVM_MAX_MSI_ROUTES);
+    struct kvm_msi_route *m = &k->msi[k->nmsi];
+    *m = (struct kvm_msi_route){ .gsi = KVM_MSI_GSI_BASE + k->nmsi, .efd = -1 };
+    if (k->msi_mode == KVM_MSI_IRQFD) {
+        m->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (m->efd < 0)
+            return err_set(e, -errno, "eventfd: %s", strerror(errno));
+        struct kvm_irqfd fd = { .fd = (uint32_t)m->efd, .gsi = m->gsi };
+        if (ioctl(k->vm_fd, KVM_IRQFD, &fd) < 0) {
+            /* this and later routes signal their messages instead */
+            log_warn("KVM_IRQFD (GSI %u): %s; sending MSIs with KVM_SIGNAL_MSI", m->gsi,
+                     strerror(errno));
+            close(m->efd);
+            m->efd = -1;
+            k->msi_mode = KVM_MSI_SIGNAL;
+        }
+    }
+    return (int)k->nmsi++;
+}
+
+int kvm_msi_route_set(struct kvm_machine *k, int id, uint64_t addr, uint32_t data)
+{
+    if (id < 0 || (unsigned)id >= k->nmsi)
+        return -EINVAL;
+    struct kvm_msi_route *m = &k->msi[id];
+    m->addr = addr;
+    m->data = data;
+    m->set = true;
+    if (m->efd < 0)
+        return 0;       /* KVM_SIGNAL_MSI: nothing to route */
+    struct err e;
+    int ret = set_gsi_routing(k, &e);
+    if (ret < 0) {
+        m->set = false;
+        log_guest(&k->guest_log, "MSI route for GSI %u: %s", m->gsi, e.msg);
+    }
+    return ret;
+}
+
+void kvm_msi_fire(struct kvm_machine *k, int id)
+{
+    if (id < 0 || (unsigned)id >= k->nmsi || !k->msi[id].set)
+        return;
+    const struct kvm_msi_route *m = &k->msi[id];
+    if (m->efd >= 0) {
+        uint64_t one = 1;
+        if (write(m->efd, &one, sizeof(one)) != sizeof(one))
+            log_guest(&k->guest_log, "irqfd of GSI %u: %s", m->gsi, strerror(errno));
+        return;
+    }
+    struct kvm_msi msg = { .address_lo = (uint32_t)m->addr,
+                           .address_hi = (uint32_t)(m->addr >> 32), .data = m->data };
+    if (ioctl(k->vm_fd, KVM_SIGNAL_MSI, &msg) < 0)
+        log_guest(&k->guest_log, "KVM_SIGNAL_MSI to 0x%llx: %s", (unsigned long long)m->addr,
+                  strerror(errno));
+}
+
+int kvm_ioeventfd(struct kvm_machine *k, uint64_t addr, unsigned len, int fd, bool assign,
+                  struct err *e)
+{
+    if (!k->has_ioeventfd)
+        return err_set(e, -ENOTSUP, "this host's KVM has no ioeventfds");
+    struct kvm_ioeventfd io = { .addr = addr, .len = len, .fd = fd,
+                                .flags = assign ? 0 : KVM_IOEVENTFD_FLAG_DEASSIGN };
+    if (ioctl(k->vm_fd, KVM_IOEVENTFD, &io) < 0)
+        return err_set(e, -errno, "KVM_IOEVENTFD %s at 0x%llx: %s",
+                       assign ? "assign" : "deassign", (unsigned long long)addr,
+                       strerror(errno));
+    return 0;
+}
+
+/* How MSIs reach the guest: irqfds on MSI routes where KVM has both, else
+ * KVM_SIGNAL_MSI; PETREL_KVM_MSI=signal|irqfd picks one (for measuring). */
+static void choose_msi_mode(struct kvm_machine *k)
+{
+    bool irqfd = ioctl(k->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_IRQFD) > 0 &&
+                 ioctl(k->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_IRQ_ROUTING) > 0;
+    bool sig = ioctl(k->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_SIGNAL_MSI) > 0;
+    const char *want = getenv("PETREL_KVM_MSI");
+    k->msi_mode = irqfd ? KVM_MSI_IRQFD : sig ? KVM_MSI_SIGNAL : KVM_MSI_NONE;
+    if (want && !strcmp(want, "signal") && sig)
+        k->msi_mode = KVM_MSI_SIGNAL;
+    else if (want && !strcmp(want, "irqfd") && irqfd)
+        k->msi_mode = KVM_MSI_IRQFD;
+    log_debug("kvm: MSIs through %s", k->msi_mode == KVM_MSI_IRQFD ? "irqfds" :
+              k->msi_mode == KVM_MSI_SIGNAL ? "KVM_SIGNAL_MSI" : "nothing (INTx only)");
 }
 
 struct kvm_machine *kvm_new(struct vm *vm, struct bus *mmio, struct bus *pio, struct err *e)
@@ -93,6 +198,8 @@ struct kvm_machine *kvm_new(struct vm *vm, struct bus *mmio, struct bus *pio, st
         goto fail;
     }
     k->pvm = access("/sys/module/kvm_pvm", F_OK) == 0;
+    k->has_ioeventfd = ioctl(k->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_IOEVENTFD) > 0;
+    choose_msi_mode(k);
     if (ioctl(k->vm_fd, KVM_SET_TSS_ADDR, (unsigned long)KVM_TSS_ADDR) < 0) {
         err_set(e, -errno, "KVM_SET_TSS_ADDR: %s", strerror(errno));
         goto fail;
@@ -130,6 +237,9 @@ void kvm_free(struct kvm_machine *k)
         if (v->fd >= 0)
             close(v->fd);
     }
+    for (unsigned i = 0; i < k->nmsi; i++)
+        if (k->msi[i].efd >= 0)
+            close(k->msi[i].efd);
     if (k->vm_fd >= 0)
         close(k->vm_fd);
     if (k->kvm_fd >= 0)
@@ -180,9 +290,9 @@ int kvm_create_vcpus(struct kvm_machine *k, unsigned n, const struct x86_entry *
     return 0;
 }
 
-void kvm_irq_line(struct kvm_machine *k, unsigned irq, int level)
+void kvm_irq_line(struct kvm_machine *k, unsigned gsi, int level)
 {
-    struct kvm_irq_level l = { .irq = irq, .level = (uint32_t)level };
+    struct kvm_irq_level l = { .irq = gsi, .level = (uint32_t)level };
     ioctl(k->vm_fd, KVM_IRQ_LINE, &l);
 }
 

@@ -4,10 +4,24 @@
  * - one host thread per vCPU, looping on KVM_RUN and handling exits;
  * - the caller's thread (kvm_run) runs the event loop: console input and
  *   output, the watchdog, and stopping the vCPUs when the VM ends.
- * Device emulation (port I/O and MMIO exits, console input) runs under one
- * lock, dev_lock, so devices written for a single thread stay correct.
+ * Device emulation (port I/O and MMIO exits, console input, the device
+ * event loop vm->loop) runs under one lock, dev_lock, so devices written for
+ * a single thread stay correct: vCPU threads take it for their exits, the
+ * caller's thread for everything its loop dispatches.
  * Interrupt lines go to KVM's in-kernel irqchip (PIC + IOAPIC + LAPIC, and
  * the PIT) with KVM_IRQ_LINE, which is thread-safe.
+ *
+ * MSIs: each MSI source (an MSI-X vector) gets a route: a GSI from
+ * KVM_MSI_GSI_BASE up with a KVM_IRQ_ROUTING_MSI entry holding its
+ * message, and an irqfd (an eventfd bound to the GSI with KVM_IRQFD), so
+ * sending the message is one eventfd write.  KVM_SET_GSI_ROUTING replaces
+ * the whole table, so every update rebuilds it from the PC's fixed entries
+ * plus the current MSI routes.  Without irqfd/routing support, when
+ * KVM_IRQFD fails, or with PETREL_KVM_MSI=signal in the environment (to
+ * compare the two paths), a message goes out with KVM_SIGNAL_MSI instead.
+ *
+ * ioeventfds: kvm_ioeventfd binds an eventfd to a guest MMIO address; a
+ * matching guest write then signals it without an exit to Petrel.
  *
  * Stopping: vm_request_exit() may be called by any thread holding dev_lock;
  * the event loop then sets immediate_exit in every kvm_run and signals the
@@ -34,6 +48,16 @@ struct vm;
 struct kvm_run;
 
 #define KVM_MAX_VCPUS 64
+#define KVM_MSI_GSI_BASE 24         /* after the IOAPIC's 24 pins */
+#define KVM_MAX_MSI_ROUTES 512
+
+struct kvm_msi_route {
+    uint32_t gsi;
+    int efd;                    /* irqfd, -1 when signalling with KVM_SIGNAL_MSI */
+    bool set;                   /* addr/data hold a message */
+    uint64_t addr;
+    uint32_t data;
+};
 
 struct kvm_vcpu {
     struct kvm_machine *k;
@@ -55,6 +79,10 @@ struct kvm_machine {
     pthread_mutex_t dev_lock;
     unsigned nslots;
     struct log_limit guest_log;
+    bool has_ioeventfd;
+    enum { KVM_MSI_NONE, KVM_MSI_IRQFD, KVM_MSI_SIGNAL } msi_mode;
+    struct kvm_msi_route msi[KVM_MAX_MSI_ROUTES];   /* used under dev_lock */
+    unsigned nmsi;
 };
 
 /* Open /dev/kvm (probing it, whatever /proc/cpuinfo says), create the VM
@@ -66,8 +94,20 @@ int kvm_add_ram(struct kvm_machine *k, uint64_t gpa, uint64_t size, void *hva, s
  * the boot entry, the others wait for INIT/SIPI from the guest. */
 int kvm_create_vcpus(struct kvm_machine *k, unsigned n, const struct x86_entry *entry,
                      struct err *e);
-/* Assert or deassert an ISA interrupt line (0..15) of the irqchip. */
-void kvm_irq_line(struct kvm_machine *k, unsigned irq, int level);
+/* Assert or deassert GSI gsi (0..23: ISA IRQs 0..15 through the PC
+ * routing, IOAPIC pins 16..23). */
+void kvm_irq_line(struct kvm_machine *k, unsigned gsi, int level);
+/* MSI routes, used in device context (under dev_lock).  A new route (its
+ * id), or a negative errno with a message. */
+int kvm_msi_route_new(struct kvm_machine *k, struct err *e);
+/* Point route id at message addr/data (the caller has checked that addr is
+ * an interrupt address).  0 or a negative errno. */
+int kvm_msi_route_set(struct kvm_machine *k, int id, uint64_t addr, uint32_t data);
+/* Send route id's message. */
+void kvm_msi_fire(struct kvm_machine *k, int id);
+/* Bind (assign) or unbind fd to guest writes of len bytes at addr. */
+int kvm_ioeventfd(struct kvm_machine *k, uint64_t addr, unsigned len, int fd, bool assign,
+                  struct err *e);
 /* Run until vm->exit_reason is set; returns after all vCPU threads ended. */
 void kvm_run(struct kvm_machine *k);
 

@@ -18,14 +18,15 @@ mkdir -p "$LOGS"
 PASSED=0
 FAILED=0
 
-# run NAME LOGNAME KIND EXPECT_LINE CPUS KERNEL
+# run NAME LOGNAME KIND EXPECT_LINE CPUS KERNEL [PETREL-ARGS...]
 #   KIND pass: exit 0 and a line "PASS NAME"; reset: exit 2, no FAIL line
 run() {
     local name=$1 log=$2 kind=$3 expect=$4 cpus=$5 kernel=$6
+    shift 6
     local t0 t1 rc out ok=1 why=""
     t0=$(date +%s.%N)
     timeout $((TIMEOUT + 10)) "$PETREL" run --arch x86_64 --kernel "$kernel" --append "$CMDLINE" \
-        --cpus "$cpus" --timeout "$TIMEOUT" </dev/null >"$LOGS/$log.log" 2>"$LOGS/$log.err"
+        --cpus "$cpus" --timeout "$TIMEOUT" "$@" </dev/null >"$LOGS/$log.log" 2>"$LOGS/$log.err"
     rc=$?
     t1=$(date +%s.%N)
     out=$(tr -d '\r' <"$LOGS/$log.log")
@@ -70,6 +71,9 @@ run smp smp-4cpus pass "smp: 4 CPUs (from the MP table)" 4 smp.elf
 run compute compute pass "" 1 compute.elf
 run reset_kbd reset_kbd reset "" 1 reset_kbd.elf
 run reset_triple reset_triple reset "" 1 reset_triple.elf
+run virtio_rng virtio_rng pass "" 1 virtio_rng.elf --device virtio-rng
+rm -f "$LOGS/virtio_blk.img" && truncate -s 1M "$LOGS/virtio_blk.img"
+run virtio_blk virtio_blk pass "" 1 virtio_blk.elf --disk "$LOGS/virtio_blk.img,serial=petrel-x86-blk"
 
 if [ $EXPECT_FAIL = 0 ] && [ -x ./host_loop ]; then
     guest=$(tr -d '\r' <"$LOGS/compute.log" | sed -n 's/^compute: iterations=[0-9]* cycles=\([0-9]*\) .*/\1/p')

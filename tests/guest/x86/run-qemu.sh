@@ -90,6 +90,13 @@ run reset_kbd reset_kbd reset "" \
     -M pc -kernel reset_kbd.elf -append "$CMDLINE"
 run reset_triple reset_triple reset "" \
     -M microvm -kernel reset_triple.elf -append "$CMDLINE"
+run virtio_rng virtio_rng pass "" \
+    -M pc -device virtio-rng-pci,disable-legacy=on -kernel virtio_rng.elf -append "$CMDLINE"
+rm -f "$LOGS/virtio_blk.img" && truncate -s 1M "$LOGS/virtio_blk.img"
+run virtio_blk virtio_blk pass "" \
+    -M pc -drive "file=$LOGS/virtio_blk.img,format=raw,if=none,id=d0" \
+    -device virtio-blk-pci,drive=d0,disable-legacy=on,serial=petrel-x86-blk \
+    -kernel virtio_blk.elf -append "$CMDLINE"
 
 if [ $EXPECT_FAIL = 0 ] && [ -x ./host_loop ]; then
     guest=$(tr -d '\r' <"$LOGS/compute.log" | sed -n 's/^compute: iterations=[0-9]* cycles=\([0-9]*\) .*/\1/p')
