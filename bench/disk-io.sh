@@ -22,6 +22,10 @@
 #   petrel               petrel run --disk IMG,format=raw: Petrel opens images
 #                        buffered (host page cache) and does I/O via io_uring,
 #                        so its like-for-like QEMU row is cache=writeback
+#   petrel-qcow2         (not in the default CONFIGS) the same image converted
+#                        to qcow2 by `petrel img convert` (fully allocated, 64
+#                        KiB clusters), petrel run --disk IMG.qcow2,format=qcow2;
+#                        with both petrel rows a "qcow2/raw" ratio row follows
 #
 # The guests boot the default kernel and initramfs with a second initramfs
 # appended (Linux unpacks concatenated archives in order): /bin/diskbench
@@ -37,7 +41,9 @@
 # qemu-system-riscv64), DISK_MIB (256), BENCH_TIME (3), BENCH_TIMEOUT
 # (seconds per guest run, default 300), QEMU_CACHES (default
 # "none writeback"), PETREL_DISK_OPTS (appended to --disk IMG,format=raw),
-# CONFIGS (space-separated subset of: host-direct host-buffered qemu petrel).
+# CONFIGS (space-separated subset of: host-direct host-buffered qemu petrel
+# petrel-qcow2), PETREL_DISK_FORMAT=qcow2 (shorthand: CONFIGS="petrel
+# petrel-qcow2", the qcow2-vs-raw comparison alone).
 set -euo pipefail
 
 script=$(readlink -f "$0")
@@ -53,6 +59,9 @@ petrel=${PETREL:-build/petrel}
 qemu=${QEMU:-qemu-system-riscv64}
 cross=${CROSS:-riscv64-linux-gnu-}
 configs=${CONFIGS:-host-direct host-buffered qemu petrel}
+if [ "${PETREL_DISK_FORMAT:-raw}" = qcow2 ] && [ -z "${CONFIGS:-}" ]; then
+    configs="petrel petrel-qcow2"
+fi
 missing=0
 for f in "$guest/Image" "$guest/initramfs.cpio.gz" "$guest/fw_dynamic.bin"; do
     [ -e "$f" ] || { echo "missing $f (run: make guest)" >&2; missing=1; }
@@ -94,13 +103,19 @@ truncate -s "${disk_mib}M" "$img"
 petrel_ok=0
 petrel_why=""
 case " $configs " in
-*" petrel "*)
+*" petrel "*|*" petrel-qcow2 "*)
     if [ ! -x "$petrel" ]; then
         petrel_why="no $petrel (run: make)"
     elif ! "$petrel" run --help 2>&1 | grep -q -- '--disk'; then
         petrel_why="no --disk support"
     else
         petrel_ok=1
+    fi ;;
+esac
+case " $configs " in
+*" petrel-qcow2 "*)
+    if [ "$petrel_ok" = 1 ]; then
+        "$petrel" img convert -f raw -O qcow2 "$img" "$img.qcow2"
     fi ;;
 esac
 
@@ -134,14 +149,16 @@ if "qemu" in configs:
             "-append", "console=ttyS0",
             "-drive", f"file={img},format=raw,if=none,id=hd0,cache={cache}",
             "-device", "virtio-blk-pci,drive=hd0"]))
-if "petrel" in configs:
+for cfg, path, fmt in (("petrel", img, "raw"), ("petrel-qcow2", img + ".qcow2", "qcow2")):
+    if cfg not in configs:
+        continue
     if petrel_ok == "1":
-        sides.append(("petrel", "guest", [
+        sides.append((cfg, "guest", [
             petrel, "run", "--memory", "512M", "--cpus", "1",
             "--firmware", guest_files[1], "--kernel", guest_files[0], "--initrd", initrd,
-            "--disk", f"{img},format=raw{petrel_disk_opts}"]))
+            "--disk", f"{path},format={fmt}{petrel_disk_opts}"]))
     else:
-        print(f"petrel: {petrel_why}", flush=True)
+        print(f"{cfg}: {petrel_why}", flush=True)
 
 
 def parse(out, host_times):
@@ -224,6 +241,8 @@ for i in range(n):
         path = f"/tmp/petrel-bench-disk-{slug}.log"
         with open(path, "wb" if i == 0 else "ab") as log:
             subprocess.run([hostbench, "--drop", img], check=True)
+            if os.path.exists(img + ".qcow2"):
+                subprocess.run([hostbench, "--drop", img + ".qcow2"], check=True)
             t0 = time.monotonic()
             try:
                 res = (run_host if kind == "host" else run_guest)(cmd, log)
@@ -255,9 +274,12 @@ def num(v, w):
 
 for name, r in med.items():
     print(f"{name:22}" + "".join(num(r[t][0], 9) + num(r[t][1], 9) for t in TESTS))
+if "petrel" in med and "petrel-qcow2" in med:
+    print(f"{'qcow2/raw (petrel)':22}" +
+          "".join(f"{med['petrel-qcow2'][t][0] / med['petrel'][t][0]:>17.2f}x" for t in TESTS))
 if "petrel" in med:
     for name in med:
-        if name == "petrel":
+        if name in ("petrel", "petrel-qcow2"):
             continue
         print(f"{'petrel/' + name.replace('cache=', ''):22}" +
               "".join(f"{med['petrel'][t][0] / med[name][t][0]:>17.2f}x" for t in TESTS))

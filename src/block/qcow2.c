@@ -372,7 +372,7 @@ static char *backing_path(const char *overlay, const char *name)
 }
 
 static int open_depth(struct qimg **out, const char *path, const char *fmt, bool ro, int depth,
-                      bool repair, struct err *e)
+                      bool repair, unsigned flags, struct err *e)
 {
     *out = NULL;
     if (depth > QCOW2_MAX_BACKING_DEPTH)
@@ -422,14 +422,15 @@ static int open_depth(struct qimg **out, const char *path, const char *fmt, bool
     }
     if ((r = qcow2_open_meta(q, e)) < 0)
         goto fail;
-    if (q->backing_name) {
+    if (q->backing_name && !(flags & QIMG_NO_BACKING)) {
         char *bp = backing_path(path, q->backing_name);
         if (!bp) {
             r = err_set(e, -ENOMEM, "out of memory");
             goto fail;
         }
         const char *bfmt = q->backing_fmt[0] ? q->backing_fmt : NULL;
-        r = open_depth(&q->backing, bp, bfmt, true, depth + 1, false, e);
+        r = open_depth(&q->backing, bp, bfmt, !(flags & QIMG_BACKING_RW), depth + 1, false, 0,
+                       e);
         if (r < 0) {
             struct err inner = *e;
             err_set(e, r, "%s: cannot open its backing file: %s", path, inner.msg);
@@ -447,12 +448,29 @@ fail:
 
 int qimg_open(struct qimg **out, const char *path, const char *fmt, bool ro, struct err *e)
 {
-    return open_depth(out, path, fmt, ro, 0, false, e);
+    return open_depth(out, path, fmt, ro, 0, false, 0, e);
+}
+
+int qimg_open_flags(struct qimg **out, const char *path, const char *fmt, unsigned flags,
+                    struct err *e)
+{
+    return open_depth(out, path, fmt, flags & QIMG_RO, 0, false, flags, e);
 }
 
 int qimg_open_repair(struct qimg **out, const char *path, struct err *e)
 {
-    return open_depth(out, path, "qcow2", false, 0, true, e);
+    return open_depth(out, path, "qcow2", false, 0, true, 0, e);
+}
+
+int qimg_open_backing_rw(struct qimg **out, const char *path, struct err *e)
+{
+    int r = open_depth(out, path, NULL, false, 0, false, QIMG_BACKING_RW, e);
+    if (r == 0 && !(*out)->backing) {
+        r = err_set(e, -EINVAL, "%s: the image has no backing file", path);
+        qimg_close(*out);
+        *out = NULL;
+    }
+    return r;
 }
 
 void qimg_close(struct qimg *q)

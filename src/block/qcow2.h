@@ -108,6 +108,7 @@ struct qimg {
     uint64_t *rt;                   /* host byte order */
     uint32_t nb_snapshots;
     uint64_t snapshots_off;
+    uint64_t snapshots_bytes;       /* table size, known once it was read */
     uint64_t l2_entries;            /* per table */
     uint64_t rb_entries;            /* refcounts per block */
     uint64_t refcount_max;
@@ -129,6 +130,14 @@ int qimg_probe(const char *path, struct err *e);
 /* Open path as fmt ("qcow2", "raw", or NULL to probe).  The backing chain is
  * opened read-only.  A read-write open takes an exclusive lock. */
 int qimg_open(struct qimg **out, const char *path, const char *fmt, bool ro, struct err *e);
+/* qimg_open with flags: QIMG_RO; QIMG_NO_BACKING leaves the backing chain
+ * closed (q->backing NULL: rebase -u of an image whose backing file moved);
+ * QIMG_BACKING_RW opens the first backing file read-write (commit). */
+#define QIMG_RO 1u
+#define QIMG_NO_BACKING 2u
+#define QIMG_BACKING_RW 4u
+int qimg_open_flags(struct qimg **out, const char *path, const char *fmt, unsigned flags,
+                    struct err *e);
 /* The same, for `check -r`: a dirty or corrupt image opens read-write. */
 int qimg_open_repair(struct qimg **out, const char *path, struct err *e);
 void qimg_close(struct qimg *q);
@@ -176,6 +185,67 @@ struct qimg_check {
 };
 int qimg_check(struct qimg *q, int repair, struct qimg_check *res, FILE *log, struct err *e);
 
+/* Internal snapshots (qcow2_snapshot.c).
+ *
+ * Reference counting follows QEMU's model: a cluster's refcount is the
+ * number of L1 tables (the active one and each snapshot's) that reach it,
+ * counted per path, so a data cluster behind an L2 table shared by the
+ * active L1 and one snapshot has refcount 2, like the table itself.  A
+ * cluster reachable from the active L1 with refcount 1 carries COPIED in
+ * the entry pointing at it (L1 entry for an L2 table, L2 entry for a data
+ * cluster); without COPIED the write path copies before writing
+ * (qcow2_cluster.c: l2_writable and in_place).
+ *
+ * Ordering (SIGKILL at any point leaves at worst leaked clusters):
+ *   create: flush; raise refcounts of everything the active L1 reaches and
+ *           clear COPIED; write the L1 copy; write a new snapshot table;
+ *           switch the header to it (one 12-byte write); free the old table.
+ *   apply:  raise refcounts of what the snapshot reaches; write the active
+ *           L1 (in place, or a new table switched in by the header); drop
+ *           the old active L1's references; set COPIED where refcount is 1.
+ *   delete: write the table without the entry and switch the header; drop
+ *           the snapshot's references and its L1; set COPIED again.
+ * Each step is followed by fdatasync where the next one depends on it, so a
+ * power loss is covered as well as a kill. */
+struct qimg_snapshot {
+    char *id, *name;
+    uint64_t l1_off;
+    uint32_t l1_size;
+    uint32_t date_sec, date_nsec;
+    uint64_t vm_clock_nsec;
+    uint64_t vm_state_size;
+    uint64_t disk_size;             /* the virtual size when it was taken */
+    uint64_t icount;                /* UINT64_MAX: not recorded */
+    uint32_t extra_size;
+    uint8_t *extra;                 /* the raw extra data, kept on rewrite */
+};
+#define QCOW2_MAX_SNAPSHOT_TABLE (64u << 20)
+#define QCOW2_MAX_SNAPSHOT_EXTRA 1024u
+#define QCOW2_MAX_SNAPSHOT_NAME 1023u
+/* Read and validate the snapshot table: *out gets q->nb_snapshots entries. */
+int qimg_snapshots_read(struct qimg *q, struct qimg_snapshot **out, struct err *e);
+void qimg_snapshots_free(struct qimg_snapshot *s, uint32_t n);
+/* The index of the snapshot whose ID, else whose name, is key; -1 if none. */
+int qimg_snapshot_find(const struct qimg_snapshot *s, uint32_t n, const char *key);
+int qimg_snapshot_create(struct qimg *q, const char *name, struct err *e);
+int qimg_snapshot_apply(struct qimg *q, const char *key, struct err *e);
+int qimg_snapshot_delete(struct qimg *q, const char *key, struct err *e);
+
+/* Image tools (qcow2_tools.c). */
+/* Change the virtual size: growing always works (a larger L1 table is
+ * written and switched in by the header); shrinking only with shrink set and
+ * when nothing is allocated past the new end in the active L1 (qcow2) and
+ * there are no snapshots. */
+int qimg_resize(struct qimg *q, uint64_t size, bool shrink, struct err *e);
+/* Rewrite the backing file name and format in the header (NULL name: no
+ * backing file).  Only the header changes (rebase -u). */
+int qimg_set_backing(struct qimg *q, const char *name, const char *fmt, struct err *e);
+/* Drop every cluster of the active L1 (qcow2, no snapshots): the image reads
+ * through to its backing file again (commit). */
+int qimg_make_empty(struct qimg *q, struct err *e);
+/* Open path read-write with its first backing file read-write too (commit). */
+int qimg_open_backing_rw(struct qimg **out, const char *path, struct err *e);
+
 /* --- internal: shared between the qcow2_*.c files --- */
 int qcow2_open_meta(struct qimg *q, struct err *e);
 int qcow2_rc_get(struct qimg *q, uint64_t cluster, uint64_t *rc);
@@ -188,5 +258,8 @@ int qcow2_write_header_incompat(struct qimg *q, uint64_t incompat);
 bool qcow2_meta_overlap(const struct qimg *q, uint64_t off, uint64_t len);
 int qcow2_decompress(struct qimg *q, uint64_t entry);  /* into q->cbuf */
 void qcow2_caches_free(struct qimg *q);
+void qcow2_l2_cache_drop(struct qimg *q);   /* forget every cached L2 table */
+/* Write the L1 entries of the header's L1 table from q->l1 (all of them). */
+int qcow2_l1_write_all(struct qimg *q);
 
 #endif

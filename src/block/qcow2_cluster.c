@@ -440,6 +440,11 @@ static int l2_writable(struct qimg *q, uint64_t i)
         free(nt);
         return (int)noff;
     }
+    /* the cluster may have held an L2 table that was freed (snapshot delete)
+     * and is still cached under its offset */
+    for (unsigned k = 0; k < QCOW2_L2_CACHE; k++)
+        if (q->l2c[k].off == (uint64_t)noff)
+            q->l2c[k].off = 0;
     r = qcow2_pwrite_full(q, nt, q->cluster_size, (uint64_t)noff);
     free(nt);
     if (r < 0 || (r = l1_set(q, i, (uint64_t)noff | QCOW2_COPIED)) < 0)

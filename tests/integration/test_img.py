@@ -398,3 +398,191 @@ def test_sigkill_crash_consistency(petrel, tmp_path, cluster):
         assert_qemu_clean(img)
         img.unlink()
     assert total_flushed > 0, "the writer was always killed before its first flush"
+
+
+# --- internal snapshots -------------------------------------------------------
+
+def _raw_of(img, out):
+    qimg("convert", "-O", "raw", img, out)
+    return out.read_bytes()
+
+
+@pytest.mark.parametrize("opts", ["cluster_size=65536", "cluster_size=512",
+                                  "cluster_size=4096,refcount_bits=8", "compat=0.10"])
+def test_snapshots_made_by_petrel_read_by_qemu(petrel, tmp_path, opts):
+    raw = tmp_path / "in.raw"
+    make_raw(raw, seed=11)
+    img = tmp_path / "img.qcow2"
+    petrel("convert", "-f", "raw", "-O", "qcow2", "-o", opts, raw, img)
+    states = {}
+    for i, name in enumerate(["first", "second", "third"]):
+        petrel("snapshot", "-c", name, img)
+        states[name] = _raw_of(img, tmp_path / f"{name}.raw")
+        assert_qemu_clean(img)
+        # petrel's own writer: copy-on-write of clusters and L2 tables shared
+        # with the snapshot
+        petrel("bench-write", img, 10 * (i + 1), 60)
+        assert_qemu_clean(img)
+    listing = qimg("snapshot", "-l", img).stdout
+    for i, name in enumerate(["first", "second", "third"]):
+        assert f"\n{i + 1}" in listing and name in listing, listing
+    ours = petrel("snapshot", "-l", img).stdout
+    assert [ln.split()[:2] for ln in ours.splitlines()[2:]] == \
+        [ln.split()[:2] for ln in listing.splitlines()[2:]], ours + listing
+    final = _raw_of(img, tmp_path / "final.raw")
+    # qemu-img applies what petrel made
+    for name in ["second", "first"]:
+        work = tmp_path / f"q-{name}.qcow2"
+        shutil.copy(img, work)
+        qimg("snapshot", "-a", name, work)
+        assert _raw_of(work, tmp_path / "w.raw") == states[name]
+        assert_qemu_clean(work)
+    # petrel applies and deletes; qemu-img checks and reads
+    petrel("snapshot", "-a", "second", img)
+    assert _raw_of(img, tmp_path / "a.raw") == states["second"]
+    assert_qemu_clean(img)
+    petrel("bench-write", img, 99, 30)
+    petrel("snapshot", "-d", "second", img)
+    petrel("snapshot", "-d", "1", img)
+    assert_qemu_clean(img)
+    assert "second" not in qimg("snapshot", "-l", img).stdout
+    qimg("snapshot", "-a", "third", img)
+    assert _raw_of(img, tmp_path / "t.raw") == states["third"]
+    petrel("snapshot", "-d", "third", img)
+    assert_qemu_clean(img)
+    assert petrel("snapshot", "-l", img).stdout == ""
+    assert final != states["third"]
+
+
+def test_snapshots_made_by_qemu_used_by_petrel(petrel, tmp_path):
+    raw = tmp_path / "in.raw"
+    make_raw(raw, seed=12)
+    img = tmp_path / "img.qcow2"
+    qimg("convert", "-f", "raw", "-O", "qcow2", raw, img)
+    saved = {}
+    for i, name in enumerate(["s1", "s2", "s3"]):
+        qimg("snapshot", "-c", name, img)
+        saved[name] = tmp_path / f"{name}.raw"
+        qimg("convert", "-O", "raw", img, saved[name])
+        qio(img, f"write -P 0x{0x21 + i:x} {i}M 1M", f"write -z {4 + i}M 128k",
+            f"discard {8 + i}M 64k")
+    listing = petrel("snapshot", "-l", img).stdout
+    theirs = qimg("snapshot", "-l", img).stdout
+    assert listing.splitlines()[:2] == theirs.splitlines()[:2]
+    assert [ln.split()[:3] for ln in listing.splitlines()[2:]] == \
+        [ln.split()[:3] for ln in theirs.splitlines()[2:]], listing + theirs
+    for name in ["s2", "s1", "s3"]:
+        petrel("snapshot", "-a", name, img)
+        assert qimg("compare", "-f", "raw", "-F", "qcow2", saved[name], img).returncode == 0
+        assert_qemu_clean(img)
+        assert petrel("check", img).returncode == 0
+    petrel("snapshot", "-d", "s1", img)
+    petrel("snapshot", "-d", "2", img)
+    assert_qemu_clean(img)
+    assert qimg("compare", "-f", "raw", "-F", "qcow2", saved["s3"], img).returncode == 0
+    qimg("snapshot", "-a", "s3", img)
+    assert qimg("compare", "-f", "raw", "-F", "qcow2", saved["s3"], img).returncode == 0
+    petrel("snapshot", "-d", "s3", img)
+    assert_qemu_clean(img)
+    assert "Snapshot" not in qimg("snapshot", "-l", img).stdout
+
+
+def test_snapshot_errors(petrel, tmp_path):
+    img = tmp_path / "a.qcow2"
+    petrel("create", img, "1M")
+    raw = tmp_path / "a.raw"
+    petrel("create", "-f", "raw", raw, "1M")
+    petrel("snapshot", "-c", "x", img)
+    cases = [
+        (("snapshot", "-c", "x", img), "already exists"),
+        (("snapshot", "-a", "nope", img), "no snapshot"),
+        (("snapshot", "-d", "nope", img), "no snapshot"),
+        (("snapshot", "-c", "y", raw), "raw images have no internal snapshots"),
+        (("snapshot", "-c", "y", "-a", "x", img), "exclude"),
+        (("resize", img, "-2M"), "cannot shrink"),
+        (("resize", "--shrink", img, "512k"), "internal snapshots"),
+        (("commit", img), "no backing file"),
+        (("rebase", img), "expected"),
+    ]
+    for args, words in cases:
+        p = petrel(*args, check=False)
+        assert p.returncode == 1 and words in p.stderr, (args, p.stderr)
+    assert_qemu_clean(img)
+
+
+# --- resize, rebase, commit ---------------------------------------------------
+
+def test_resize(petrel, tmp_path):
+    img = tmp_path / "a.qcow2"
+    petrel("create", "-o", "cluster_size=512", img, "1M")
+    qio(img, "write -P 0x31 0 64k", "write -P 0x32 960k 64k")
+    assert petrel("resize", img, "+63M").stdout.strip() == "Image resized."
+    assert '"virtual-size": 67108864' in qimg("info", "--output=json", img).stdout
+    assert_qemu_clean(img)
+    qio(img, "read -P 0x32 960k 64k", "read -P 0 1M 63M", "write -P 0x33 60M 64k")
+    p = petrel("resize", "--shrink", img, "2M", check=False)
+    assert p.returncode == 1 and "allocated at offset" in p.stderr, p.stderr
+    qio(img, "discard 60M 64k")
+    petrel("resize", "--shrink", img, "2M")
+    assert '"virtual-size": 2097152' in qimg("info", "--output=json", img).stdout
+    assert_qemu_clean(img)
+    qio(img, "read -P 0x31 0 64k", "read -P 0x32 960k 64k")
+    raw = tmp_path / "a.raw"
+    petrel("create", "-f", "raw", raw, "1M")
+    petrel("resize", "-f", "raw", raw, "3M")
+    assert raw.stat().st_size == 3 << 20
+
+
+def test_rebase_and_commit(petrel, tmp_path):
+    base = tmp_path / "base.qcow2"
+    qimg("create", "-f", "qcow2", base, "8M")
+    qio(base, "write -P 0x11 0 6M")
+    top = tmp_path / "top.qcow2"
+    petrel("create", "-f", "qcow2", "-b", "base.qcow2", "-F", "qcow2", top)
+    qio(top, "write -P 0x22 1M 1M", "write -z 3M 64k")
+    want = _raw_of(top, tmp_path / "want.raw")
+    # safe rebase onto another base: the guest's view stays
+    other = tmp_path / "other.raw"
+    other.write_bytes(b"\x11" * (2 << 20) + bytes(6 << 20))
+    t2 = tmp_path / "t2.qcow2"
+    shutil.copy(top, t2)
+    petrel("rebase", "-p", "-b", "other.raw", "-F", "raw", t2)
+    info = qimg("info", t2).stdout
+    assert "backing file: other.raw" in info and "backing file format: raw" in info, info
+    assert _raw_of(t2, tmp_path / "x.raw") == want
+    assert_qemu_clean(t2)
+    # flatten (no backing file)
+    t3 = tmp_path / "t3.qcow2"
+    shutil.copy(top, t3)
+    petrel("rebase", "-b", "", t3)
+    assert "backing file" not in qimg("info", t3).stdout
+    assert _raw_of(t3, tmp_path / "y.raw") == want
+    assert_qemu_clean(t3)
+    # unsafe: a moved backing file is named again, nothing is copied
+    moved = tmp_path / "sub"
+    moved.mkdir()
+    shutil.copy(top, moved / "top.qcow2")
+    p = petrel("info", moved / "top.qcow2", check=False)
+    assert p.returncode == 1 and "backing file" in p.stderr
+    petrel("rebase", "-u", "-b", "../base.qcow2", "-F", "qcow2", moved / "top.qcow2")
+    assert _raw_of(moved / "top.qcow2", tmp_path / "z.raw") == want
+    # commit: the overlay's clusters land in the base, the overlay empties
+    before = base.read_bytes()
+    out = petrel("commit", "-p", top)
+    assert "Image committed." in out.stdout
+    assert base.read_bytes() != before
+    assert qimg("compare", "-f", "raw", "-F", "qcow2", tmp_path / "want.raw", base).returncode == 0
+    assert qimg("compare", "-f", "raw", "-F", "qcow2", tmp_path / "want.raw", top).returncode == 0
+    assert_qemu_clean(top)
+    assert_qemu_clean(base)
+    m = qimg("map", "--output=json", top).stdout
+    assert '"depth": 0' not in m, m
+    # raw base, -d keeps the overlay's clusters
+    rbase = tmp_path / "rbase.raw"
+    rbase.write_bytes(bytes(4 << 20))
+    rtop = tmp_path / "rtop.qcow2"
+    petrel("create", "-f", "qcow2", "-b", "rbase.raw", "-F", "raw", rtop)
+    qio(rtop, "write -P 0x44 100k 300k")
+    petrel("commit", "-d", rtop)
+    assert rbase.read_bytes()[100 << 10:400 << 10] == b"\x44" * (300 << 10)
+    assert '"depth": 0' in qimg("map", "--output=json", rtop).stdout
