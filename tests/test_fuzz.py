@@ -15,7 +15,7 @@ from petrel_helpers import GUEST_DIR, GUEST_TESTS_DIR, REPO_ROOT, fail
 FUZZ_DIR = REPO_ROOT / "build-fuzz"
 # (target, runs): sized for a few tens of seconds each in CI
 TARGETS = [("fuzz_rv64_exec", 20000), ("fuzz_loader", 300000), ("fuzz_x86_boot", 300000),
-           ("fuzz_virtqueue", 60000), ("fuzz_qcow2", 20000)]
+           ("fuzz_virtqueue", 60000), ("fuzz_qcow2", 20000), ("fuzz_virtio_net", 30000)]
 
 
 def _virtqueue_seeds():

@@ -10,6 +10,7 @@ static const struct {
 } device_types[] = {
     { "virtio-rng", virtio_rng_create },
     { "virtio-console", virtio_console_create },
+    { "virtio-net", virtio_net_create },
 };
 
 #define NTYPES (sizeof(device_types) / sizeof(device_types[0]))

@@ -131,6 +131,13 @@ struct virtio_host {
 int virtio_rng_create(const struct virtio_host *h, const char *opts, struct err *e);
 /* virtio-console: socket=PATH or file=PATH (see virtio_console.c). */
 int virtio_console_create(const struct virtio_host *h, const char *opts, struct err *e);
+/* virtio-net: net=user (libslirp NAT), mac=, hostfwd= (see virtio_net.c). */
+int virtio_net_create(const struct virtio_host *h, const char *opts, struct err *e);
+/* virtio-net on a given backend (net/net.h; the device then owns it, also
+ * on failure); mac NULL: the default.  For tests and later backends. */
+struct net_backend;
+int virtio_net_create_backend(const struct virtio_host *h, struct net_backend *be,
+                              const uint8_t *mac, struct err *e);
 /* A disk (--disk): virtio-blk over the block layer (block/block.h). */
 struct disk_config;
 int virtio_blk_create(const struct virtio_host *h, const struct disk_config *d, struct err *e);
@@ -141,6 +148,6 @@ int virtio_pci_create(const struct virtio_host *h, const char *spec, struct err 
 /* Whether spec names a known device type (options are not checked). */
 bool virtio_device_known(const char *spec);
 /* Space-separated names virtio_pci_create knows, for help texts. */
-#define VIRTIO_DEVICE_NAMES "virtio-rng virtio-console"
+#define VIRTIO_DEVICE_NAMES "virtio-rng virtio-console virtio-net"
 
 #endif

@@ -1,0 +1,96 @@
+/* Network backends: where a virtual NIC's Ethernet frames go on the host.
+ *
+ * Design
+ * - A backend moves whole Ethernet frames (destination MAC first, no FCS,
+ *   no virtio header) between one frontend (a virtual NIC such as
+ *   virtio-net) and the host: user-mode NAT through libslirp today
+ *   (net/slirp.c); a TAP device and a VM-to-VM switch are meant to plug in
+ *   behind the same struct net_backend later.
+ * - Guest -> host: the frontend calls ops->send once per frame (the backend
+ *   copies what it keeps; the frame is only valid during the call), then
+ *   ops->flush once per batch so the backend can do per-batch work (slirp
+ *   re-reads which host sockets it wants watched).
+ * - Host -> guest: the backend calls be->receive(be->opaque, frame, len),
+ *   set by the frontend, once per frame.  The frontend never blocks the
+ *   backend: it queues a bounded number of frames while the guest has no
+ *   receive buffers and drops beyond (a NAT's TCP retransmits, as on a
+ *   real congested link).
+ * - Threads: none of its own.  A backend's host descriptors are driven by
+ *   the VM's device event loop (core/evloop.h), so every call, both ways,
+ *   runs in device context, serialised with the device emulation: no locks.
+ * - What can fail: creating a backend (its options, host sockets, a
+ *   forwarded port in use) through struct err; afterwards a backend never
+ *   fails a send (frames it cannot use are dropped and counted). */
+#ifndef PETREL_NET_H
+#define PETREL_NET_H
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/evloop.h"
+#include "core/log.h"
+
+#define NET_ETH_HLEN 14
+#define NET_MTU 1500
+/* the largest frame either way: MTU + Ethernet header + one VLAN tag */
+#define NET_MAX_FRAME (NET_MTU + NET_ETH_HLEN + 4)
+
+struct net_backend;
+
+struct net_backend_ops {
+    /* One frame from the guest, NET_ETH_HLEN..NET_MAX_FRAME bytes. */
+    void (*send)(struct net_backend *be, const uint8_t *frame, size_t len);
+    /* The end of a batch of sends (optional). */
+    void (*flush)(struct net_backend *be);
+    void (*free)(struct net_backend *be);
+};
+
+struct net_backend {
+    const struct net_backend_ops *ops;
+    const char *name;                   /* for messages: "user", ... */
+    /* set by the frontend: a frame for the guest */
+    void (*receive)(void *opaque, const uint8_t *frame, size_t len);
+    void *opaque;
+};
+
+static inline void net_backend_free(struct net_backend *be)
+{
+    if (be)
+        be->ops->free(be);
+}
+
+/* --- user-mode NAT (libslirp), net/slirp.c ------------------------------- */
+
+#define NET_MAX_HOSTFWD 16
+
+/* hostfwd=[tcp|udp]:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT */
+struct net_hostfwd {
+    bool udp;
+    struct in_addr host_addr;           /* INADDR_ANY when not given */
+    struct in_addr guest_addr;          /* the DHCP address when not given */
+    uint16_t host_port, guest_port;
+    char spec[96];                      /* as given, for messages */
+};
+
+struct net_user_config {
+    bool restrict_;                     /* restrict=on: no traffic beyond the guest net */
+    unsigned nfwd;
+    struct net_hostfwd fwd[NET_MAX_HOSTFWD];
+};
+
+/* The guest network, as QEMU's -netdev user has it. */
+#define NET_USER_NETWORK "10.0.2.0"
+#define NET_USER_NETMASK "255.255.255.0"
+#define NET_USER_HOST "10.0.2.2"
+#define NET_USER_DNS "10.0.2.3"
+#define NET_USER_DHCP_START "10.0.2.15"
+
+/* Parse one hostfwd= value into f (message in e). */
+int net_hostfwd_parse(const char *s, struct net_hostfwd *f, struct err *e);
+/* A slirp backend driven by loop; its forwarded ports listen from now on. */
+int net_slirp_new(struct evloop *loop, const struct net_user_config *cfg,
+                  struct net_backend **out, struct err *e);
+
+#endif

@@ -1,0 +1,529 @@
+/* virtio-net (virtio spec 5.1): a network card whose frames go to a host
+ * backend (net/net.h): user-mode NAT through libslirp today.
+ *
+ *   --device virtio-net[,net=user][,mac=52:54:00:12:34:56][,restrict=on]
+ *                      [,hostfwd=[tcp|udp]:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT]...
+ *
+ * Device
+ * - One receiveq (0) and one transmitq (1), no control queue.  Offered:
+ *   VIRTIO_NET_F_MAC (config mac: mac=, or 52:54:00:12:34:XX with XX =
+ *   0x56 + the PCI slot, stable from run to run), VIRTIO_NET_F_STATUS (link
+ *   always up), VIRTIO_NET_F_MTU (1500, what the NAT is set up for),
+ *   VIRTIO_NET_F_MRG_RXBUF, VIRTIO_NET_F_CSUM and VIRTIO_NET_F_GUEST_CSUM.
+ *   Config space: mac[6], status, max_virtqueue_pairs (1), mtu: 12 bytes,
+ *   read-only (writes are logged and ignored).
+ * - Offloads, what was chosen.  libslirp takes whole frames with correct
+ *   checksums and hands out frames with correct checksums, up to the MTU.
+ *   So: CSUM (the driver may leave a TCP/UDP checksum for the device) is
+ *   offered and done here, in software, before the frame reaches the
+ *   backend: the ones' complement sum from csum_start to the end of the
+ *   frame is stored at csum_start + csum_offset, both checked against the
+ *   frame.  GUEST_CSUM is offered and every received frame carries
+ *   DATA_VALID: slirp builds its frames' checksums itself, so the guest
+ *   need not verify them again (on the interpreted riscv64 CPU this is
+ *   real time saved).  No segmentation offload (HOST_TSO/UFO, GUEST_TSO):
+ *   frames are at most NET_MAX_FRAME bytes both ways, a GSO request from
+ *   the driver is refused (the frame is dropped).
+ * - Header: with VERSION_1 it is always the 12-byte virtio_net_hdr_v1
+ *   (flags, gso_type, hdr_len, gso_size, csum_start, csum_offset,
+ *   num_buffers), also without MRG_RXBUF.
+ * - Transmit: a kick takes every chain, checks it (12-byte header plus an
+ *   Ethernet frame of 14..NET_MAX_FRAME bytes; no GSO; a sane NEEDS_CSUM),
+ *   copies the frame into one buffer, completes the checksum if asked and
+ *   gives it to the backend; the chain completes at once (written 0).  A
+ *   bad chain is dropped alone (counted, one rate-limited log line); the
+ *   queue goes on.  Then the backend's flush, once per kick.
+ * - Receive: frames from the backend go straight into guest buffers when
+ *   there are any.  With MRG_RXBUF a frame may span several chains (the
+ *   header's num_buffers says how many); without it one chain must hold
+ *   header + frame.  When the buffers run out in the middle of a frame, the
+ *   chains taken for it are put back (the avail index is rewound, as
+ *   QEMU's virtqueue_unpop; they are taken and written again later) and
+ *   the frame waits.  Waiting frames form a bounded FIFO (NET_RX_PENDING
+ *   frames); beyond it frames are dropped and counted.  The next receiveq
+ *   kick (the driver added buffers) delivers the FIFO in order.  A frame
+ *   that cannot fit even into a full ring, or (without MRG_RXBUF) a chain
+ *   too small for the frame, is dropped and counted: it would otherwise
+ *   block the FIFO forever.  Frames that arrive while the driver is not
+ *   running (before DRIVER_OK, after a reset, bus mastering off) are
+ *   dropped; a reset drops the FIFO.
+ * - Counters (tx/rx frames, drops by reason) are logged with -v at
+ *   teardown.
+ *
+ * Threads: none.  Kicks run on the device's thread; the backend delivers
+ * frames from the VM's event loop, which runs in the same device context
+ * (core/evloop.h).  No locks.
+ *
+ * What can fail: option parsing and backend set-up (create returns an
+ * error with a one-line message); nothing at run time but the guest's own
+ * frames, dropped alone, or its rings (the core's NEEDS_RESET). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/opts.h"
+#include "net/net.h"
+#include "virtio/virtio_pci.h"
+
+#define NET_QUEUE_SIZE 256
+#define NET_RXQ 0
+#define NET_TXQ 1
+#define NET_NQUEUES 2
+#define NET_RX_PENDING 256          /* frames waiting for receive buffers */
+#define NET_HDR_LEN 12              /* struct virtio_net_hdr_v1 */
+#define NET_CFG_SIZE 12
+#define PCI_CLASS_NETWORK_ETHERNET 0x020000
+
+/* feature bits */
+#define VIRTIO_NET_F_CSUM 0
+#define VIRTIO_NET_F_GUEST_CSUM 1
+#define VIRTIO_NET_F_MTU 3
+#define VIRTIO_NET_F_MAC 5
+#define VIRTIO_NET_F_MRG_RXBUF 15
+#define VIRTIO_NET_F_STATUS 16
+
+/* header */
+#define VIRTIO_NET_HDR_F_NEEDS_CSUM 1
+#define VIRTIO_NET_HDR_F_DATA_VALID 2
+#define VIRTIO_NET_HDR_GSO_NONE 0
+#define VIRTIO_NET_S_LINK_UP 1
+
+struct rx_frame {
+    uint8_t *data;
+    size_t len;
+};
+
+struct virtio_net {
+    struct virtio_pci vp;
+    struct net_backend *be;
+    uint8_t mac[6];
+    bool mac_given;
+    /* frames waiting for receive buffers (a FIFO ring) */
+    struct rx_frame pending[NET_RX_PENDING];
+    unsigned pend_head, pend_len;
+    /* receive: the chains taken for the frame being written */
+    uint16_t rx_heads[NET_QUEUE_SIZE];
+    uint32_t rx_lens[NET_QUEUE_SIZE];
+    /* counters */
+    uint64_t tx_frames, tx_bad, rx_frames, rx_drop_full, rx_drop_nodriver, rx_drop_nofit;
+    uint8_t tx_buf[NET_MAX_FRAME];
+    /* Scratch chains.  Separate for tx and rx: a frame sent to the backend
+     * can make it deliver frames to the guest before the tx chain is
+     * returned. */
+    struct virtq_chain chain;   /* transmit */
+    struct virtq_chain first;   /* the first chain of a frame being received */
+    struct virtq_chain rx_chain;/* its further chains (MRG_RXBUF) */
+};
+
+/* --- helpers ---------------------------------------------------------------- */
+
+static uint16_t get16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
+static void put16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
+
+static bool queue_ready(struct virtio_net *n, unsigned q)
+{
+    const struct virtio_dev *vd = &n->vp.vdev;
+    const struct virtq *vq = &vd->vq[q];
+    return virtio_live(vd) && vq->enabled && !vq->broken && pci_bus_master(&n->vp.pci);
+}
+
+/* Ones' complement sum over p[0..len) (RFC 1071), as a 16-bit checksum. */
+static uint16_t inet_csum(const uint8_t *p, size_t len)
+{
+    uint64_t sum = 0;
+    size_t i = 0;
+    for (; i + 1 < len; i += 2)
+        sum += (uint32_t)(p[i] << 8 | p[i + 1]);
+    if (i < len)
+        sum += (uint32_t)p[i] << 8;
+    while (sum >> 16)
+        sum = (sum & 0xffff) + (sum >> 16);
+    return (uint16_t)~sum;
+}
+
+/* --- transmit --------------------------------------------------------------- */
+
+/* Check one transmit chain and hand its frame to the backend; false (with
+ * the reason logged) drops it. */
+static bool tx_one(struct virtio_net *n, const struct virtq_chain *c)
+{
+    struct virtio_dev *vd = &n->vp.vdev;
+    uint8_t hdr[NET_HDR_LEN];
+    if (c->nin) {
+        virtio_log(vd, "transmit chain with a device-writable part (frame dropped)");
+        return false;
+    }
+    if (c->out_bytes < NET_HDR_LEN + NET_ETH_HLEN || c->out_bytes > NET_HDR_LEN + NET_MAX_FRAME) {
+        virtio_log(vd, "transmit chain of %u bytes (needs %u..%u: header + frame; dropped)",
+                   c->out_bytes, NET_HDR_LEN + NET_ETH_HLEN, NET_HDR_LEN + NET_MAX_FRAME);
+        return false;
+    }
+    virtq_chain_from_guest(c, 0, hdr, sizeof(hdr));
+    size_t len = c->out_bytes - NET_HDR_LEN;
+    if (virtq_chain_from_guest(c, NET_HDR_LEN, n->tx_buf, len) != len)
+        return false;           /* cannot happen: out_bytes was counted */
+    if (hdr[1] != VIRTIO_NET_HDR_GSO_NONE) {
+        virtio_log(vd, "transmit with gso_type %u (no segmentation offload offered; dropped)",
+                   hdr[1]);
+        return false;
+    }
+    if (hdr[0] & VIRTIO_NET_HDR_F_NEEDS_CSUM) {
+        uint16_t start = get16(hdr + 6), off = get16(hdr + 8);
+        if (!virtio_has_feature(vd, VIRTIO_NET_F_CSUM)) {
+            virtio_log(vd, "transmit with NEEDS_CSUM, VIRTIO_NET_F_CSUM not negotiated "
+                       "(dropped)");
+            return false;
+        }
+        if ((size_t)start + off + 2 > len) {
+            virtio_log(vd, "transmit checksum at %u + %u outside the %zu-byte frame (dropped)",
+                       start, off, len);
+            return false;
+        }
+        /* the driver left the pseudo-header sum in the field: sum over it */
+        uint16_t sum = inet_csum(n->tx_buf + start, len - start);
+        n->tx_buf[start + off] = (uint8_t)(sum >> 8);
+        n->tx_buf[start + off + 1] = (uint8_t)sum;
+    }
+    n->be->ops->send(n->be, n->tx_buf, len);
+    return true;
+}
+
+static void net_tx(struct virtio_net *n)
+{
+    struct virtio_dev *vd = &n->vp.vdev;
+    bool pushed = false;
+    while (virtio_queue_pop(vd, NET_TXQ, &n->chain) > 0) {
+        if (tx_one(n, &n->chain))
+            n->tx_frames++;
+        else
+            n->tx_bad++;
+        virtio_queue_push(vd, NET_TXQ, &n->chain, 0);
+        pushed = true;
+    }
+    if (pushed)
+        virtio_queue_notify_used(vd, NET_TXQ);
+    if (n->be->ops->flush)
+        n->be->ops->flush(n->be);
+}
+
+/* --- receive ---------------------------------------------------------------- */
+
+/* Put the last `count` chains taken from the receiveq back (as QEMU's
+ * virtqueue_unpop): they are taken again, and rewritten, for a later
+ * frame.  With EVENT_IDX the failed pop before this has already asked for
+ * a kick at the driver's current index, which stays right. */
+static void rx_unpop(struct virtio_net *n, unsigned count)
+{
+    n->vp.vdev.vq[NET_RXQ].last_avail -= (uint16_t)count;
+}
+
+enum rx_result { RX_DONE, RX_WAIT, RX_DROP };
+
+/* Write one frame into receive buffers. */
+static enum rx_result rx_write(struct virtio_net *n, const uint8_t *frame, size_t len)
+{
+    struct virtio_dev *vd = &n->vp.vdev;
+    struct virtq *vq = &vd->vq[NET_RXQ];
+    bool mrg = virtio_has_feature(vd, VIRTIO_NET_F_MRG_RXBUF);
+    size_t total = NET_HDR_LEN + len, done = 0;
+    unsigned nbuf = 0;
+
+    /* the first chain must hold the header */
+    for (;;) {
+        int r = virtio_queue_pop(vd, NET_RXQ, &n->first);
+        if (r <= 0)
+            return r < 0 ? RX_DROP : RX_WAIT;
+        if (n->first.in_bytes >= NET_HDR_LEN)
+            break;
+        virtio_log(vd, "receive buffer of %u writable bytes (needs at least %u; returned "
+                   "unused)", n->first.in_bytes, NET_HDR_LEN);
+        virtio_queue_push(vd, NET_RXQ, &n->first, 0);
+    }
+    if (!mrg && n->first.in_bytes < total) {
+        virtio_log(vd, "receive buffer of %u bytes too small for a %zu-byte frame "
+                   "(without VIRTIO_NET_F_MRG_RXBUF; frame dropped)", n->first.in_bytes, len);
+        rx_unpop(n, 1);
+        return RX_DROP;
+    }
+    /* frame data after the header in the first chain */
+    size_t room = n->first.in_bytes - NET_HDR_LEN;
+    size_t part = room < len ? room : len;
+    virtq_chain_to_guest(&n->first, NET_HDR_LEN, frame, part);
+    done = part;
+    n->rx_heads[0] = n->first.head;
+    n->rx_lens[0] = (uint32_t)(NET_HDR_LEN + part);
+    nbuf = 1;
+    while (done < len) {
+        if (nbuf == vq->size) {
+            /* the whole ring cannot hold it */
+            virtio_log(vd, "receive buffers (%u of them) too small for a %zu-byte frame "
+                       "(dropped)", nbuf, len);
+            rx_unpop(n, nbuf);
+            return RX_DROP;
+        }
+        int r = virtio_queue_pop(vd, NET_RXQ, &n->rx_chain);
+        if (r < 0)
+            return RX_DROP;             /* queue broken: the driver must reset */
+        if (r == 0) {
+            rx_unpop(n, nbuf);
+            return RX_WAIT;
+        }
+        part = n->rx_chain.in_bytes < len - done ? n->rx_chain.in_bytes : len - done;
+        virtq_chain_to_guest(&n->rx_chain, 0, frame + done, part);
+        done += part;
+        n->rx_heads[nbuf] = n->rx_chain.head;
+        n->rx_lens[nbuf] = (uint32_t)part;
+        nbuf++;
+    }
+    uint8_t hdr[NET_HDR_LEN] = { 0 };
+    if (virtio_has_feature(vd, VIRTIO_NET_F_GUEST_CSUM))
+        hdr[0] = VIRTIO_NET_HDR_F_DATA_VALID;
+    put16(hdr + 10, (uint16_t)nbuf);
+    virtq_chain_to_guest(&n->first, 0, hdr, sizeof(hdr));
+    for (unsigned i = 0; i < nbuf; i++)
+        virtq_push(vq, n->rx_heads[i], n->rx_lens[i]);
+    return RX_DONE;
+}
+
+static void pending_drop_head(struct virtio_net *n)
+{
+    free(n->pending[n->pend_head].data);
+    n->pending[n->pend_head].data = NULL;
+    n->pend_head = (n->pend_head + 1) % NET_RX_PENDING;
+    n->pend_len--;
+}
+
+static void pending_clear(struct virtio_net *n)
+{
+    while (n->pend_len)
+        pending_drop_head(n);
+    n->pend_head = 0;
+}
+
+/* Deliver waiting frames, in order, while there are buffers. */
+static void rx_flush(struct virtio_net *n)
+{
+    while (n->pend_len && queue_ready(n, NET_RXQ)) {
+        struct rx_frame *f = &n->pending[n->pend_head];
+        enum rx_result r = rx_write(n, f->data, f->len);
+        if (r == RX_WAIT)
+            break;
+        if (r == RX_DONE)
+            n->rx_frames++;
+        else
+            n->rx_drop_nofit++;
+        pending_drop_head(n);
+    }
+    /* also for buffers returned unused; a no-op when nothing was pushed */
+    if (queue_ready(n, NET_RXQ))
+        virtio_queue_notify_used(&n->vp.vdev, NET_RXQ);
+}
+
+/* The backend has a frame for the guest. */
+static void net_receive(void *opaque, const uint8_t *frame, size_t len)
+{
+    struct virtio_net *n = opaque;
+    if (!queue_ready(n, NET_RXQ)) {
+        n->rx_drop_nodriver++;
+        return;
+    }
+    if (len < NET_ETH_HLEN || len > NET_MAX_FRAME) {
+        n->rx_drop_nofit++;
+        return;
+    }
+    if (n->pend_len == NET_RX_PENDING) {
+        n->rx_drop_full++;
+        return;
+    }
+    uint8_t *copy = malloc(len);
+    if (!copy) {
+        n->rx_drop_full++;
+        return;
+    }
+    memcpy(copy, frame, len);
+    n->pending[(n->pend_head + n->pend_len) % NET_RX_PENDING] =
+        (struct rx_frame){ .data = copy, .len = len };
+    n->pend_len++;
+    rx_flush(n);
+}
+
+/* --- virtio device ops --------------------------------------------------------- */
+
+static void net_queue_notify(struct virtio_dev *vd, unsigned q)
+{
+    struct virtio_net *n = vd->opaque;
+    if (q == NET_TXQ)
+        net_tx(n);
+    else if (q == NET_RXQ)
+        rx_flush(n);            /* new receive buffers */
+}
+
+static void net_reset(struct virtio_dev *vd)
+{
+    pending_clear(vd->opaque);
+}
+
+static uint32_t net_cfg_read(struct virtio_dev *vd, unsigned off, unsigned size)
+{
+    struct virtio_net *n = vd->opaque;
+    uint8_t cfg[NET_CFG_SIZE];
+    memcpy(cfg, n->mac, 6);
+    put16(cfg + 6, VIRTIO_NET_S_LINK_UP);
+    put16(cfg + 8, 1);                  /* max_virtqueue_pairs */
+    put16(cfg + 10, NET_MTU);
+    uint32_t v = 0;
+    for (unsigned i = 0; i < size && off + i < NET_CFG_SIZE; i++)
+        v |= (uint32_t)cfg[off + i] << (8 * i);
+    return v;
+}
+
+static void net_cfg_write(struct virtio_dev *vd, unsigned off, unsigned size, uint32_t val)
+{
+    (void)val;
+    virtio_log(vd, "write of %u byte(s) to read-only config offset %u (ignored)", size, off);
+}
+
+static const struct virtio_dev_ops net_ops = {
+    .queue_notify = net_queue_notify,
+    .cfg_read = net_cfg_read,
+    .cfg_write = net_cfg_write,
+    .reset = net_reset,
+};
+
+/* --- set-up and teardown --------------------------------------------------------- */
+
+static void net_teardown(struct virtio_net *n)
+{
+    if (n->tx_frames || n->rx_frames || n->tx_bad || n->rx_drop_full || n->rx_drop_nofit)
+        log_info("virtio-net: %llu frame(s) sent, %llu dropped as malformed; %llu received, "
+                 "%llu dropped for want of receive buffers, %llu too large for them, %llu "
+                 "while the driver was not running",
+                 (unsigned long long)n->tx_frames, (unsigned long long)n->tx_bad,
+                 (unsigned long long)n->rx_frames, (unsigned long long)n->rx_drop_full,
+                 (unsigned long long)n->rx_drop_nofit, (unsigned long long)n->rx_drop_nodriver);
+    net_backend_free(n->be);
+    pending_clear(n);
+    free(n);
+}
+
+static void net_free(struct virtio_pci *vp)
+{
+    net_teardown(vp->vdev.opaque);
+}
+
+static int parse_mac(const char *s, uint8_t mac[6])
+{
+    unsigned v[6];
+    char end;
+    if (strlen(s) != 17 ||
+        sscanf(s, "%2x:%2x:%2x:%2x:%2x:%2x%c", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
+               &end) != 6)
+        return -1;
+    for (unsigned i = 0; i < 6; i++) {
+        if (s[3 * i + 2] != ':' && i < 5)
+            return -1;
+        mac[i] = (uint8_t)v[i];
+    }
+    return 0;
+}
+
+int virtio_net_create_backend(const struct virtio_host *h, struct net_backend *be,
+                              const uint8_t *mac, struct err *e)
+{
+    struct virtio_net *n = calloc(1, sizeof(*n));
+    if (!n) {
+        net_backend_free(be);
+        return err_set(e, -ENOMEM, "virtio-net: out of memory");
+    }
+    n->be = be;
+    be->receive = net_receive;
+    be->opaque = n;
+    if (mac) {
+        memcpy(n->mac, mac, 6);
+        n->mac_given = true;
+    }
+    virtio_dev_init(&n->vp.vdev, "virtio-net", VIRTIO_ID_NET,
+                    1ull << VIRTIO_NET_F_CSUM | 1ull << VIRTIO_NET_F_GUEST_CSUM |
+                    1ull << VIRTIO_NET_F_MTU | 1ull << VIRTIO_NET_F_MAC |
+                    1ull << VIRTIO_NET_F_MRG_RXBUF | 1ull << VIRTIO_NET_F_STATUS,
+                    NET_NQUEUES, NET_QUEUE_SIZE, NET_CFG_SIZE, h->mem, &net_ops, n);
+    int ret;
+    if ((ret = virtio_pci_init(&n->vp, PCI_CLASS_NETWORK_ETHERNET, net_free, e)) < 0) {
+        net_teardown(n);
+        return ret;
+    }
+    if ((ret = pci_bus_plug(h->pb, &n->vp.pci, e)) < 0) {
+        net_teardown(n);
+        return ret;
+    }
+    if (!n->mac_given) {
+        /* QEMU's first NIC is 52:54:00:12:34:56: the same family, per slot */
+        static const uint8_t base[6] = { 0x52, 0x54, 0x00, 0x12, 0x34, 0x56 };
+        memcpy(n->mac, base, 6);
+        n->mac[5] = (uint8_t)(0x56 + n->vp.pci.slot);
+    }
+    return 0;
+}
+
+#define NET_OPTS_HELP "net=user, mac=XX:XX:XX:XX:XX:XX, restrict=on|off, " \
+    "hostfwd=[tcp|udp]:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT"
+
+int virtio_net_create(const struct virtio_host *h, const char *opts, struct err *e)
+{
+    struct net_user_config cfg = { 0 };
+    uint8_t mac[6];
+    bool have_mac = false;
+    char item[256];
+    const char *p = opts;
+    int ret;
+    while ((ret = opts_next(&p, item, sizeof(item), e)) > 0) {
+        char *val;
+        opts_split(item, &val);
+        if (!strcmp(item, "net")) {
+            if (!val || strcmp(val, "user"))
+                return err_set(e, -EINVAL, "virtio-net: net=%s: unknown backend (only net=user "
+                               "so far)", val ? val : "");
+        } else if (!strcmp(item, "mac")) {
+            if (!val || parse_mac(val, mac) < 0)
+                return err_set(e, -EINVAL, "virtio-net: mac=%s: expected six hex bytes "
+                               "XX:XX:XX:XX:XX:XX", val ? val : "");
+            if (mac[0] & 1)
+                return err_set(e, -EINVAL, "virtio-net: mac=%s is a multicast address "
+                               "(the first byte must be even)", val);
+            if (!(mac[0] | mac[1] | mac[2] | mac[3] | mac[4] | mac[5]))
+                return err_set(e, -EINVAL, "virtio-net: mac=%s: the zero address", val);
+            have_mac = true;
+        } else if (!strcmp(item, "restrict")) {
+            int b = opts_bool(val);
+            if (b < 0)
+                return err_set(e, -EINVAL, "virtio-net: restrict=%s: expected on or off",
+                               val ? val : "");
+            cfg.restrict_ = b;
+        } else if (!strcmp(item, "hostfwd")) {
+            if (cfg.nfwd == NET_MAX_HOSTFWD)
+                return err_set(e, -EINVAL, "virtio-net: too many hostfwd= rules (at most %d)",
+                               NET_MAX_HOSTFWD);
+            struct err fe;
+            if ((ret = net_hostfwd_parse(val ? val : "", &cfg.fwd[cfg.nfwd], &fe)) < 0)
+                return err_set(e, ret, "virtio-net: %s", fe.msg);
+            for (unsigned i = 0; i < cfg.nfwd; i++)
+                if (cfg.fwd[i].udp == cfg.fwd[cfg.nfwd].udp &&
+                    cfg.fwd[i].host_port == cfg.fwd[cfg.nfwd].host_port &&
+                    cfg.fwd[i].host_addr.s_addr == cfg.fwd[cfg.nfwd].host_addr.s_addr)
+                    return err_set(e, -EINVAL, "virtio-net: hostfwd=%s: host port given twice",
+                                   val);
+            cfg.nfwd++;
+        } else {
+            return err_set(e, -EINVAL, "virtio-net: unknown option '%s' (options: "
+                           NET_OPTS_HELP ")", item);
+        }
+    }
+    if (ret < 0)
+        return ret;
+    struct net_backend *be;
+    struct err be_err;
+    if ((ret = net_slirp_new(h->loop, &cfg, &be, &be_err)) < 0)
+        return err_set(e, ret, "virtio-net: %s", be_err.msg);
+    return virtio_net_create_backend(h, be, have_mac ? mac : NULL, e);
+}
