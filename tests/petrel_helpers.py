@@ -18,6 +18,7 @@ Petrel's exit statuses (the contract the tests check):
 """
 
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -76,6 +77,16 @@ def require_file(path, hint):
     if not path.exists():
         pytest.fail(f"{path} is missing; {hint}", pytrace=False)
     return path
+
+
+def require_tools(*names):
+    """Fail (never skip) when a host tool the test needs is not installed;
+    `scripts/deps.sh test` installs them all."""
+    __tracebackhide__ = True
+    missing = [n for n in names if not shutil.which(n)]
+    if missing:
+        pytest.fail(f"{', '.join(missing)} not installed; run `scripts/deps.sh test`",
+                    pytrace=False)
 
 
 def require_petrel(flavor):

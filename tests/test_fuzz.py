@@ -76,7 +76,8 @@ def _qcow2_seeds(corpus):
     """Small qcow2 images from qemu-img (when installed) for fuzz_qcow2."""
     qemu_img, qemu_io = shutil.which("qemu-img"), shutil.which("qemu-io")
     if not qemu_img or not qemu_io:
-        return
+        fail("qemu-img/qemu-io not installed (run `scripts/deps.sh test`): "
+             "fuzz_qcow2 needs them for its seed images")
     variants = {"v3": [], "v2": ["-o", "compat=0.10"], "c512": ["-o", "cluster_size=512"],
                 "rc1": ["-o", "refcount_bits=1,cluster_size=4096"]}
     for name, opts in variants.items():

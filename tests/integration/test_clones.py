@@ -20,10 +20,15 @@ import threading
 import pytest
 
 from petrel_helpers import (EXIT_POWEROFF, GUEST_DIR, REPO_ROOT, SANITIZER_MARKERS,
-                            check, child_env, marker_values, require_guest, run_cmd)
+                            check, child_env, marker_values, require_guest, require_tools,
+                            run_cmd)
 
 QEMU_IMG = shutil.which("qemu-img")
-pytestmark = pytest.mark.skipif(not QEMU_IMG, reason="qemu-img (qemu-utils) not installed")
+
+
+@pytest.fixture(autouse=True)
+def _qemu_utils():
+    require_tools("qemu-img")
 
 MiB = 1 << 20
 DISK_SIZE = 64 * MiB

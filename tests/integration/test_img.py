@@ -17,12 +17,15 @@ from pathlib import Path
 
 import pytest
 
-from petrel_helpers import REPO_ROOT, SANITIZER_MARKERS, child_env
+from petrel_helpers import REPO_ROOT, SANITIZER_MARKERS, child_env, require_tools
 
 QEMU_IMG = shutil.which("qemu-img")
 QEMU_IO = shutil.which("qemu-io")
-pytestmark = pytest.mark.skipif(not QEMU_IMG or not QEMU_IO,
-                                reason="qemu-img/qemu-io (qemu-utils) not installed")
+
+
+@pytest.fixture(autouse=True)
+def _qemu_utils():
+    require_tools("qemu-img", "qemu-io")
 
 
 def _builds():
