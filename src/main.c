@@ -15,6 +15,7 @@ static void usage(FILE *f)
             "  run        boot a virtual machine (see 'petrel run --help')\n"
             "  img        create, inspect, check and convert disk images (see\n"
             "             'petrel img --help')\n"
+            "  switch     run a private VM-to-VM network (see 'petrel switch --help')\n"
             "\n"
             "options:\n"
             "  -h, --help     show this help\n"
@@ -42,6 +43,8 @@ int main(int argc, char **argv)
         return cli_run(argc - 1, argv + 1);
     if (!strcmp(cmd, "img"))
         return cli_img(argc - 1, argv + 1);
+    if (!strcmp(cmd, "switch"))
+        return cli_switch(argc - 1, argv + 1);
     fprintf(stderr, "petrel: unknown command '%s' (try 'petrel --help')\n", cmd);
     return 1;
 }

@@ -6,6 +6,9 @@ int cli_run(int argc, char **argv);
 int cli_img(int argc, char **argv);
 void cli_img_usage(void);
 void cli_run_usage(void);
+/* `petrel switch`: a private network's switch (src/cli/switch.c). */
+int cli_switch(int argc, char **argv);
+void cli_switch_usage(void);
 /* Parse a memory size: a number with an optional K, M, G or T suffix
  * (binary units); a bare number is MiB, as in QEMU's -m. */
 int cli_parse_size(const char *s, unsigned long long *out);

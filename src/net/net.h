@@ -76,6 +76,10 @@ struct net_hostfwd {
 
 struct net_user_config {
     bool restrict_;                     /* restrict=on: no traffic beyond the guest net */
+    /* The guest network; network.s_addr == 0 means NET_USER_* (10.0.2.0/24).
+     * Otherwise host, dns and dhcp_start must lie inside it (the switch
+     * derives them: .2, .3 and .15 of its CIDR). */
+    struct in_addr network, netmask, host, dns, dhcp_start;
     unsigned nfwd;
     struct net_hostfwd fwd[NET_MAX_HOSTFWD];
 };
@@ -92,5 +96,17 @@ int net_hostfwd_parse(const char *s, struct net_hostfwd *f, struct err *e);
 /* A slirp backend driven by loop; its forwarded ports listen from now on. */
 int net_slirp_new(struct evloop *loop, const struct net_user_config *cfg,
                   struct net_backend **out, struct err *e);
+
+/* --- private VM-to-VM networks, net/private.c and net/switch.h ---------- */
+
+/* A backend joined to the switch of the private network `name` (a running
+ * `petrel switch NAME`); fails with a message naming the socket when no
+ * switch runs. */
+int net_private_new(struct evloop *loop, const char *name, struct net_backend **out,
+                    struct err *e);
+
+/* "A.B.C.D/N" (N 0..32, no host bits set) -> network and mask, network
+ * byte order. */
+int net_cidr_parse(const char *s, struct in_addr *net, struct in_addr *mask, struct err *e);
 
 #endif

@@ -478,11 +478,19 @@ int net_slirp_new(struct evloop *loop, const struct net_user_config *cfg,
         .disable_host_loopback = false,
         .enable_emu = false,
     };
-    inet_pton(AF_INET, NET_USER_NETWORK, &sc.vnetwork);
-    inet_pton(AF_INET, NET_USER_NETMASK, &sc.vnetmask);
-    inet_pton(AF_INET, NET_USER_HOST, &sc.vhost);
-    inet_pton(AF_INET, NET_USER_DHCP_START, &sc.vdhcp_start);
-    inet_pton(AF_INET, NET_USER_DNS, &sc.vnameserver);
+    if (cfg->network.s_addr) {
+        sc.vnetwork = cfg->network;
+        sc.vnetmask = cfg->netmask;
+        sc.vhost = cfg->host;
+        sc.vdhcp_start = cfg->dhcp_start;
+        sc.vnameserver = cfg->dns;
+    } else {
+        inet_pton(AF_INET, NET_USER_NETWORK, &sc.vnetwork);
+        inet_pton(AF_INET, NET_USER_NETMASK, &sc.vnetmask);
+        inet_pton(AF_INET, NET_USER_HOST, &sc.vhost);
+        inet_pton(AF_INET, NET_USER_DHCP_START, &sc.vdhcp_start);
+        inet_pton(AF_INET, NET_USER_DNS, &sc.vnameserver);
+    }
     s->slirp = slirp_new(&sc, &slirp_callbacks, s);
     if (!s->slirp) {
         ret = err_set(e, -ENOMEM, "net=user: libslirp could not create its network stack");

@@ -3,6 +3,8 @@
  *
  *   --device virtio-net[,net=user][,mac=52:54:00:12:34:56][,restrict=on]
  *                      [,hostfwd=[tcp|udp]:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT]...
+ *   --device virtio-net,net=private,name=NETWORK[,mac=...]   (net/switch.h)
+ *   either with [,allow=|deny=PROTO[:PORTS[:CIDR]]]...   (net/firewall.h)
  *
  * Device
  * - One receiveq (0) and one transmitq (1), no control queue.  Offered:
@@ -47,6 +49,11 @@
  *   block the FIFO forever.  Frames that arrive while the driver is not
  *   running (before DRIVER_OK, after a reset, bus mastering off) are
  *   dropped; a reset drops the FIFO.
+ * - Firewall: with allow=/deny= rules, every frame from the backend is
+ *   judged (net_fw_inbound) before it is queued for the guest, and every
+ *   frame the guest sends is shown to net_fw_outbound (which remembers UDP
+ *   flows so answers pass) before it reaches the backend.  Both sides of
+ *   the device thus enforce the interface's policy whatever the backend.
  * - Counters (tx/rx frames, drops by reason) are logged with -v at
  *   teardown.
  *
@@ -63,7 +70,9 @@
 #include <string.h>
 
 #include "core/opts.h"
+#include "net/firewall.h"
 #include "net/net.h"
+#include "net/switch.h"
 #include "virtio/virtio_pci.h"
 
 #define NET_QUEUE_SIZE 256
@@ -99,6 +108,7 @@ struct virtio_net {
     struct net_backend *be;
     uint8_t mac[6];
     bool mac_given;
+    struct net_fw *fw;          /* allow=/deny= rules, or NULL */
     /* frames waiting for receive buffers (a FIFO ring) */
     struct rx_frame pending[NET_RX_PENDING];
     unsigned pend_head, pend_len;
@@ -107,6 +117,7 @@ struct virtio_net {
     uint32_t rx_lens[NET_QUEUE_SIZE];
     /* counters */
     uint64_t tx_frames, tx_bad, rx_frames, rx_drop_full, rx_drop_nodriver, rx_drop_nofit;
+    uint64_t rx_drop_fw;
     uint8_t tx_buf[NET_MAX_FRAME];
     /* Scratch chains.  Separate for tx and rx: a frame sent to the backend
      * can make it deliver frames to the guest before the tx chain is
@@ -185,6 +196,8 @@ static bool tx_one(struct virtio_net *n, const struct virtq_chain *c)
         n->tx_buf[start + off] = (uint8_t)(sum >> 8);
         n->tx_buf[start + off + 1] = (uint8_t)sum;
     }
+    if (n->fw)
+        net_fw_outbound(n->fw, n->tx_buf, len, time_now_ns());
     n->be->ops->send(n->be, n->tx_buf, len);
     return true;
 }
@@ -332,6 +345,10 @@ static void net_receive(void *opaque, const uint8_t *frame, size_t len)
         n->rx_drop_nofit++;
         return;
     }
+    if (n->fw && !net_fw_inbound(n->fw, frame, len, time_now_ns())) {
+        n->rx_drop_fw++;
+        return;
+    }
     if (n->pend_len == NET_RX_PENDING) {
         n->rx_drop_full++;
         return;
@@ -402,8 +419,12 @@ static void net_teardown(struct virtio_net *n)
                  (unsigned long long)n->tx_frames, (unsigned long long)n->tx_bad,
                  (unsigned long long)n->rx_frames, (unsigned long long)n->rx_drop_full,
                  (unsigned long long)n->rx_drop_nofit, (unsigned long long)n->rx_drop_nodriver);
+    if (n->rx_drop_fw)
+        log_info("virtio-net: %llu frame(s) for the guest dropped by allow=/deny= rules",
+                 (unsigned long long)n->rx_drop_fw);
     net_backend_free(n->be);
     pending_clear(n);
+    free(n->fw);
     free(n);
 }
 
@@ -428,13 +449,24 @@ static int parse_mac(const char *s, uint8_t mac[6])
     return 0;
 }
 
-int virtio_net_create_backend(const struct virtio_host *h, struct net_backend *be,
-                              const uint8_t *mac, struct err *e)
+/* The device on backend be (taken over, freed on failure too), with the
+ * firewall fw (copied; NULL or no rules: none). */
+static int net_create(const struct virtio_host *h, struct net_backend *be, const uint8_t *mac,
+                      const struct net_fw *fw, struct err *e)
 {
     struct virtio_net *n = calloc(1, sizeof(*n));
     if (!n) {
         net_backend_free(be);
         return err_set(e, -ENOMEM, "virtio-net: out of memory");
+    }
+    if (fw && fw->nrules) {
+        n->fw = malloc(sizeof(*n->fw));
+        if (!n->fw) {
+            free(n);
+            net_backend_free(be);
+            return err_set(e, -ENOMEM, "virtio-net: out of memory");
+        }
+        *n->fw = *fw;
     }
     n->be = be;
     be->receive = net_receive;
@@ -466,14 +498,23 @@ int virtio_net_create_backend(const struct virtio_host *h, struct net_backend *b
     return 0;
 }
 
-#define NET_OPTS_HELP "net=user, mac=XX:XX:XX:XX:XX:XX, restrict=on|off, " \
-    "hostfwd=[tcp|udp]:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT"
+int virtio_net_create_backend(const struct virtio_host *h, struct net_backend *be,
+                              const uint8_t *mac, struct err *e)
+{
+    return net_create(h, be, mac, NULL, e);
+}
+
+#define NET_OPTS_HELP "net=user|private, name=NETWORK, mac=XX:XX:XX:XX:XX:XX, " \
+    "restrict=on|off, hostfwd=[tcp|udp]:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT, " \
+    "allow=|deny=PROTO[:PORTS[:CIDR]]"
 
 int virtio_net_create(const struct virtio_host *h, const char *opts, struct err *e)
 {
     struct net_user_config cfg = { 0 };
+    struct net_fw fw = { 0 };
     uint8_t mac[6];
-    bool have_mac = false;
+    bool have_mac = false, private_ = false;
+    char name[NET_SWITCH_NAME_MAX + 1] = "";
     char item[256];
     const char *p = opts;
     int ret;
@@ -481,9 +522,18 @@ int virtio_net_create(const struct virtio_host *h, const char *opts, struct err 
         char *val;
         opts_split(item, &val);
         if (!strcmp(item, "net")) {
-            if (!val || strcmp(val, "user"))
-                return err_set(e, -EINVAL, "virtio-net: net=%s: unknown backend (only net=user "
-                               "so far)", val ? val : "");
+            if (val && !strcmp(val, "user"))
+                private_ = false;
+            else if (val && !strcmp(val, "private"))
+                private_ = true;
+            else
+                return err_set(e, -EINVAL, "virtio-net: net=%s: unknown backend (net=user or "
+                               "net=private)", val ? val : "");
+        } else if (!strcmp(item, "name")) {
+            struct err ne;
+            if ((ret = net_switch_name_check(val ? val : "", &ne)) < 0)
+                return err_set(e, ret, "virtio-net: name=: %s", ne.msg);
+            snprintf(name, sizeof(name), "%s", val);
         } else if (!strcmp(item, "mac")) {
             if (!val || parse_mac(val, mac) < 0)
                 return err_set(e, -EINVAL, "virtio-net: mac=%s: expected six hex bytes "
@@ -500,6 +550,12 @@ int virtio_net_create(const struct virtio_host *h, const char *opts, struct err 
                 return err_set(e, -EINVAL, "virtio-net: restrict=%s: expected on or off",
                                val ? val : "");
             cfg.restrict_ = b;
+        } else if (!strcmp(item, "allow") || !strcmp(item, "deny")) {
+            struct net_fw_rule r;
+            struct err fe;
+            if ((ret = net_fw_rule_parse(val ? val : "", item[0] == 'a', &r, &fe)) < 0 ||
+                (ret = net_fw_add(&fw, &r, &fe)) < 0)
+                return err_set(e, ret, "virtio-net: %s", fe.msg);
         } else if (!strcmp(item, "hostfwd")) {
             if (cfg.nfwd == NET_MAX_HOSTFWD)
                 return err_set(e, -EINVAL, "virtio-net: too many hostfwd= rules (at most %d)",
@@ -523,7 +579,20 @@ int virtio_net_create(const struct virtio_host *h, const char *opts, struct err 
         return ret;
     struct net_backend *be;
     struct err be_err;
-    if ((ret = net_slirp_new(h->loop, &cfg, &be, &be_err)) < 0)
-        return err_set(e, ret, "virtio-net: %s", be_err.msg);
-    return virtio_net_create_backend(h, be, have_mac ? mac : NULL, e);
+    if (private_) {
+        if (!name[0])
+            return err_set(e, -EINVAL, "virtio-net: net=private needs name=NETWORK (the name "
+                           "given to 'petrel switch')");
+        if (cfg.restrict_ || cfg.nfwd)
+            return err_set(e, -EINVAL, "virtio-net: restrict= and hostfwd= are net=user "
+                           "options (a private network's NAT is 'petrel switch --nat')");
+        if ((ret = net_private_new(h->loop, name, &be, &be_err)) < 0)
+            return err_set(e, ret, "virtio-net: %s", be_err.msg);
+    } else {
+        if (name[0])
+            return err_set(e, -EINVAL, "virtio-net: name= is a net=private option");
+        if ((ret = net_slirp_new(h->loop, &cfg, &be, &be_err)) < 0)
+            return err_set(e, ret, "virtio-net: %s", be_err.msg);
+    }
+    return net_create(h, be, have_mac ? mac : NULL, &fw, e);
 }
