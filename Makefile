@@ -136,7 +136,7 @@ check:
 	$(MAKE) --no-print-directory SAN=0 guest-tests || failed="$$failed guest-tests"; \
 	$(MAKE) --no-print-directory fuzz              || failed="$$failed fuzz"; \
 	if [ -n "$$failed" ]; then echo "make check: build steps FAILED:$$failed (running the tests anyway)" >&2; fi; \
-	rc=0; $(PYTHON) -m pytest -v $(PYTEST_ARGS) tests/ || rc=$$?; \
+	rc=0; $(PYTHON) -m pytest -v --durations=20 $(PYTEST_ARGS) tests/ || rc=$$?; \
 	if [ -n "$$failed" ]; then echo "make check: build steps FAILED:$$failed" >&2; exit 1; fi; \
 	exit $$rc
 
