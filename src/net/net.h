@@ -4,8 +4,8 @@
  * - A backend moves whole Ethernet frames (destination MAC first, no FCS,
  *   no virtio header) between one frontend (a virtual NIC such as
  *   virtio-net) and the host: user-mode NAT through libslirp today
- *   (net/slirp.c); a TAP device and a VM-to-VM switch are meant to plug in
- *   behind the same struct net_backend later.
+ *   (net/slirp.c), a VM-to-VM switch (net/private.c) and a host TAP
+ *   interface (net/tap.c), behind the same struct net_backend.
  * - Guest -> host: the frontend calls ops->send once per frame (the backend
  *   copies what it keeps; the frame is only valid during the call), then
  *   ops->flush once per batch so the backend can do per-batch work (slirp
@@ -104,6 +104,13 @@ int net_slirp_new(struct evloop *loop, const struct net_user_config *cfg,
  * switch runs. */
 int net_private_new(struct evloop *loop, const char *name, struct net_backend **out,
                     struct err *e);
+
+/* --- TAP, net/tap.c -------------------------------------------------------- */
+
+/* A backend on the host TAP interface ifname (an existing persistent TAP
+ * the user may open, or a new one with CAP_NET_ADMIN). */
+int net_tap_new(struct evloop *loop, const char *ifname, struct net_backend **out,
+                struct err *e);
 
 /* "A.B.C.D/N" (N 0..32, no host bits set) -> network and mask, network
  * byte order. */

@@ -4,6 +4,7 @@
  *   --device virtio-net[,net=user][,mac=52:54:00:12:34:56][,restrict=on]
  *                      [,hostfwd=[tcp|udp]:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT]...
  *   --device virtio-net,net=private,name=NETWORK[,mac=...]   (net/switch.h)
+ *   --device virtio-net,net=tap,ifname=TAP[,mac=...]          (net/tap.c)
  *   either with [,allow=|deny=PROTO[:PORTS[:CIDR]]]...   (net/firewall.h)
  *
  * Device
@@ -504,7 +505,7 @@ int virtio_net_create_backend(const struct virtio_host *h, struct net_backend *b
     return net_create(h, be, mac, NULL, e);
 }
 
-#define NET_OPTS_HELP "net=user|private, name=NETWORK, mac=XX:XX:XX:XX:XX:XX, " \
+#define NET_OPTS_HELP "net=user|private|tap, name=NETWORK, ifname=TAP, mac=XX:XX:XX:XX:XX:XX, " \
     "restrict=on|off, hostfwd=[tcp|udp]:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT, " \
     "allow=|deny=PROTO[:PORTS[:CIDR]]"
 
@@ -513,8 +514,8 @@ int virtio_net_create(const struct virtio_host *h, const char *opts, struct err 
     struct net_user_config cfg = { 0 };
     struct net_fw fw = { 0 };
     uint8_t mac[6];
-    bool have_mac = false, private_ = false;
-    char name[NET_SWITCH_NAME_MAX + 1] = "";
+    bool have_mac = false, private_ = false, tap = false;
+    char name[NET_SWITCH_NAME_MAX + 1] = "", ifname[64] = "";
     char item[256];
     const char *p = opts;
     int ret;
@@ -522,13 +523,16 @@ int virtio_net_create(const struct virtio_host *h, const char *opts, struct err 
         char *val;
         opts_split(item, &val);
         if (!strcmp(item, "net")) {
-            if (val && !strcmp(val, "user"))
-                private_ = false;
-            else if (val && !strcmp(val, "private"))
-                private_ = true;
-            else
-                return err_set(e, -EINVAL, "virtio-net: net=%s: unknown backend (net=user or "
-                               "net=private)", val ? val : "");
+            private_ = val && !strcmp(val, "private");
+            tap = val && !strcmp(val, "tap");
+            if (!val || (strcmp(val, "user") && !private_ && !tap))
+                return err_set(e, -EINVAL, "virtio-net: net=%s: unknown backend (net=user, "
+                               "net=private or net=tap)", val ? val : "");
+        } else if (!strcmp(item, "ifname")) {
+            if (!val || !*val || strlen(val) >= sizeof(ifname))
+                return err_set(e, -EINVAL, "virtio-net: ifname=%s: an interface name",
+                               val ? val : "");
+            snprintf(ifname, sizeof(ifname), "%s", val);
         } else if (!strcmp(item, "name")) {
             struct err ne;
             if ((ret = net_switch_name_check(val ? val : "", &ne)) < 0)
@@ -579,7 +583,18 @@ int virtio_net_create(const struct virtio_host *h, const char *opts, struct err 
         return ret;
     struct net_backend *be;
     struct err be_err;
-    if (private_) {
+    if (ifname[0] && !tap)
+        return err_set(e, -EINVAL, "virtio-net: ifname= is a net=tap option");
+    if (tap) {
+        if (!ifname[0])
+            return err_set(e, -EINVAL, "virtio-net: net=tap needs ifname=NAME (a TAP "
+                           "interface)");
+        if (cfg.restrict_ || cfg.nfwd || name[0])
+            return err_set(e, -EINVAL, "virtio-net: restrict=, hostfwd= and name= are not "
+                           "net=tap options");
+        if ((ret = net_tap_new(h->loop, ifname, &be, &be_err)) < 0)
+            return err_set(e, ret, "virtio-net: %s", be_err.msg);
+    } else if (private_) {
         if (!name[0])
             return err_set(e, -EINVAL, "virtio-net: net=private needs name=NETWORK (the name "
                            "given to 'petrel switch')");
