@@ -228,3 +228,23 @@ def assert_exit(result, expected, what=""):
         prefix = f"{what}: " if what else ""
         fail(f"{prefix}expected exit status {expected}, got {status_text(result)}",
              result.describe())
+
+
+def assert_one_line_error(flavor, args, want, env=None):
+    """`petrel ARGS` must fail before any guest starts: exit status 1 and
+    exactly one line on stderr, containing `want`."""
+    __tracebackhide__ = True
+    result = run_petrel(flavor, args, timeout=60, env=env)
+    if flavor == "asan":
+        assert_no_sanitizer_report(result)
+    assert_exit(result, EXIT_ERROR, " ".join(args))
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    check(len(lines) == 1 and want in lines[0],
+          f"{' '.join(args)}: expected one error line containing {want!r}", result)
+    return result
+
+
+def assert_device_error(flavor, device, want):
+    """The same for `petrel run --device DEVICE`."""
+    __tracebackhide__ = True
+    return assert_one_line_error(flavor, ["run", "--device", device], want)
