@@ -561,7 +561,9 @@ static void bad(const char *spec, const char *want)
 static void test_bad_options(void)
 {
     bad("virtio-net,bogus=1", "unknown option 'bogus'");
-    bad("virtio-net,net=tap", "unknown backend");
+    bad("virtio-net,net=bogus", "unknown backend");
+    bad("virtio-net,net=tap", "needs ifname");
+    bad("virtio-net,ifname=tap0", "net=tap option");
     bad("virtio-net,mac=52:54:00:12:34", "six hex bytes");
     bad("virtio-net,mac=52:54:00:12:34:5g", "six hex bytes");
     bad("virtio-net,mac=52-54-00-12-34-56", "six hex bytes");
