@@ -4,6 +4,7 @@
  * Raw images (q->raw) are served here too, so a backing chain and convert
  * use one interface. */
 #include "block/qcow2.h"
+#include "core/iov.h"
 
 #include <endian.h>
 #include <errno.h>
@@ -81,15 +82,7 @@ static int full_preadv(struct qimg *q, struct iovec *iov, unsigned niov, uint64_
             return err_set(&q->err, -EIO, "%s: read at %llu: past the end of the file",
                            q->path, (unsigned long long)off);
         off += (uint64_t)n;
-        while (niov && (uint64_t)n >= iov->iov_len) {
-            n -= (ssize_t)iov->iov_len;
-            iov++;
-            niov--;
-        }
-        if (niov) {
-            iov->iov_base = (uint8_t *)iov->iov_base + n;
-            iov->iov_len -= (size_t)n;
-        }
+        iov_consume(&iov, &niov, (uint64_t)n);
     }
     return 0;
 }
@@ -106,15 +99,7 @@ static int full_pwritev(struct qimg *q, struct iovec *iov, unsigned niov, uint64
         off += (uint64_t)n;
         if (off > q->file_size)
             q->file_size = off;
-        while (niov && (uint64_t)n >= iov->iov_len) {
-            n -= (ssize_t)iov->iov_len;
-            iov++;
-            niov--;
-        }
-        if (niov) {
-            iov->iov_base = (uint8_t *)iov->iov_base + n;
-            iov->iov_len -= (size_t)n;
-        }
+        iov_consume(&iov, &niov, (uint64_t)n);
     }
     return 0;
 }
@@ -128,17 +113,12 @@ static int l2_get(struct qimg *q, uint64_t i, uint64_t **tbl)
     uint64_t off = q->l1[i] & QCOW2_OFFSET_MASK;
     if (!off)
         return 0;
-    struct qcow2_cache_ent *victim = &q->l2c[0];
-    for (unsigned k = 0; k < QCOW2_L2_CACHE; k++) {
-        if (q->l2c[k].off == off) {
-            q->l2c[k].lru = ++q->lru_clock;
-            *tbl = (uint64_t *)q->l2c[k].buf;
-            return 0;
-        }
-        if (q->l2c[k].lru < victim->lru)
-            victim = &q->l2c[k];
+    struct qcow2_cache_ent *victim, *hit = qcow2_cache_find(q, q->l2c, QCOW2_L2_CACHE, off,
+                                                            &victim);
+    if (hit) {
+        *tbl = (uint64_t *)hit->buf;
+        return 0;
     }
-    victim->off = 0;
     if (off + q->cluster_size > q->file_size || qcow2_meta_overlap(q, off, q->cluster_size))
         return err_set(&q->err, -EIO, "%s: L1 entry %llu points to an invalid L2 table offset "
                        "%#llx (corrupt image)", q->path, (unsigned long long)i,

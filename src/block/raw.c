@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "block/block.h"
+#include "core/iov.h"
 
 #define RAW_RING_DEPTH 128
 #define ZERO_CHUNK (1u << 20)
@@ -93,22 +94,6 @@ static int falloc_result(struct blk *b, struct blk_req *r, int res)
     return write_zeroes_slow(b, r->offset, r->len);
 }
 
-/* Drop `n` transferred bytes from the front of r's iovec. */
-static void iov_advance(struct blk_req *r, uint64_t n)
-{
-    while (n && r->niov) {
-        if (n >= r->iov[0].iov_len) {
-            n -= r->iov[0].iov_len;
-            r->iov++;
-            r->niov--;
-        } else {
-            r->iov[0].iov_base = (uint8_t *)r->iov[0].iov_base + n;
-            r->iov[0].iov_len -= n;
-            n = 0;
-        }
-    }
-}
-
 static int sync_rw(struct blk *b, struct blk_req *r)
 {
     while (r->niov) {
@@ -122,7 +107,7 @@ static int sync_rw(struct blk *b, struct blk_req *r)
         if (n <= 0)
             return n < 0 ? -errno : -EIO;
         r->xfer_done += (uint64_t)n;
-        iov_advance(r, (uint64_t)n);
+        iov_consume(&r->iov, &r->niov, (uint64_t)n);
     }
     return 0;
 }
@@ -227,7 +212,7 @@ static void raw_finish(struct blk *b, struct raw *rs, struct blk_req *r, int res
             return;
         }
         r->xfer_done += (uint64_t)res;
-        iov_advance(r, (uint64_t)res);
+        iov_consume(&r->iov, &r->niov, (uint64_t)res);
         if (r->niov) {
             wait_push(rs, r);
             return;
