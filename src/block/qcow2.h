@@ -262,4 +262,25 @@ void qcow2_l2_cache_drop(struct qimg *q);   /* forget every cached L2 table */
 /* Write the L1 entries of the header's L1 table from q->l1 (all of them). */
 int qcow2_l1_write_all(struct qimg *q);
 
+/* The cache entry (of n) holding the table at file offset off, made most
+ * recently used; NULL on a miss, with *victim the least recently used entry,
+ * emptied (off = 0) for the caller to load into. */
+static inline struct qcow2_cache_ent *qcow2_cache_find(struct qimg *q,
+                                                       struct qcow2_cache_ent *ents,
+                                                       unsigned n, uint64_t off,
+                                                       struct qcow2_cache_ent **victim)
+{
+    *victim = &ents[0];
+    for (unsigned k = 0; k < n; k++) {
+        if (ents[k].off == off) {
+            ents[k].lru = ++q->lru_clock;
+            return &ents[k];
+        }
+        if (ents[k].lru < (*victim)->lru)
+            *victim = &ents[k];
+    }
+    (*victim)->off = 0;
+    return NULL;
+}
+
 #endif

@@ -15,17 +15,12 @@
 /* Load the refcount block at off into the cache. */
 static int rb_load(struct qimg *q, uint64_t off, uint8_t **out)
 {
-    struct qcow2_cache_ent *victim = &q->rbc[0];
-    for (unsigned i = 0; i < QCOW2_RB_CACHE; i++) {
-        if (q->rbc[i].off == off) {
-            q->rbc[i].lru = ++q->lru_clock;
-            *out = q->rbc[i].buf;
-            return 0;
-        }
-        if (q->rbc[i].lru < victim->lru)
-            victim = &q->rbc[i];
+    struct qcow2_cache_ent *victim, *hit = qcow2_cache_find(q, q->rbc, QCOW2_RB_CACHE, off,
+                                                            &victim);
+    if (hit) {
+        *out = hit->buf;
+        return 0;
     }
-    victim->off = 0;
     int r = qcow2_pread_full(q, victim->buf, q->cluster_size, off);
     if (r < 0)
         return r;

@@ -509,21 +509,34 @@ out:
     return r;
 }
 
-int qimg_snapshot_apply(struct qimg *q, const char *key, struct err *e)
+/* The start of apply and delete: the image must be writable, its table
+ * readable, and the snapshot named by key (ID or name) in it.  On success
+ * the caller owns *s (n entries) and k is the snapshot's index. */
+static int load_for_change(struct qimg *q, const char *key, struct qimg_snapshot **s,
+                           uint32_t *n, int *k, struct err *e)
 {
     int r = check_writable(q, e);
     if (r < 0)
         return r;
-    struct qimg_snapshot *s;
-    uint32_t n = q->nb_snapshots;
-    if ((r = qimg_snapshots_read(q, &s, e)) < 0)
+    *n = q->nb_snapshots;
+    if ((r = qimg_snapshots_read(q, s, e)) < 0)
         return r;
-    int k = qimg_snapshot_find(s, n, key);
-    uint64_t *snl1 = NULL, *old = NULL;
-    if (k < 0) {
-        r = err_set(e, -ENOENT, "%s: no snapshot with ID or name '%s'", q->path, key);
-        goto out;
+    *k = qimg_snapshot_find(*s, *n, key);
+    if (*k < 0) {
+        qimg_snapshots_free(*s, *n);
+        return err_set(e, -ENOENT, "%s: no snapshot with ID or name '%s'", q->path, key);
     }
+    return 0;
+}
+
+int qimg_snapshot_apply(struct qimg *q, const char *key, struct err *e)
+{
+    struct qimg_snapshot *s;
+    uint32_t n;
+    int k, r = load_for_change(q, key, &s, &n, &k, e);
+    if (r < 0)
+        return r;
+    uint64_t *snl1 = NULL, *old = NULL;
     struct qimg_snapshot *sn = &s[k];
     if ((r = l1_read(q, sn->l1_off, sn->l1_size, &snl1, e)) < 0)
         goto out;
@@ -599,19 +612,12 @@ out:
 
 int qimg_snapshot_delete(struct qimg *q, const char *key, struct err *e)
 {
-    int r = check_writable(q, e);
+    struct qimg_snapshot *s;
+    uint32_t n;
+    int k, r = load_for_change(q, key, &s, &n, &k, e);
     if (r < 0)
         return r;
-    struct qimg_snapshot *s;
-    uint32_t n = q->nb_snapshots;
-    if ((r = qimg_snapshots_read(q, &s, e)) < 0)
-        return r;
-    int k = qimg_snapshot_find(s, n, key);
     uint64_t *snl1 = NULL;
-    if (k < 0) {
-        r = err_set(e, -ENOENT, "%s: no snapshot with ID or name '%s'", q->path, key);
-        goto out;
-    }
     struct qimg_snapshot gone = s[k];
     if ((r = l1_read(q, gone.l1_off, gone.l1_size, &snl1, e)) < 0)
         goto out;
