@@ -181,34 +181,47 @@ static void json_str(FILE *f, const char *s)
     fputc('"', f);
 }
 
-static int img_info(int argc, char **argv)
+/* `petrel img info|map [-f FMT] [--output=human|json] FILE`: parse the
+ * options and open FILE read-only.  Returns -1 with *q open, or the exit
+ * status to return (usage, help, or an image that does not open). */
+static int open_for_reading(const char *cmd, int argc, char **argv, struct qimg **q,
+                            bool *json)
 {
     const char *fmt = NULL;
-    bool json = false;
     static const struct option lo[] = { { "output", required_argument, 0, 'O' },
                                         { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 } };
     int c;
+    *json = false;
     optind = 1;
     while ((c = getopt_long(argc, argv, "f:h", lo, NULL)) != -1) {
         if (c == 'f')
             fmt = optarg;
         else if (c == 'O' && (!strcmp(optarg, "json") || !strcmp(optarg, "human")))
-            json = !strcmp(optarg, "json");
+            *json = !strcmp(optarg, "json");
         else {
             cli_img_usage();
             return c == 'h' ? 0 : 1;
         }
     }
     if (optind != argc - 1) {
-        fprintf(stderr, "petrel img info: expected FILE\n");
+        fprintf(stderr, "petrel img %s: expected FILE\n", cmd);
         return 1;
     }
     struct err e = { "" };
-    struct qimg *q;
-    if (qimg_open(&q, argv[optind], fmt, true, &e) < 0) {
-        fprintf(stderr, "petrel img info: %s\n", e.msg);
+    if (qimg_open(q, argv[optind], fmt, true, &e) < 0) {
+        fprintf(stderr, "petrel img %s: %s\n", cmd, e.msg);
         return 1;
     }
+    return -1;
+}
+
+static int img_info(int argc, char **argv)
+{
+    struct qimg *q;
+    bool json;
+    int status = open_for_reading("info", argc, argv, &q, &json);
+    if (status >= 0)
+        return status;
     struct stat st;
     uint64_t disk = fstat(q->fd, &st) == 0 ? (uint64_t)st.st_blocks * 512 : 0;
     const char *format = q->raw ? "raw" : "qcow2";
@@ -421,32 +434,11 @@ out:
 
 static int img_map(int argc, char **argv)
 {
-    const char *fmt = NULL;
-    bool json = false;
-    static const struct option lo[] = { { "output", required_argument, 0, 'O' },
-                                        { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 } };
-    int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "f:h", lo, NULL)) != -1) {
-        if (c == 'f')
-            fmt = optarg;
-        else if (c == 'O' && (!strcmp(optarg, "json") || !strcmp(optarg, "human")))
-            json = !strcmp(optarg, "json");
-        else {
-            cli_img_usage();
-            return c == 'h' ? 0 : 1;
-        }
-    }
-    if (optind != argc - 1) {
-        fprintf(stderr, "petrel img map: expected FILE\n");
-        return 1;
-    }
-    struct err e = { "" };
     struct qimg *q;
-    if (qimg_open(&q, argv[optind], fmt, true, &e) < 0) {
-        fprintf(stderr, "petrel img map: %s\n", e.msg);
-        return 1;
-    }
+    bool json;
+    int status = open_for_reading("map", argc, argv, &q, &json);
+    if (status >= 0)
+        return status;
     if (json)
         printf("[");
     else
