@@ -11,6 +11,7 @@ static const struct {
     { "virtio-rng", virtio_rng_create },
     { "virtio-console", virtio_console_create },
     { "virtio-net", virtio_net_create },
+    { "virtio-keyboard", virtio_keyboard_create },
 };
 
 #define NTYPES (sizeof(device_types) / sizeof(device_types[0]))

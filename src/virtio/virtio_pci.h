@@ -120,10 +120,16 @@ int virtio_pci_init(struct virtio_pci *vp, uint32_t class_code,
 extern const struct mmio_ops virtio_pci_bar_ops;
 
 /* What a device needs from the machine it is plugged into. */
+struct virtio_input;
 struct virtio_host {
     struct pci_bus *pb;
     const struct gmem *mem;
     struct evloop *loop;        /* device event loop (core/evloop.h) */
+    /* Optional (NULL: unused).  The first virtio-keyboard created while
+     * *keyboard is NULL stores itself here, so the board can press keys on
+     * it (virtio_input_power_button, virtio/virtio_input.h), and sets it
+     * back to NULL when the bus frees it: keep it next to the bus. */
+    struct virtio_input **keyboard;
 };
 
 /* Device types: create one from its options (the part of --device after
@@ -131,6 +137,8 @@ struct virtio_host {
 int virtio_rng_create(const struct virtio_host *h, const char *opts, struct err *e);
 /* virtio-console: socket=PATH or file=PATH (see virtio_console.c). */
 int virtio_console_create(const struct virtio_host *h, const char *opts, struct err *e);
+/* virtio-keyboard: virtio-input keyboard, no options (see virtio_input.c). */
+int virtio_keyboard_create(const struct virtio_host *h, const char *opts, struct err *e);
 /* virtio-net: net=user (libslirp NAT), mac=, hostfwd= (see virtio_net.c). */
 int virtio_net_create(const struct virtio_host *h, const char *opts, struct err *e);
 /* virtio-net on a given backend (net/net.h; the device then owns it, also
@@ -148,6 +156,6 @@ int virtio_pci_create(const struct virtio_host *h, const char *spec, struct err 
 /* Whether spec names a known device type (options are not checked). */
 bool virtio_device_known(const char *spec);
 /* Space-separated names virtio_pci_create knows, for help texts. */
-#define VIRTIO_DEVICE_NAMES "virtio-rng virtio-console virtio-net"
+#define VIRTIO_DEVICE_NAMES "virtio-rng virtio-console virtio-net virtio-keyboard"
 
 #endif
