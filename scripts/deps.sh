@@ -3,7 +3,8 @@
 #
 #   scripts/deps.sh [build|guest|test|all]...     (default: build)
 #
-#   build  compile Petrel (gcc, make, libfdt, liburing, zlib, zstd, libslirp)
+#   build  compile Petrel (gcc, make, libfdt, liburing, zlib, zstd, libslirp,
+#          libmicrohttpd and jansson for the API, libcurl for its client)
 #   guest  build the default guest images from Debian packages (images/)
 #   test   run the test suite and the benchmarks (pytest, pexpect, the riscv64
 #          cross compiler for guest test programs, qemu-user-static as FP
@@ -14,7 +15,8 @@
 # offline-safe.
 set -euo pipefail
 
-pkgs_build=(gcc make libc6-dev libfdt-dev liburing-dev pkg-config zlib1g-dev libzstd-dev libslirp-dev)
+pkgs_build=(gcc make libc6-dev libfdt-dev liburing-dev pkg-config zlib1g-dev libzstd-dev libslirp-dev
+            libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev)
 pkgs_guest=(apt debian-archive-keyring cpio xz-utils zstd gzip kmod e2fsprogs)
 pkgs_test=(python3 python3-pytest python3-pexpect
            gcc-riscv64-linux-gnu binutils-riscv64-linux-gnu libc6-dev-riscv64-cross

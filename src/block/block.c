@@ -122,6 +122,8 @@ void blk_submit(struct blk *b, struct blk_req *r)
     uint64_t len = r->op == BLK_READ || r->op == BLK_WRITE ? iov_bytes(r->iov, r->niov) : r->len;
     r->xfer_done = 0;
     r->next = NULL;
+    r->submit_ns = time_now_ns();
+    r->bytes = len;
     b->inflight++;
     if (b->loop)
         evloop_busy_inc(b->loop);
@@ -146,8 +148,24 @@ void blk_submit(struct blk *b, struct blk_req *r)
     b->drv->submit(b, r);
 }
 
+static void account(struct blk_stats *s, const struct blk_req *r, int ret)
+{
+    uint64_t ns = time_now_ns() - r->submit_ns;
+    if (ret < 0) {
+        s->errors++;
+        return;
+    }
+    switch (r->op) {
+    case BLK_READ: s->read_ops++; s->read_bytes += r->bytes; s->read_ns += ns; break;
+    case BLK_WRITE: s->write_ops++; s->write_bytes += r->bytes; s->write_ns += ns; break;
+    case BLK_FLUSH: s->flush_ops++; break;
+    default: s->discard_ops++; break;
+    }
+}
+
 void blk_complete(struct blk *b, struct blk_req *r, int ret)
 {
+    account(&b->stats, r, ret);
     b->inflight--;
     if (b->loop)
         evloop_busy_dec(b->loop);

@@ -63,6 +63,8 @@ struct blk_req {
     void *opaque;               /* the submitter's */
     /* driver state (the driver may also advance iov/niov on short I/O) */
     uint64_t xfer_done;         /* bytes transferred so far */
+    uint64_t submit_ns;         /* for latency statistics */
+    uint64_t bytes;             /* READ/WRITE: the request's length */
     struct blk_req *next;       /* driver's queue of requests not yet submitted */
 };
 
@@ -86,8 +88,16 @@ struct blk_driver {
     void (*close)(struct blk *b);
 };
 
+/* What the guest did with a disk (metrics); device context. */
+struct blk_stats {
+    uint64_t read_bytes, write_bytes;
+    uint64_t read_ops, write_ops, flush_ops, discard_ops, errors;
+    uint64_t read_ns, write_ns;         /* summed submit-to-completion times */
+};
+
 struct blk {
     const struct blk_driver *drv;
+    struct blk_stats stats;
     char *path;
     int fd;
     bool readonly;

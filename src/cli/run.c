@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/signalfd.h>
 #include <unistd.h>
 
 #include "arch/riscv/virt.h"
@@ -132,29 +134,6 @@ static int parse_uint(const char *s, unsigned long max, unsigned long *out)
     return 0;
 }
 
-/* The default guest directory: $PETREL_GUEST_DIR/<arch> or
- * <exe dir>/guest/<arch> */
-static int default_guest_dir(const char *arch, char *buf, size_t len)
-{
-    const char *env = getenv("PETREL_GUEST_DIR");
-    if (env && *env) {
-        if (snprintf(buf, len, "%s/%s", env, arch) >= (int)len)
-            return -1;
-        return 0;
-    }
-    char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-    if (n <= 0)
-        return -1;
-    exe[n] = 0;
-    char *slash = strrchr(exe, '/');
-    if (slash)
-        *slash = 0;
-    if (snprintf(buf, len, "%s/guest/%s", exe, arch) >= (int)len)
-        return -1;
-    return 0;
-}
-
 static int usage_error(const char *fmt, const char *arg)
 {
     fprintf(stderr, "petrel run: ");
@@ -164,11 +143,30 @@ static int usage_error(const char *fmt, const char *arg)
 }
 
 enum { OPT_ARCH = 256, OPT_KERNEL, OPT_INITRD, OPT_APPEND, OPT_FIRMWARE, OPT_MEMORY, OPT_CPUS,
-       OPT_TIMEOUT, OPT_DEVICE, OPT_DISK };
+       OPT_TIMEOUT, OPT_DEVICE, OPT_DISK, OPT_API_SOCK, OPT_BOOT, OPT_ID, OPT_CONFIG_FILE,
+       OPT_NO_API, OPT_CONSOLE_SOCK, OPT_CONSOLE_LOG, OPT_FC_IGNORED_ARG, OPT_FC_IGNORED };
 
-int cli_run(int argc, char **argv)
+struct run_opts {
+    const char *api_sock, *id, *config_file, *console_sock, *console_log;
+    bool boot, no_api;
+    int verbose;
+};
+
+/* SIGTERM, SIGINT, SIGHUP: stop the VM (hard) and exit cleanly. */
+static void signal_ready(void *opaque)
 {
-    uint64_t start_ns = time_now_ns();
+    struct vm *vm = opaque;
+    struct signalfd_siginfo si;
+    if (read(vm_signal_fd(vm), &si, sizeof(si)) != sizeof(si))
+        return;
+    log_info("%s: stopping the VM", strsignal((int)si.ssi_signo));
+    pthread_mutex_lock(&vm->dev_lock);
+    vm_request_exit(vm, VM_EXIT_STOPPED, 0);
+    pthread_mutex_unlock(&vm->dev_lock);
+}
+
+static int parse_args(int argc, char **argv, struct vm_config *cfg, struct run_opts *ro)
+{
     static const struct option opts[] = {
         { "arch", required_argument, NULL, OPT_ARCH },
         { "kernel", required_argument, NULL, OPT_KERNEL },
@@ -180,28 +178,43 @@ int cli_run(int argc, char **argv)
         { "timeout", required_argument, NULL, OPT_TIMEOUT },
         { "device", required_argument, NULL, OPT_DEVICE },
         { "disk", required_argument, NULL, OPT_DISK },
+        { "api-sock", required_argument, NULL, OPT_API_SOCK },
+        { "boot", no_argument, NULL, OPT_BOOT },
+        { "id", required_argument, NULL, OPT_ID },
+        { "config-file", required_argument, NULL, OPT_CONFIG_FILE },
+        { "no-api", no_argument, NULL, OPT_NO_API },
+        { "console-sock", required_argument, NULL, OPT_CONSOLE_SOCK },
+        { "console-log", required_argument, NULL, OPT_CONSOLE_LOG },
+        /* Firecracker's flags that its clients pass; see the README */
+        { "seccomp-level", required_argument, NULL, OPT_FC_IGNORED_ARG },
+        { "level", required_argument, NULL, OPT_FC_IGNORED_ARG },
+        { "log-path", required_argument, NULL, OPT_FC_IGNORED_ARG },
+        { "no-seccomp", no_argument, NULL, OPT_FC_IGNORED },
+        { "show-level", no_argument, NULL, OPT_FC_IGNORED },
+        { "show-log-origin", no_argument, NULL, OPT_FC_IGNORED },
+        { "boot-timer", no_argument, NULL, OPT_FC_IGNORED },
         { "verbose", no_argument, NULL, 'v' },
         { "help", no_argument, NULL, 'h' },
         { 0 },
     };
-    struct vm_config cfg = { .arch = "riscv64", .mem_size = DEFAULT_MEM, .cpus = 1,
-                             .append = DEFAULT_APPEND };
-    const char *firmware_opt = NULL;
-    bool initrd_given = false;
-    int verbose = 0;
     unsigned long ul;
     unsigned long long ull;
+    struct err e = { "" };
 
     opterr = 0;
     optind = 1;
     int o;
     while ((o = getopt_long(argc, argv, ":hv", opts, NULL)) != -1) {
         switch (o) {
-        case OPT_ARCH: cfg.arch = optarg; break;
-        case OPT_KERNEL: cfg.kernel = optarg; break;
-        case OPT_INITRD: cfg.initrd = optarg; initrd_given = true; break;
-        case OPT_APPEND: cfg.append = optarg; break;
-        case OPT_FIRMWARE: firmware_opt = optarg; break;
+        case OPT_ARCH:
+            if (!vm_board(optarg))
+                return usage_error("unknown --arch '%s' (riscv64 or x86_64)", optarg);
+            vm_config_set(&cfg->arch, optarg);
+            break;
+        case OPT_KERNEL: vm_config_set(&cfg->kernel, optarg); break;
+        case OPT_INITRD: vm_config_set(&cfg->initrd, optarg); break;
+        case OPT_APPEND: vm_config_set(&cfg->append, optarg); break;
+        case OPT_FIRMWARE: vm_config_set(&cfg->firmware, optarg); break;
         case OPT_MEMORY:
             if (cli_parse_size(optarg, &ull) < 0)
                 return usage_error("invalid --memory size '%s' (use e.g. 512M or 2G)", optarg);
@@ -211,113 +224,115 @@ int cli_run(int argc, char **argv)
                 return usage_error("--memory %s is too little memory (at least 16M)", optarg);
             if (ull & 0xfff)
                 return usage_error("--memory %s is not a multiple of 4K", optarg);
-            cfg.mem_size = ull;
+            cfg->mem_size = ull;
             break;
         case OPT_CPUS:
             if (parse_uint(optarg, 1024, &ul) < 0 || ul < 1)
                 return usage_error("invalid --cpus '%s' (a number from 1)", optarg);
-            cfg.cpus = (unsigned)ul;
+            cfg->cpus = (unsigned)ul;
             break;
         case OPT_TIMEOUT:
             if (parse_uint(optarg, 1000000, &ul) < 0 || ul < 1)
                 return usage_error("invalid --timeout '%s' (seconds, 1..1000000)", optarg);
-            cfg.timeout_s = (unsigned)ul;
+            cfg->timeout_s = (unsigned)ul;
             break;
         case OPT_DEVICE:
             if (!virtio_device_known(optarg))
                 return usage_error("unknown --device '%s' (known: " VIRTIO_DEVICE_NAMES ")",
                                    optarg);
-            if (cfg.ndevices >= VM_MAX_DEVICES)
+            if (cfg->ndevices >= VM_MAX_DEVICES)
                 return usage_error("too many --device options (at most %s)", "16");
-            cfg.devices[cfg.ndevices++] = optarg;
-            break;
-        case OPT_DISK: {
-            struct err de = { "" };
-            if (cfg.ndisks >= VM_MAX_DISKS)
-                return usage_error("too many --disk options (at most %s)", "16");
-            if (disk_config_parse(&cfg.disks[cfg.ndisks], optarg, &de) < 0) {
-                fprintf(stderr, "petrel run: %s\n", de.msg);
+            if (vm_config_add_device(cfg, optarg, &e) < 0) {
+                fprintf(stderr, "petrel run: %s\n", e.msg);
                 return PETREL_EXIT_ERROR;
             }
-            cfg.ndisks++;
             break;
-        }
-        case 'v': verbose++; break;
-        case 'h': cli_run_usage(); return 0;
+        case OPT_DISK:
+            if (cfg->ndisks >= VM_MAX_DISKS)
+                return usage_error("too many --disk options (at most %s)", "16");
+            if (vm_config_set_disk(cfg, -1, optarg, &e) < 0) {
+                fprintf(stderr, "petrel run: %s\n", e.msg);
+                return PETREL_EXIT_ERROR;
+            }
+            break;
+        case OPT_API_SOCK: ro->api_sock = optarg; break;
+        case OPT_BOOT: ro->boot = true; break;
+        case OPT_ID: ro->id = optarg; break;
+        case OPT_CONFIG_FILE: ro->config_file = optarg; break;
+        case OPT_NO_API: ro->no_api = true; break;
+        case OPT_CONSOLE_SOCK: ro->console_sock = optarg; break;
+        case OPT_CONSOLE_LOG: ro->console_log = optarg; break;
+        case OPT_FC_IGNORED_ARG:
+        case OPT_FC_IGNORED:
+            log_debug("ignoring Firecracker's %s", argv[optind - 1]);
+            break;
+        case 'v': ro->verbose++; break;
+        case 'h': cli_run_usage(); return -1;
         case ':': return usage_error("option '%s' needs an argument", argv[optind - 1]);
         default: return usage_error("unknown option '%s'", argv[optind - 1]);
         }
     }
     if (optind < argc)
         return usage_error("unexpected argument '%s'", argv[optind]);
-    log_set_verbose(verbose);
+    if (ro->console_log && !ro->console_sock)
+        return usage_error("%s", "--console-log needs --console-sock");
+    if (ro->boot && !ro->api_sock)
+        return usage_error("%s", "--boot goes with --api-sock (without it petrel run boots at once)");
+    if (ro->no_api && !ro->config_file)
+        return usage_error("%s", "--no-api goes with --config-file");
+    return 0;
+}
 
-    static const struct board_ops *const boards[] = { &riscv_virt_board, &x86_pc_board };
-    const struct board_ops *board = NULL;
-    for (unsigned i = 0; i < sizeof(boards) / sizeof(boards[0]); i++)
-        if (!strcmp(cfg.arch, boards[i]->arch))
-            board = boards[i];
-    if (!board)
-        return usage_error("unknown --arch '%s' (riscv64 or x86_64)", cfg.arch);
+int cli_run(int argc, char **argv)
+{
+    struct vm_config cfg = { .mem_size = DEFAULT_MEM, .cpus = 1 };
+    struct run_opts ro = { 0 };
+    struct err e = { "" };
+    int status = PETREL_EXIT_ERROR;
+    vm_config_set(&cfg.arch, "riscv64");
+    vm_config_set(&cfg.append, DEFAULT_APPEND);
+    int ret = parse_args(argc, argv, &cfg, &ro);
+    if (ret) {
+        vm_config_free(&cfg);
+        return ret < 0 ? 0 : ret;
+    }
+    log_set_verbose(ro.verbose);
+    const struct board_ops *board = vm_board(cfg.arch);
     if (cfg.cpus > board->max_cpus) {
         fprintf(stderr, "petrel run: --cpus %u: %s guests have at most %u\n", cfg.cpus,
                 board->arch, board->max_cpus);
+        vm_config_free(&cfg);
         return PETREL_EXIT_ERROR;
     }
 
-    /* default guest files */
-    char dir[PATH_MAX + 32], kpath[PATH_MAX + 64], ipath[PATH_MAX + 64], fpath[PATH_MAX + 64];
-    bool have_dir = default_guest_dir(board->arch, dir, sizeof(dir)) == 0;
-    if (!cfg.kernel) {
-        if (!have_dir)
-            return usage_error("%s", "cannot locate the default guest; pass --kernel");
-        snprintf(kpath, sizeof(kpath), "%s/%s", dir, board->default_kernel);
-        cfg.kernel = kpath;
-        if (!initrd_given && board->default_initrd) {
-            snprintf(ipath, sizeof(ipath), "%s/%s", dir, board->default_initrd);
-            cfg.initrd = ipath;
-        }
-    }
-    if (firmware_opt && !strcmp(firmware_opt, "none")) {
-        cfg.firmware = NULL;
-    } else if (firmware_opt) {
-        cfg.firmware = firmware_opt;
-    } else if (board->default_firmware) {
-        if (!have_dir)
-            return usage_error("%s", "cannot locate the default firmware; pass --firmware");
-        snprintf(fpath, sizeof(fpath), "%s/%s", dir, board->default_firmware);
-        cfg.firmware = fpath;
-    }
+    /* Signals become events of the loop: block them before any thread
+     * starts (threads inherit the mask). */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
-    struct vm *vm = calloc(1, sizeof(*vm));
+    struct vm *vm = vm_new(&e);
     if (!vm) {
-        fprintf(stderr, "petrel run: out of memory\n");
-        return PETREL_EXIT_ERROR;
-    }
-    vm->cfg = cfg;
-    vm->start_ns = start_ns;
-    struct err e = { "" };
-    int status;
-    if (console_init(&vm->con, STDIN_FILENO, STDOUT_FILENO, &e) < 0) {
         fprintf(stderr, "petrel run: %s\n", e.msg);
-        free(vm);
+        vm_config_free(&cfg);
         return PETREL_EXIT_ERROR;
     }
-    vm->loop = evloop_new(&e);
-    if (!vm->loop || board->create(vm, &e) < 0) {
-        evloop_free(vm->loop);
-        console_restore(&vm->con);
-        fprintf(stderr, "petrel run: %s\n", e.msg);
-        free(vm);
-        return PETREL_EXIT_ERROR;
-    }
-    if (cfg.timeout_s)
-        vm->deadline_ns = time_now_ns() + (uint64_t)cfg.timeout_s * 1000000000ull;
-    log_info("booting %s with %lluM, %u cpu(s)", cfg.kernel,
-             (unsigned long long)(cfg.mem_size >> 20), cfg.cpus);
-    board->run(vm);
+    vm->cfg = cfg;      /* the VM owns the configuration now */
+    if (vm_signals(vm, &sigs, signal_ready, &e) < 0)
+        goto fail;
+    if (ro.console_sock)
+        ret = vm_console_server(vm, ro.console_sock, ro.console_log, &e);
+    else
+        ret = vm_console_stdio(vm, STDIN_FILENO, STDOUT_FILENO, &e);
+    if (ret < 0)
+        goto fail;
+    if ((ret = vm_config_defaults(&vm->cfg, &e)) < 0 || (ret = vm_start(vm, &e)) < 0)
+        goto fail;
+    status = vm_run(vm);
     console_restore(&vm->con);
-    status = vm_exit_status(vm);
     if (vm->exit_reason != VM_EXIT_POWEROFF && vm->exit_reason != VM_EXIT_QUIT) {
         if (vm->exit_reason == VM_EXIT_GUEST_FAIL)
             fprintf(stderr, "petrel: %s (code %u)\n", vm_exit_name(vm->exit_reason),
@@ -325,8 +340,11 @@ int cli_run(int argc, char **argv)
         else
             fprintf(stderr, "petrel: %s\n", vm_exit_name(vm->exit_reason));
     }
-    board->destroy(vm);
-    evloop_free(vm->loop);
-    free(vm);
+    vm_free(vm);
     return status;
+fail:
+    console_restore(&vm->con);
+    fprintf(stderr, "petrel run: %s\n", e.msg);
+    vm_free(vm);
+    return PETREL_EXIT_ERROR;
 }

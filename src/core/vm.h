@@ -1,15 +1,39 @@
-/* The machine object: configuration, guest memory, the MMIO bus, the
- * console, and why the VM stopped.  Engines and boards hang their state off
- * it; nothing is global. */
+/* The machine object and its lifecycle.
+ *
+ * Design
+ * - struct vm holds the configuration, guest memory, the MMIO bus, the
+ *   console, the device lock and the event loop; boards and engines hang
+ *   their state off it; nothing is global.
+ * - Lifecycle: vm_new -> (edit vm->cfg) -> vm_start -> vm_pause/vm_resume
+ *   ... -> the VM ends (guest power-off, reboot, panic, watchdog, an API
+ *   stop, a signal) -> vm_run returns -> vm_free.  States are Firecracker's:
+ *   "Not started", "Running", "Paused", and "Stopped" once the guest ended.
+ *
+ * Threads
+ * - The event-loop thread calls vm_run, which owns the sleep: it waits in
+ *   evloop_run on every descriptor (console, devices, API, timers).  Device
+ *   handlers run with dev_lock held.  vm_start/vm_pause/vm_resume and the
+ *   getters run on this thread only.
+ * - Guest-CPU threads (board ops start/stop) take dev_lock around device
+ *   emulation (MMIO/PIO exits).  vm_request_exit may be called from any
+ *   thread holding dev_lock; it wakes the event loop, which stops the CPUs.
+ *
+ * What can fail: vm_start reports board/device set-up errors through struct
+ * err and leaves the VM "Not started" (the configuration can be fixed and
+ * started again); pause/resume in the wrong state are -EINVAL with a
+ * message. */
 #ifndef PETREL_VM_H
 #define PETREL_VM_H
 
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 
-#include "block/block.h"
 #include "core/bus.h"
 #include "core/console.h"
 #include "core/memory.h"
+#include "core/vm_config.h"
 
 /* Process exit statuses of `petrel run` (documented in the README). */
 enum {
@@ -30,53 +54,91 @@ enum vm_exit_reason {
     VM_EXIT_GUEST_FAIL,   /* guest powered off reporting failure */
     VM_EXIT_QUIT,         /* user typed the console escape */
     VM_EXIT_ERROR,
+    VM_EXIT_STOPPED,      /* stopped by the host: API stop/kill, SIGTERM */
 };
 
-#define VM_MAX_DEVICES 16
-#define VM_MAX_DISKS 16
-
-struct vm_config {
-    const char *arch;       /* "riscv64" or "x86_64" */
-    const char *kernel;
-    const char *initrd;     /* NULL: none */
-    const char *append;
-    const char *firmware;   /* NULL: none */
-    uint64_t mem_size;
-    unsigned cpus;
-    unsigned timeout_s;     /* 0: no watchdog */
-    const char *devices[VM_MAX_DEVICES];   /* --device NAME, in order */
-    unsigned ndevices;
-    struct disk_config disks[VM_MAX_DISKS];  /* --disk, in order: vda, vdb, ... */
-    unsigned ndisks;
-};
+enum vm_state { VM_NOT_STARTED, VM_STATE_RUNNING, VM_PAUSED, VM_STOPPED };
 
 struct evloop;
+struct evloop_timer;
+struct board_ops;
+
+/* Per guest CPU figures for metrics. */
+struct vm_cpu_stats {
+    uint64_t cpu_time_ns;       /* host CPU time of the thread running it */
+    uint64_t instructions;      /* rv64: retired instructions */
+    uint64_t exits;             /* kvm: exits to the VMM */
+};
 
 struct vm {
     struct vm_config cfg;
     struct gmem mem;
     struct bus bus;
     struct console con;
-    enum vm_exit_reason exit_reason;
+    pthread_mutex_t dev_lock;   /* device context (see Threads) */
+    enum vm_state state;        /* event-loop thread */
+    enum vm_exit_reason exit_reason;    /* under dev_lock */
     uint32_t exit_code;     /* guest-provided detail (e.g. failure code) */
-    uint64_t deadline_ns;   /* --timeout, 0 if none */
     uint64_t start_ns;      /* when petrel started setting the VM up */
-    struct evloop *loop;    /* device event loop (core/evloop.h) */
+    uint64_t boot_ns;       /* when vm_start succeeded */
+    uint64_t paused_ns;     /* total time spent paused */
+    uint64_t paused_at_ns;
+    struct evloop *loop;    /* the event loop (core/evloop.h) */
+    int exit_efd;           /* written by vm_request_exit: wakes the loop */
+    int sig_fd;             /* signalfd (vm_signals), -1 if none */
+    struct evloop_timer *watchdog;      /* cfg.timeout_s */
+    struct evloop_timer *stop_timer;    /* vm_stop's hard-stop deadline */
+    const struct board_ops *ops;
     void *board;            /* arch board state */
+    /* called on the event-loop thread when the VM has ended, before vm_run
+     * returns (the API uses it to answer waiting clients) */
+    void (*on_exit)(void *opaque);
+    void *on_exit_opaque;
 };
 
-static inline void vm_request_exit(struct vm *vm, enum vm_exit_reason r, uint32_t code)
-{
-    if (vm->exit_reason == VM_RUNNING) {
-        vm->exit_reason = r;
-        vm->exit_code = code;
-    }
-}
+/* A VM with an empty configuration, its event loop and device lock. */
+struct vm *vm_new(struct err *e);
+/* Stop the CPUs if running, tear the machine down, free everything. */
+void vm_free(struct vm *vm);
+/* The board for an architecture name, or NULL. */
+const struct board_ops *vm_board(const char *arch);
+/* Fill in the default guest's kernel/initrd/firmware where the
+ * configuration has none (firmware "none" means none). */
+int vm_config_defaults(struct vm_config *c, struct err *e);
+/* The serial console on in_fd/out_fd (stdio; -1: none), or on a unix
+ * socket with a bounded log (log may be NULL).  Before vm_start. */
+int vm_console_stdio(struct vm *vm, int in_fd, int out_fd, struct err *e);
+int vm_console_server(struct vm *vm, const char *sock, const char *log, struct err *e);
+/* Receive the (already blocked) signals in set through a signalfd whose
+ * handler fn runs on the loop (control context); vm_signal_fd reads it. */
+int vm_signals(struct vm *vm, const sigset_t *set, void (*fn)(void *vm), struct err *e);
+int vm_signal_fd(const struct vm *vm);
+/* Build the machine from vm->cfg and start its CPUs. */
+int vm_start(struct vm *vm, struct err *e);
+int vm_pause(struct vm *vm, struct err *e);
+int vm_resume(struct vm *vm, struct err *e);
+/* Press the guest's power button (a graceful shutdown request); -ENOTSUP
+ * when the machine has none. */
+int vm_power_button(struct vm *vm, struct err *e);
+/* Stop the VM: press the power button and end it hard after timeout_s
+ * seconds if the guest has not powered off by then; at once when force is
+ * set, timeout_s is 0, the VM is not running, or it has no power button.
+ * Event-loop thread. */
+int vm_stop(struct vm *vm, unsigned timeout_s, bool force, struct err *e);
+/* Run the event loop until the VM ends (or, not started, until
+ * vm_request_exit); returns the exit status (PETREL_EXIT_*). */
+int vm_run(struct vm *vm);
+/* End the VM (any thread; dev_lock held or not running yet). */
+void vm_request_exit(struct vm *vm, enum vm_exit_reason r, uint32_t code);
+/* Firecracker's state names: "Not started", "Running", "Paused"; and
+ * "Stopped". */
+const char *vm_state_name(enum vm_state s);
+/* Seconds the guest has run (paused time excluded); 0 before start. */
+double vm_uptime(const struct vm *vm);
+/* Number of guest CPUs and their figures (event-loop thread). */
+unsigned vm_cpu_count(const struct vm *vm);
+void vm_cpu_stats(struct vm *vm, unsigned i, struct vm_cpu_stats *out);
 
-/* Periodic housekeeping shared by engines, in device context: console I/O,
- * panic detection, escape key, watchdog, and the device event loop's ready
- * handlers.  Waits up to timeout_ns for console input or device events. */
-void vm_poll(struct vm *vm, uint64_t timeout_ns);
 int vm_exit_status(const struct vm *vm);
 const char *vm_exit_name(enum vm_exit_reason r);
 

@@ -17,7 +17,22 @@ void clint_init(struct clint *c, struct rv64_hart **harts, unsigned nharts)
 
 uint64_t clint_mtime(const struct clint *c)
 {
-    return (time_now_ns() - c->base_ns) / (1000000000ull / CLINT_FREQ);
+    uint64_t now = c->frozen_ns ? c->frozen_ns : time_now_ns();
+    return (now - c->base_ns) / (1000000000ull / CLINT_FREQ);
+}
+
+void clint_freeze(struct clint *c)
+{
+    if (!c->frozen_ns)
+        c->frozen_ns = time_now_ns();
+}
+
+void clint_thaw(struct clint *c)
+{
+    if (c->frozen_ns) {
+        c->base_ns += time_now_ns() - c->frozen_ns;
+        c->frozen_ns = 0;
+    }
 }
 
 static void update_hart(struct clint *c, unsigned i, uint64_t now)

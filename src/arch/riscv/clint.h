@@ -19,6 +19,7 @@ struct clint {
     unsigned nharts;
     struct rv64_hart **harts;
     uint64_t base_ns;          /* host time at mtime == 0 */
+    uint64_t frozen_ns;        /* host time when frozen (VM paused), 0: running */
     uint32_t msip[CLINT_MAX_HARTS];
     uint64_t mtimecmp[CLINT_MAX_HARTS];
 };
@@ -27,6 +28,9 @@ extern const struct mmio_ops clint_ops;
 
 void clint_init(struct clint *c, struct rv64_hart **harts, unsigned nharts);
 uint64_t clint_mtime(const struct clint *c);
+/* Stop mtime (the VM is paused) and restart it where it stopped. */
+void clint_freeze(struct clint *c);
+void clint_thaw(struct clint *c);
 /* Update MTIP of every hart from the current time. */
 void clint_tick(struct clint *c);
 /* Nanoseconds until the earliest mtimecmp among the harts in hart_mask

@@ -59,7 +59,7 @@ static void pci_intx(void *opaque, unsigned line, bool level)
     plic_set_irq(&b->plic, VIRT_PCI_IRQ_BASE + line, level);
 }
 
-static void console_input(void *opaque)
+static void uart_input(void *opaque)
 {
     struct riscv_virt *b = opaque;
     uart16550_update(&b->uart);
@@ -189,7 +189,7 @@ int riscv_virt_create(struct vm *vm, struct err *e)
     plic_init(&b->plic, b->cpu->harts, c->cpus);
     b->cpu->clint = &b->clint;
     uart16550_init(&b->uart, &vm->con, uart_irq, b);
-    vm->con.on_input = console_input;
+    vm->con.on_input = uart_input;
     vm->con.opaque = b;
     if ((ret = bus_add(&vm->bus, VIRT_TEST_BASE, 0x1000, &test_ops, vm, "test", e)) < 0 ||
         (ret = bus_add(&vm->bus, CLINT_BASE, CLINT_SIZE, &clint_ops, &b->clint, "clint", e)) < 0 ||
@@ -216,10 +216,34 @@ fail:
     return ret;
 }
 
-void riscv_virt_run(struct vm *vm)
+static int riscv_virt_start(struct vm *vm, struct err *e)
 {
     struct riscv_virt *b = vm->board;
-    rv64_run(b->cpu);
+    return rv64_start(b->cpu, e);
+}
+
+static void riscv_virt_pause(struct vm *vm)
+{
+    struct riscv_virt *b = vm->board;
+    rv64_pause(b->cpu);
+    pthread_mutex_lock(&vm->dev_lock);
+    clint_freeze(&b->clint);
+    pthread_mutex_unlock(&vm->dev_lock);
+}
+
+static void riscv_virt_resume(struct vm *vm)
+{
+    struct riscv_virt *b = vm->board;
+    pthread_mutex_lock(&vm->dev_lock);
+    clint_thaw(&b->clint);
+    pthread_mutex_unlock(&vm->dev_lock);
+    rv64_resume(b->cpu);
+}
+
+static void riscv_virt_stop(struct vm *vm)
+{
+    struct riscv_virt *b = vm->board;
+    rv64_stop(b->cpu);
     const struct plic *p = &b->plic;
     log_debug("plic: level=%08x:%08x pending=%08x:%08x claimed=%08x:%08x "
               "enable[0..3]=%08x:%08x %08x:%08x %08x:%08x %08x:%08x "
@@ -228,6 +252,14 @@ void riscv_virt_run(struct vm *vm)
               p->claimed[0], p->enable[0][1], p->enable[0][0], p->enable[1][1], p->enable[1][0],
               p->enable[2][1], p->enable[2][0], p->enable[3][1], p->enable[3][0], b->uart.ier,
               b->uart.lcr, b->uart.thr_ipending, b->uart.rx_enabled, b->uart.irq_level);
+}
+
+static void riscv_virt_cpu_stats(struct vm *vm, unsigned i, struct vm_cpu_stats *out)
+{
+    struct riscv_virt *b = vm->board;
+    /* one host thread runs every hart: its CPU time is shared among them */
+    out->cpu_time_ns = rv64_thread_cpu_ns(b->cpu) / b->cpu->nharts;
+    out->instructions = __atomic_load_n(&b->cpu->harts[i]->instret, __ATOMIC_RELAXED);
 }
 
 void riscv_virt_destroy(struct vm *vm)
@@ -250,6 +282,10 @@ const struct board_ops riscv_virt_board = {
     .default_firmware = "fw_dynamic.bin",
     .max_cpus = CLINT_MAX_HARTS,
     .create = riscv_virt_create,
-    .run = riscv_virt_run,
+    .start = riscv_virt_start,
+    .pause = riscv_virt_pause,
+    .resume = riscv_virt_resume,
+    .stop = riscv_virt_stop,
     .destroy = riscv_virt_destroy,
+    .cpu_stats = riscv_virt_cpu_stats,
 };

@@ -46,7 +46,6 @@ struct riscv_virt {
 };
 
 int riscv_virt_create(struct vm *vm, struct err *e);
-void riscv_virt_run(struct vm *vm);
 void riscv_virt_destroy(struct vm *vm);
 
 /* fdt.c */

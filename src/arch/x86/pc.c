@@ -20,7 +20,7 @@ static void com1_irq(void *opaque, int level)
     kvm_irq_line(pc->kvm, PC_COM1_IRQ, level);
 }
 
-static void console_input(void *opaque)
+static void uart_input(void *opaque)
 {
     struct x86_pc *pc = opaque;
     uart16550_update(&pc->uart);
@@ -78,7 +78,7 @@ static int add_devices(struct x86_pc *pc, struct err *e)
     uart16550_init(&pc->uart, &vm->con, com1_irq, pc);
     i8042_init(&pc->kbc, kbc_reset, pc);
     cmos_rtc_init(&pc->rtc);
-    vm->con.on_input = console_input;
+    vm->con.on_input = uart_input;
     vm->con.opaque = pc;
     if ((ret = bus_add(&pc->pio, PC_COM1_PORT, 8, &uart16550_ops, &pc->uart, "com1", e)) < 0 ||
         (ret = bus_add(&pc->pio, I8042_DATA_PORT, 5, &i8042_ops, &pc->kbc, "i8042", e)) < 0 ||
@@ -245,10 +245,35 @@ fail:
     return ret;
 }
 
-static void pc_run(struct vm *vm)
+static int pc_start(struct vm *vm, struct err *e)
 {
     struct x86_pc *pc = vm->board;
-    kvm_run(pc->kvm);
+    return kvm_start(pc->kvm, e);
+}
+
+static void pc_pause(struct vm *vm)
+{
+    struct x86_pc *pc = vm->board;
+    kvm_pause(pc->kvm);
+}
+
+static void pc_resume(struct vm *vm)
+{
+    struct x86_pc *pc = vm->board;
+    kvm_resume(pc->kvm);
+}
+
+static void pc_stop(struct vm *vm)
+{
+    struct x86_pc *pc = vm->board;
+    kvm_stop(pc->kvm);
+}
+
+static void pc_cpu_stats(struct vm *vm, unsigned i, struct vm_cpu_stats *out)
+{
+    struct x86_pc *pc = vm->board;
+    out->cpu_time_ns = kvm_vcpu_cpu_ns(&pc->kvm->vcpus[i]);
+    out->exits = __atomic_load_n(&pc->kvm->vcpus[i].exits, __ATOMIC_RELAXED);
 }
 
 static void pc_destroy(struct vm *vm)
@@ -271,6 +296,10 @@ const struct board_ops x86_pc_board = {
     .default_firmware = NULL,
     .max_cpus = KVM_MAX_VCPUS,
     .create = pc_create,
-    .run = pc_run,
+    .start = pc_start,
+    .pause = pc_pause,
+    .resume = pc_resume,
+    .stop = pc_stop,
     .destroy = pc_destroy,
+    .cpu_stats = pc_cpu_stats,
 };

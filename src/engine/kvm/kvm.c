@@ -10,6 +10,7 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/evloop.h"
@@ -17,7 +18,6 @@
 
 #define KVM_TSS_ADDR 0xfffbd000ull
 #define KVM_IDENTITY_MAP_ADDR 0xfffbc000ull
-#define EVENT_POLL_NS 10000000ull /* console flush / input latency bound */
 
 static void kick_handler(int sig) { (void)sig; }
 
@@ -166,7 +166,9 @@ struct kvm_machine *kvm_new(struct vm *vm, struct bus *mmio, struct bus *pio, st
     k->mmio = mmio;
     k->pio = pio;
     k->vm_fd = -1;
-    pthread_mutex_init(&k->dev_lock, NULL);
+    k->dev_lock = &vm->dev_lock;
+    pthread_mutex_init(&k->park_mu, NULL);
+    pthread_cond_init(&k->park_cv, NULL);
     k->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
     if (k->kvm_fd < 0) {
         err_set(e, -errno, "cannot open /dev/kvm: %s (x86_64 guests need KVM)", strerror(errno));
@@ -244,7 +246,8 @@ void kvm_free(struct kvm_machine *k)
         close(k->vm_fd);
     if (k->kvm_fd >= 0)
         close(k->kvm_fd);
-    pthread_mutex_destroy(&k->dev_lock);
+    pthread_mutex_destroy(&k->park_mu);
+    pthread_cond_destroy(&k->park_cv);
     free(k);
 }
 
@@ -306,40 +309,92 @@ static void kick_all(struct kvm_machine *k)
     }
 }
 
-void kvm_run(struct kvm_machine *k)
+int kvm_start(struct kvm_machine *k, struct err *e)
 {
-    struct vm *vm = k->vm;
     for (unsigned i = 0; i < k->nvcpus; i++) {
         struct kvm_vcpu *v = &k->vcpus[i];
-        if (pthread_create(&v->thread, NULL, kvm_vcpu_thread, v) != 0) {
-            pthread_mutex_lock(&k->dev_lock);
-            log_error("cannot start the thread of vCPU %u", i);
-            vm_request_exit(vm, VM_EXIT_ERROR, 0);
-            pthread_mutex_unlock(&k->dev_lock);
-            break;
+        int ret = pthread_create(&v->thread, NULL, kvm_vcpu_thread, v);
+        if (ret) {
+            kvm_stop(k);
+            return err_set(e, -ret, "cannot start the thread of vCPU %u: %s", i, strerror(ret));
         }
         v->started = true;
     }
-    /* Event loop: wait for console input without the lock, then handle it
-     * (and flush output, check the watchdog) with the lock held. */
-    for (;;) {
-        pthread_mutex_lock(&k->dev_lock);
-        bool done = vm->exit_reason != VM_RUNNING;
-        pthread_mutex_unlock(&k->dev_lock);
-        if (done)
-            break;
-        console_wait(&vm->con, EVENT_POLL_NS, vm->loop ? evloop_fd(vm->loop) : -1);
-        pthread_mutex_lock(&k->dev_lock);
-        vm_poll(vm, 0);
-        pthread_mutex_unlock(&k->dev_lock);
+    return 0;
+}
+
+/* Park vCPU threads: each leaves KVM_RUN (immediate_exit + a signal) and
+ * waits in kvm_vcpu_park.  Guest time stops: kvmclock is read here and
+ * written back at resume. */
+void kvm_pause(struct kvm_machine *k)
+{
+    pthread_mutex_lock(&k->park_mu);
+    __atomic_store_n(&k->pause_req, 1, __ATOMIC_SEQ_CST);
+    pthread_mutex_unlock(&k->park_mu);
+    kick_all(k);
+    pthread_mutex_lock(&k->park_mu);
+    unsigned started = 0;
+    for (unsigned i = 0; i < k->nvcpus; i++)
+        started += k->vcpus[i].started && !k->vcpus[i].ended;
+    while (k->nparked < started) {
+        pthread_cond_wait(&k->park_cv, &k->park_mu);
+        started = 0;
+        for (unsigned i = 0; i < k->nvcpus; i++)
+            started += k->vcpus[i].started && !k->vcpus[i].ended;
     }
+    pthread_mutex_unlock(&k->park_mu);
+    k->clock_saved = ioctl(k->vm_fd, KVM_GET_CLOCK, &k->clock) == 0;
+}
+
+void kvm_resume(struct kvm_machine *k)
+{
+    if (k->clock_saved) {
+        struct kvm_clock_data c = { .clock = k->clock.clock };
+        if (ioctl(k->vm_fd, KVM_SET_CLOCK, &c) < 0)
+            log_warn("KVM_SET_CLOCK: %s (guest time jumps by the pause)", strerror(errno));
+    }
+    pthread_mutex_lock(&k->park_mu);
+    for (unsigned i = 0; i < k->nvcpus; i++)
+        __atomic_store_n(&k->vcpus[i].run->immediate_exit, 0, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&k->pause_req, 0, __ATOMIC_SEQ_CST);
+    pthread_cond_broadcast(&k->park_cv);
+    pthread_mutex_unlock(&k->park_mu);
+}
+
+void kvm_vcpu_park(struct kvm_vcpu *v)
+{
+    struct kvm_machine *k = v->k;
+    pthread_mutex_lock(&k->park_mu);
+    k->nparked++;
+    pthread_cond_broadcast(&k->park_cv);
+    while (__atomic_load_n(&k->pause_req, __ATOMIC_SEQ_CST) &&
+           !__atomic_load_n(&k->stop_req, __ATOMIC_SEQ_CST))
+        pthread_cond_wait(&k->park_cv, &k->park_mu);
+    k->nparked--;
+    pthread_mutex_unlock(&k->park_mu);
+}
+
+void kvm_vcpu_ended(struct kvm_vcpu *v)
+{
+    struct kvm_machine *k = v->k;
+    pthread_mutex_lock(&k->park_mu);
+    v->ended = true;
+    pthread_cond_broadcast(&k->park_cv);
+    pthread_mutex_unlock(&k->park_mu);
+}
+
+void kvm_stop(struct kvm_machine *k)
+{
+    pthread_mutex_lock(&k->park_mu);
+    __atomic_store_n(&k->stop_req, 1, __ATOMIC_SEQ_CST);
+    pthread_cond_broadcast(&k->park_cv);
+    pthread_mutex_unlock(&k->park_mu);
     kick_all(k);
     for (unsigned i = 0; i < k->nvcpus; i++)
-        if (k->vcpus[i].started)
+        if (k->vcpus[i].started) {
             pthread_join(k->vcpus[i].thread, NULL);
-    pthread_mutex_lock(&k->dev_lock);
-    console_flush(&vm->con);
-    pthread_mutex_unlock(&k->dev_lock);
+            k->vcpus[i].started = false;
+        }
     if (log_verbose() >= 2)
         for (unsigned i = 0; i < k->nvcpus; i++) {
             struct kvm_regs r;
@@ -356,4 +411,13 @@ void kvm_run(struct kvm_machine *k)
                       (unsigned long long)s.cr4, (unsigned long long)s.efer, s.cs.selector,
                       mp.mp_state);
         }
+}
+
+uint64_t kvm_vcpu_cpu_ns(const struct kvm_vcpu *v)
+{
+    clockid_t cid;
+    struct timespec ts;
+    if (!v->started || pthread_getcpuclockid(v->thread, &cid) || clock_gettime(cid, &ts))
+        return 0;
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }

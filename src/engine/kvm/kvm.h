@@ -2,8 +2,8 @@
  *
  * Threads
  * - one host thread per vCPU, looping on KVM_RUN and handling exits;
- * - the caller's thread (kvm_run) runs the event loop: console input and
- *   output, the watchdog, and stopping the vCPUs when the VM ends.
+ * - the VM's event-loop thread (core/vm.c) does the rest: console, device
+ *   I/O, timers, and stopping or pausing the vCPUs (kvm_stop, kvm_pause).
  * Device emulation (port I/O and MMIO exits, console input, the device
  * event loop vm->loop) runs under one lock, dev_lock, so devices written for
  * a single thread stay correct: vCPU threads take it for their exits, the
@@ -23,9 +23,10 @@
  * ioeventfds: kvm_ioeventfd binds an eventfd to a guest MMIO address; a
  * matching guest write then signals it without an exit to Petrel.
  *
- * Stopping: vm_request_exit() may be called by any thread holding dev_lock;
- * the event loop then sets immediate_exit in every kvm_run and signals the
- * vCPU threads (SIGUSR1, no SA_RESTART) so a blocked KVM_RUN returns EINTR.
+ * Stopping and pausing: the event loop sets stop_req or pause_req, then
+ * immediate_exit in every kvm_run, and signals the vCPU threads (SIGUSR1,
+ * no SA_RESTART) so a blocked KVM_RUN returns EINTR; a paused thread waits
+ * on park_cv.
  *
  * PVM hosts (HOST-NOTES.md: /dev/kvm provided by kvm_pvm, guest kernel code
  * instruction-emulated with known gaps): detected through /sys/module/
@@ -40,12 +41,13 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <linux/kvm.h>
+
 #include "arch/x86/boot.h"
 #include "core/bus.h"
 #include "core/log.h"
 
 struct vm;
-struct kvm_run;
 
 #define KVM_MAX_VCPUS 64
 #define KVM_MSI_GSI_BASE 24         /* after the IOAPIC's 24 pins */
@@ -66,6 +68,8 @@ struct kvm_vcpu {
     struct kvm_run *run;
     pthread_t thread;
     bool started;
+    bool ended;                 /* the thread returned (under park_mu) */
+    uint64_t exits;             /* exits to the VMM (metrics) */
 };
 
 struct kvm_machine {
@@ -76,7 +80,13 @@ struct kvm_machine {
     unsigned nvcpus;
     struct kvm_vcpu vcpus[KVM_MAX_VCPUS];
     struct bus *mmio, *pio;     /* device buses, used under dev_lock */
-    pthread_mutex_t dev_lock;
+    pthread_mutex_t *dev_lock;  /* the VM's device lock */
+    int stop_req, pause_req;    /* atomic requests to the vCPU threads */
+    pthread_mutex_t park_mu;
+    pthread_cond_t park_cv;
+    unsigned nparked;           /* under park_mu */
+    bool clock_saved;
+    struct kvm_clock_data clock;    /* kvmclock at pause */
     unsigned nslots;
     struct log_limit guest_log;
     bool has_ioeventfd;
@@ -108,11 +118,22 @@ void kvm_msi_fire(struct kvm_machine *k, int id);
 /* Bind (assign) or unbind fd to guest writes of len bytes at addr. */
 int kvm_ioeventfd(struct kvm_machine *k, uint64_t addr, unsigned len, int fd, bool assign,
                   struct err *e);
-/* Run until vm->exit_reason is set; returns after all vCPU threads ended. */
-void kvm_run(struct kvm_machine *k);
+/* Start the vCPU threads; park them (returns once all are parked, guest
+ * time frozen) and let them go on; stop and join them.  Event-loop thread,
+ * without the device lock. */
+int kvm_start(struct kvm_machine *k, struct err *e);
+void kvm_pause(struct kvm_machine *k);
+void kvm_resume(struct kvm_machine *k);
+void kvm_stop(struct kvm_machine *k);
+/* Host CPU time of a vCPU's thread, in ns. */
+uint64_t kvm_vcpu_cpu_ns(const struct kvm_vcpu *v);
 
 /* vcpu.c */
 void *kvm_vcpu_thread(void *arg);
+/* kvm.c, for the vCPU threads: wait while a pause is requested; mark the
+ * thread as returned. */
+void kvm_vcpu_park(struct kvm_vcpu *v);
+void kvm_vcpu_ended(struct kvm_vcpu *v);
 int kvm_vcpu_setup(struct kvm_vcpu *v, const struct x86_entry *entry, struct err *e);
 
 #endif

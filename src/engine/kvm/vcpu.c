@@ -149,9 +149,9 @@ int kvm_vcpu_setup(struct kvm_vcpu *v, const struct x86_entry *entry, struct err
 
 static void end_run(struct kvm_machine *k, enum vm_exit_reason r)
 {
-    pthread_mutex_lock(&k->dev_lock);
+    pthread_mutex_lock(k->dev_lock);
     vm_request_exit(k->vm, r, 0);
-    pthread_mutex_unlock(&k->dev_lock);
+    pthread_mutex_unlock(k->dev_lock);
 }
 
 static void handle_io(struct kvm_vcpu *v)
@@ -160,7 +160,7 @@ static void handle_io(struct kvm_vcpu *v)
     struct kvm_machine *k = v->k;
     uint8_t *data = (uint8_t *)run + run->io.data_offset;
     unsigned size = run->io.size;
-    pthread_mutex_lock(&k->dev_lock);
+    pthread_mutex_lock(k->dev_lock);
     for (uint32_t i = 0; i < run->io.count; i++, data += size) {
         uint64_t val = 0;
         if (run->io.direction == KVM_EXIT_IO_OUT) {
@@ -172,7 +172,7 @@ static void handle_io(struct kvm_vcpu *v)
             memcpy(data, &val, size);
         }
     }
-    pthread_mutex_unlock(&k->dev_lock);
+    pthread_mutex_unlock(k->dev_lock);
 }
 
 static void handle_mmio(struct kvm_vcpu *v)
@@ -183,7 +183,7 @@ static void handle_mmio(struct kvm_vcpu *v)
     if (len == 0 || len > 8)
         return;
     uint64_t val = 0;
-    pthread_mutex_lock(&k->dev_lock);
+    pthread_mutex_lock(k->dev_lock);
     if (run->mmio.is_write) {
         memcpy(&val, run->mmio.data, len);
         bus_write(k->mmio, run->mmio.phys_addr, len, val);
@@ -192,7 +192,7 @@ static void handle_mmio(struct kvm_vcpu *v)
             val = ~0ull;
         memcpy(run->mmio.data, &val, len);
     }
-    pthread_mutex_unlock(&k->dev_lock);
+    pthread_mutex_unlock(k->dev_lock);
 }
 
 /* Instruction bytes at the guest's RIP (through its page tables). */
@@ -353,29 +353,43 @@ static bool handle_emulation_failure(struct kvm_vcpu *v)
     char bytes[3 * sizeof(insn) + 1] = "";
     for (int i = 0; i < n; i++)
         snprintf(bytes + 3 * i, 4, " %02x", insn[i]);
-    pthread_mutex_lock(&k->dev_lock);
+    pthread_mutex_lock(k->dev_lock);
     console_flush(&k->vm->con);
     log_error("vCPU %u: KVM could not emulate the instruction at RIP 0x%llx:%s%s", v->index,
               (unsigned long long)r.rip, n > 0 ? bytes : " (unreadable)",
               k->pvm ? " (this host's /dev/kvm is PVM, see HOST-NOTES)" : "");
     vm_request_exit(k->vm, VM_EXIT_ERROR, 0);
-    pthread_mutex_unlock(&k->dev_lock);
+    pthread_mutex_unlock(k->dev_lock);
     return false;
 }
 
 static bool should_stop(struct kvm_vcpu *v)
 {
-    return __atomic_load_n(&v->run->immediate_exit, __ATOMIC_SEQ_CST) != 0;
+    return __atomic_load_n(&v->k->stop_req, __ATOMIC_SEQ_CST) != 0;
 }
+
+static void *vcpu_loop(struct kvm_vcpu *v);
 
 void *kvm_vcpu_thread(void *arg)
 {
     struct kvm_vcpu *v = arg;
+    vcpu_loop(v);
+    kvm_vcpu_ended(v);
+    return NULL;
+}
+
+static void *vcpu_loop(struct kvm_vcpu *v)
+{
     struct kvm_machine *k = v->k;
     struct kvm_run *run = v->run;
     bool first = v->index == 0;
     while (!should_stop(v)) {
+        if (__atomic_load_n(&k->pause_req, __ATOMIC_SEQ_CST)) {
+            kvm_vcpu_park(v);
+            continue;
+        }
         int r = ioctl(v->fd, KVM_RUN, 0);
+        v->exits++;
         if (first) {
             first = false;
             log_info("vCPU 0: first exit to the VMM %.3f ms after start",
@@ -384,10 +398,10 @@ void *kvm_vcpu_thread(void *arg)
         if (r < 0) {
             if (errno == EINTR || errno == EAGAIN)
                 continue;
-            pthread_mutex_lock(&k->dev_lock);
+            pthread_mutex_lock(k->dev_lock);
             log_error("vCPU %u: KVM_RUN: %s", v->index, strerror(errno));
             vm_request_exit(k->vm, VM_EXIT_ERROR, 0);
-            pthread_mutex_unlock(&k->dev_lock);
+            pthread_mutex_unlock(k->dev_lock);
             break;
         }
         switch (run->exit_reason) {
@@ -416,25 +430,25 @@ void *kvm_vcpu_thread(void *arg)
                 handle_emulation_failure(v))
                 break;
             if (run->internal.suberror != KVM_INTERNAL_ERROR_EMULATION) {
-                pthread_mutex_lock(&k->dev_lock);
+                pthread_mutex_lock(k->dev_lock);
                 log_error("vCPU %u: KVM internal error, suberror %u", v->index,
                           run->internal.suberror);
                 vm_request_exit(k->vm, VM_EXIT_ERROR, 0);
-                pthread_mutex_unlock(&k->dev_lock);
+                pthread_mutex_unlock(k->dev_lock);
             }
             return NULL;
         case KVM_EXIT_FAIL_ENTRY:
-            pthread_mutex_lock(&k->dev_lock);
+            pthread_mutex_lock(k->dev_lock);
             log_error("vCPU %u: KVM entry failed, hardware reason 0x%llx", v->index,
                       (unsigned long long)run->fail_entry.hardware_entry_failure_reason);
             vm_request_exit(k->vm, VM_EXIT_ERROR, 0);
-            pthread_mutex_unlock(&k->dev_lock);
+            pthread_mutex_unlock(k->dev_lock);
             return NULL;
         default:
-            pthread_mutex_lock(&k->dev_lock);
+            pthread_mutex_lock(k->dev_lock);
             log_error("vCPU %u: unexpected KVM exit reason %u", v->index, run->exit_reason);
             vm_request_exit(k->vm, VM_EXIT_ERROR, 0);
-            pthread_mutex_unlock(&k->dev_lock);
+            pthread_mutex_unlock(k->dev_lock);
             return NULL;
         }
     }

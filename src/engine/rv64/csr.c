@@ -159,12 +159,17 @@ void rv64_take_irq(struct rv64_hart *h, int irq)
     rv64_trap(h, (1ull << 63) | (uint64_t)irq, 0);
 }
 
+/* Called in device context, on the hart thread or the event loop's: the
+ * update is atomic and a sleeping hart thread is woken. */
 void rv64_set_irq(struct rv64_hart *h, uint64_t bit, bool level)
 {
-    uint64_t old = h->mip_hw;
-    h->mip_hw = level ? (old | bit) : (old & ~bit);
-    if (h->mip_hw != old)
-        h->slice_end = true;
+    uint64_t old = level ? __atomic_fetch_or(&h->mip_hw, bit, __ATOMIC_SEQ_CST)
+                         : __atomic_fetch_and(&h->mip_hw, ~bit, __ATOMIC_SEQ_CST);
+    if (((old & bit) != 0) != level) {
+        __atomic_store_n(&h->slice_end, true, __ATOMIC_RELAXED);
+        if (level)
+            rv64_kick(h->m);
+    }
 }
 
 static bool counter_allowed(const struct rv64_hart *h, unsigned idx)

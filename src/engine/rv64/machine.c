@@ -1,7 +1,19 @@
-/* rv64: machine life cycle and the run loop (all harts on this thread). */
+/* rv64: machine life cycle and the hart thread (all harts on one thread).
+ *
+ * The hart thread runs each hart a slice at a time.  Between slices it
+ * looks at the event-loop thread's requests (stop, pause) and, when every
+ * hart waits for an interrupt, sleeps on wake_fd until the next timer
+ * deadline; rv64_set_irq (device context, any thread) wakes it.  The
+ * sleep/wake handshake: the thread sets `sleeping`, re-checks the harts,
+ * then polls; a waker updates mip first, then writes wake_fd if `sleeping`
+ * is set (both sequentially consistent), so no wake-up is lost. */
 #include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "arch/riscv/clint.h"
 #include "core/evloop.h"
@@ -10,7 +22,6 @@
 #include "engine/rv64/rv64.h"
 
 #define SLICE 8192               /* instructions per hart per turn */
-#define POLL_INTERVAL_NS 2000000 /* console/watchdog housekeeping */
 #define MAX_SLEEP_NS 50000000
 
 /* misa: RV64 (MXL=2) with A C D F I M S U */
@@ -29,6 +40,12 @@ struct rv64_machine *rv64_new(struct vm *vm, struct bus *bus, uint8_t *ram, uint
     m->ram_base = ram_base;
     m->ram_size = ram_size;
     m->nharts = nharts;
+    m->dev_lock = &vm->dev_lock;
+    m->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    pthread_mutex_init(&m->park_mu, NULL);
+    pthread_cond_init(&m->park_cv, NULL);
+    if (m->wake_fd < 0)
+        goto oom_free;
     if (getenv("PETREL_TRACE"))
         m->trace_left = strtoull(getenv("PETREL_TRACE"), NULL, 0);
     m->dcache = calloc(1, sizeof(*m->dcache));
@@ -61,6 +78,10 @@ void rv64_free(struct rv64_machine *m)
             free(m->harts[i]);
     free(m->harts);
     free(m->dcache);
+    if (m->wake_fd >= 0)
+        close(m->wake_fd);
+    pthread_mutex_destroy(&m->park_mu);
+    pthread_cond_destroy(&m->park_cv);
     free(m);
 }
 
@@ -85,22 +106,76 @@ void rv64_hart_reset(struct rv64_hart *h, uint64_t pc, uint64_t a1v, uint64_t a2
 
 static bool hart_wakeable(const struct rv64_hart *h)
 {
-    return ((h->mip_sw | h->mip_hw) & h->mie) != 0;
+    uint64_t mip = __atomic_load_n(&h->mip_hw, __ATOMIC_SEQ_CST) | h->mip_sw;
+    return (mip & h->mie) != 0;
+}
+
+void rv64_kick(struct rv64_machine *m)
+{
+    if (m && __atomic_load_n(&m->sleeping, __ATOMIC_SEQ_CST)) {
+        uint64_t one = 1;
+        if (write(m->wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+            log_error("rv64: cannot wake the hart thread: %s", strerror(errno));
+    }
+}
+
+static bool want_stop(const struct rv64_machine *m)
+{
+    return __atomic_load_n(&m->stop_req, __ATOMIC_SEQ_CST) ||
+           __atomic_load_n(&m->vm->exit_reason, __ATOMIC_RELAXED) != VM_RUNNING;
+}
+
+/* Sleep until woken or timeout_ns passed, unless a hart can already run. */
+static void idle_sleep(struct rv64_machine *m, uint64_t timeout_ns)
+{
+    __atomic_store_n(&m->sleeping, 1, __ATOMIC_SEQ_CST);
+    bool runnable = want_stop(m) || __atomic_load_n(&m->pause_req, __ATOMIC_SEQ_CST);
+    for (unsigned i = 0; i < m->nharts && !runnable; i++)
+        runnable = hart_wakeable(m->harts[i]);
+    if (!runnable) {
+        struct timespec ts = { (time_t)(timeout_ns / 1000000000u),
+                               (long)(timeout_ns % 1000000000u) };
+        struct pollfd p = { .fd = m->wake_fd, .events = POLLIN };
+        ppoll(&p, 1, &ts, NULL);
+    }
+    __atomic_store_n(&m->sleeping, 0, __ATOMIC_SEQ_CST);
+    uint64_t v;
+    if (read(m->wake_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+        log_error("rv64: wake eventfd: %s", strerror(errno));
+}
+
+/* Park between slices while a pause is requested. */
+static void park(struct rv64_machine *m)
+{
+    pthread_mutex_lock(&m->park_mu);
+    m->parked = true;
+    pthread_cond_broadcast(&m->park_cv);
+    while (__atomic_load_n(&m->pause_req, __ATOMIC_SEQ_CST) &&
+           !__atomic_load_n(&m->stop_req, __ATOMIC_SEQ_CST))
+        pthread_cond_wait(&m->park_cv, &m->park_mu);
+    m->parked = false;
+    pthread_mutex_unlock(&m->park_mu);
 }
 
 void rv64_run(struct rv64_machine *m)
 {
-    struct vm *vm = m->vm;
-    uint64_t last_poll = time_now_ns();
     unsigned cur = 0;
     /* drop stale host FP flags (e.g. from option parsing) before hart 0 runs */
     fpu_set_flags(&m->harts[0]->fpu, m->harts[0]->fpu.fflags);
 
-    while (vm->exit_reason == VM_RUNNING) {
+    while (!want_stop(m)) {
+        if (__atomic_load_n(&m->pause_req, __ATOMIC_SEQ_CST)) {
+            fpu_sync(&m->harts[cur]->fpu);
+            park(m);
+            continue;
+        }
         bool all_idle = true;
-        if (m->clint)
+        if (m->clint) {
+            pthread_mutex_lock(m->dev_lock);
             clint_tick(m->clint);
-        for (unsigned i = 0; i < m->nharts && vm->exit_reason == VM_RUNNING; i++) {
+            pthread_mutex_unlock(m->dev_lock);
+        }
+        for (unsigned i = 0; i < m->nharts && !want_stop(m); i++) {
             struct rv64_hart *h = m->harts[i];
             if (h->wfi) {
                 if (!hart_wakeable(h))
@@ -119,28 +194,22 @@ void rv64_run(struct rv64_machine *m)
                 rv64_take_irq(h, irq);
             rv64_exec(h, SLICE);
         }
-        uint64_t now = time_now_ns();
         if (all_idle) {
             /* only timers that can wake a hart count */
             uint64_t mask = 0;
             for (unsigned i = 0; i < m->nharts; i++)
                 if (m->harts[i]->mie & MIP_MTIP)
                     mask |= 1ull << i;
-            uint64_t t = m->clint ? clint_ns_to_deadline(m->clint, mask) : MAX_SLEEP_NS;
+            uint64_t t = MAX_SLEEP_NS;
+            if (m->clint) {
+                pthread_mutex_lock(m->dev_lock);
+                t = clint_ns_to_deadline(m->clint, mask);
+                pthread_mutex_unlock(m->dev_lock);
+            }
             if (t > MAX_SLEEP_NS)
                 t = MAX_SLEEP_NS;
-            vm_poll(vm, t);
-            last_poll = time_now_ns();
-        } else if (vm->loop && evloop_busy(vm->loop)) {
-            /* device I/O in flight: take its completions between slices */
-            evloop_dispatch(vm->loop);
-            if (now - last_poll >= POLL_INTERVAL_NS) {
-                vm_poll(vm, 0);
-                last_poll = now;
-            }
-        } else if (now - last_poll >= POLL_INTERVAL_NS) {
-            vm_poll(vm, 0);
-            last_poll = now;
+            if (t)
+                idle_sleep(m, t);
         }
     }
     fpu_sync(&m->harts[cur]->fpu);
@@ -156,4 +225,67 @@ void rv64_run(struct rv64_machine *m)
                       (unsigned long long)h->sepc, (unsigned long long)h->stval,
                       (unsigned long long)(h->mip_sw | h->mip_hw), (unsigned long long)h->mie);
         }
+}
+
+static void *hart_thread(void *arg)
+{
+    rv64_run(arg);
+    return NULL;
+}
+
+int rv64_start(struct rv64_machine *m, struct err *e)
+{
+    int ret = pthread_create(&m->thread, NULL, hart_thread, m);
+    if (ret)
+        return err_set(e, -ret, "cannot start the hart thread: %s", strerror(ret));
+    m->thread_started = true;
+    return 0;
+}
+
+void rv64_pause(struct rv64_machine *m)
+{
+    if (!m->thread_started)
+        return;
+    pthread_mutex_lock(&m->park_mu);
+    __atomic_store_n(&m->pause_req, 1, __ATOMIC_SEQ_CST);
+    uint64_t one = 1;
+    if (write(m->wake_fd, &one, sizeof(one)) < 0)
+        log_error("rv64: cannot wake the hart thread: %s", strerror(errno));
+    while (!m->parked && !__atomic_load_n(&m->stop_req, __ATOMIC_SEQ_CST) &&
+           __atomic_load_n(&m->vm->exit_reason, __ATOMIC_RELAXED) == VM_RUNNING)
+        pthread_cond_wait(&m->park_cv, &m->park_mu);
+    pthread_mutex_unlock(&m->park_mu);
+}
+
+void rv64_resume(struct rv64_machine *m)
+{
+    pthread_mutex_lock(&m->park_mu);
+    __atomic_store_n(&m->pause_req, 0, __ATOMIC_SEQ_CST);
+    pthread_cond_broadcast(&m->park_cv);
+    pthread_mutex_unlock(&m->park_mu);
+}
+
+void rv64_stop(struct rv64_machine *m)
+{
+    if (!m->thread_started)
+        return;
+    pthread_mutex_lock(&m->park_mu);
+    __atomic_store_n(&m->stop_req, 1, __ATOMIC_SEQ_CST);
+    pthread_cond_broadcast(&m->park_cv);
+    pthread_mutex_unlock(&m->park_mu);
+    uint64_t one = 1;
+    if (write(m->wake_fd, &one, sizeof(one)) < 0)
+        log_error("rv64: cannot wake the hart thread: %s", strerror(errno));
+    pthread_join(m->thread, NULL);
+    m->thread_started = false;
+}
+
+uint64_t rv64_thread_cpu_ns(const struct rv64_machine *m)
+{
+    clockid_t cid;
+    struct timespec ts;
+    if (!m->thread_started || pthread_getcpuclockid(m->thread, &cid) ||
+        clock_gettime(cid, &ts))
+        return 0;
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }

@@ -6,6 +6,23 @@
 #include "core/bus.h"
 #include "engine/rv64/rv64.h"
 
+/* Device accesses run in device context: under the VM's device lock. */
+static int rv64_bus_read(struct rv64_machine *m, uint64_t pa, unsigned size, uint64_t *val)
+{
+    pthread_mutex_lock(m->dev_lock);
+    int r = bus_read(m->bus, pa, size, val);
+    pthread_mutex_unlock(m->dev_lock);
+    return r;
+}
+
+static int rv64_bus_write(struct rv64_machine *m, uint64_t pa, unsigned size, uint64_t val)
+{
+    pthread_mutex_lock(m->dev_lock);
+    int r = bus_write(m->bus, pa, size, val);
+    pthread_mutex_unlock(m->dev_lock);
+    return r;
+}
+
 #define PTE_V (1ull << 0)
 #define PTE_R (1ull << 1)
 #define PTE_W (1ull << 2)
@@ -141,7 +158,7 @@ int rv64_load_slow(struct rv64_hart *h, uint64_t va, unsigned size, uint64_t *va
     }
     h->slice_end = true; /* a device access may change interrupt state */
     h->fault_tval = va;
-    if ((pa & (size - 1)) || bus_read(h->m->bus, pa, size, val) < 0) {
+    if ((pa & (size - 1)) || rv64_bus_read(h->m, pa, size, val) < 0) {
         log_guest(&h->m->guest_log, "hart %u: load access fault at va 0x%llx pa 0x%llx satp 0x%llx",
                   (unsigned)h->hartid, (unsigned long long)va, (unsigned long long)pa,
                   (unsigned long long)h->satp);
@@ -178,7 +195,7 @@ int rv64_store_slow(struct rv64_hart *h, uint64_t va, unsigned size, uint64_t va
     }
     h->slice_end = true;
     h->fault_tval = va;
-    if ((pa & (size - 1)) || bus_write(h->m->bus, pa, size, val) < 0)
+    if ((pa & (size - 1)) || rv64_bus_write(h->m, pa, size, val) < 0)
         return EXC_STORE_ACCESS;
     return 0;
 }

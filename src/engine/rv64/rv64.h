@@ -23,6 +23,7 @@
 #ifndef PETREL_RV64_H
 #define PETREL_RV64_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -151,7 +152,16 @@ struct rv64_machine {
     struct rv64_hart **harts;
     struct rv64_dcache *dcache;
     struct clint *clint;
-    uint64_t next_poll_ns;
+    pthread_mutex_t *dev_lock;  /* the VM's device lock: held for bus accesses */
+    /* the hart thread (all harts on one host thread) */
+    pthread_t thread;
+    bool thread_started;
+    int wake_fd;                /* eventfd: wakes the thread from its WFI sleep */
+    int sleeping;               /* atomic: the thread sleeps (or is about to) */
+    int stop_req, pause_req;    /* atomic requests from the event-loop thread */
+    bool parked;                /* under park_mu: the thread waits in pause */
+    pthread_mutex_t park_mu;
+    pthread_cond_t park_cv;
     uint64_t trace_left;    /* debug builds with RV64_TRACE: instructions to trace */
     struct log_limit guest_log;
 };
@@ -160,7 +170,18 @@ struct rv64_machine {
 struct rv64_machine *rv64_new(struct vm *vm, struct bus *bus, uint8_t *ram, uint64_t ram_base,
                               uint64_t ram_size, unsigned nharts, struct err *e);
 void rv64_free(struct rv64_machine *m);
-/* Run until vm->exit_reason is set. */
+/* The hart thread: start it; pause (returns once it is parked between
+ * slices) and resume it; stop and join it.  Event-loop thread, without the
+ * device lock. */
+int rv64_start(struct rv64_machine *m, struct err *e);
+void rv64_pause(struct rv64_machine *m);
+void rv64_resume(struct rv64_machine *m);
+void rv64_stop(struct rv64_machine *m);
+/* Wake the hart thread if it sleeps (an interrupt line rose). */
+void rv64_kick(struct rv64_machine *m);
+/* Host CPU time of the hart thread, in ns (0 when not started). */
+uint64_t rv64_thread_cpu_ns(const struct rv64_machine *m);
+/* Run harts on the calling thread until a stop request or the VM's end. */
 void rv64_run(struct rv64_machine *m);
 
 /* reset state: M-mode at pc, a0 = hartid, a1 = a1v, a2 = a2v */
