@@ -21,7 +21,7 @@ pkgs_guest=(apt debian-archive-keyring cpio xz-utils zstd gzip kmod e2fsprogs)
 pkgs_test=(python3 python3-pytest python3-pexpect
            gcc-riscv64-linux-gnu binutils-riscv64-linux-gnu libc6-dev-riscv64-cross
            qemu-user-static device-tree-compiler qemu-system-misc qemu-system-x86 qemu-utils
-           time bc clang iproute2)
+           time bc clang iproute2 socat openssh-client curl)
 
 usage() {
     echo "usage: $0 [build|guest|test|all]..." >&2

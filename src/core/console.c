@@ -196,6 +196,7 @@ int console_attach(struct console *c, struct evloop *l, struct err *e)
 
 void console_restore(struct console *c)
 {
+    console_server_stop(c);
     console_flush(c);
     if (c->loop) {
         if (c->in_fd >= 0 && !c->in_eof)

@@ -59,7 +59,7 @@ void vm_free(struct vm *vm)
     stop_cpus(vm);
     if (vm->ops && vm->board)
         vm->ops->destroy(vm);
-    console_server_stop(&vm->con);
+    vm->nstat_src = 0;
     console_restore(&vm->con);
     evloop_timer_free(vm->watchdog);
     evloop_timer_free(vm->stop_timer);
@@ -204,9 +204,11 @@ int vm_start(struct vm *vm, struct err *e)
             return -ENOMEM;
     }
     vm->ops = b;
+    vm->nstat_src = 0;
     int ret = b->create(vm, e);
     if (ret < 0) {
         memset(&vm->bus, 0, sizeof(vm->bus));
+        vm->nstat_src = 0;
         vm->ops = NULL;
         return ret;
     }
@@ -358,6 +360,31 @@ void vm_cpu_stats(struct vm *vm, unsigned i, struct vm_cpu_stats *out)
     memset(out, 0, sizeof(*out));
     if (vm->ops && vm->board && vm->ops->cpu_stats && i < vm->cfg.cpus)
         vm->ops->cpu_stats(vm, i, out);
+}
+
+void vm_add_stat_source(struct vm *vm, enum vm_dev_kind kind, vm_stats_fn fn, void *opaque)
+{
+    if (vm->nstat_src < VM_MAX_STAT_SOURCES)
+        vm->stat_src[vm->nstat_src++] = (typeof(vm->stat_src[0])){ kind, fn, opaque };
+}
+
+unsigned vm_dev_stats(struct vm *vm, struct vm_dev_stats *out, unsigned max)
+{
+    unsigned n = 0, nblk = 0, nnet = 0;
+    if (!vm->board)
+        return 0;
+    pthread_mutex_lock(&vm->dev_lock);
+    for (unsigned i = 0; i < vm->nstat_src && n < max; i++, n++) {
+        memset(&out[n], 0, sizeof(out[n]));
+        out[n].kind = vm->stat_src[i].kind;
+        if (out[n].kind == VM_DEV_BLOCK)
+            snprintf(out[n].id, sizeof(out[n].id), "vd%c", 'a' + (nblk++ % 26));
+        else
+            snprintf(out[n].id, sizeof(out[n].id), "net%u", nnet++);
+        vm->stat_src[i].fn(vm->stat_src[i].opaque, &out[n]);
+    }
+    pthread_mutex_unlock(&vm->dev_lock);
+    return n;
 }
 
 int vm_exit_status(const struct vm *vm)

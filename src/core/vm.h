@@ -70,6 +70,21 @@ struct vm_cpu_stats {
     uint64_t exits;             /* kvm: exits to the VMM */
 };
 
+/* Per device figures for metrics: disks (vda, vdb, ...) and network cards
+ * (net0, net1, ...), in the order the machine created them. */
+enum vm_dev_kind { VM_DEV_BLOCK, VM_DEV_NET };
+struct vm_dev_stats {
+    enum vm_dev_kind kind;
+    char id[16];
+    /* block */
+    uint64_t read_bytes, write_bytes, read_ops, write_ops, flush_ops, errors;
+    uint64_t read_ns, write_ns;     /* summed request latencies */
+    /* net */
+    uint64_t rx_bytes, tx_bytes, rx_packets, tx_packets, rx_drops, tx_drops;
+};
+typedef void (*vm_stats_fn)(void *opaque, struct vm_dev_stats *out);
+#define VM_MAX_STAT_SOURCES 48
+
 struct vm {
     struct vm_config cfg;
     struct gmem mem;
@@ -90,6 +105,8 @@ struct vm {
     struct evloop_timer *stop_timer;    /* vm_stop's hard-stop deadline */
     const struct board_ops *ops;
     void *board;            /* arch board state */
+    struct { enum vm_dev_kind kind; vm_stats_fn fn; void *opaque; } stat_src[VM_MAX_STAT_SOURCES];
+    unsigned nstat_src;
     /* called on the event-loop thread when the VM has ended, before vm_run
      * returns (the API uses it to answer waiting clients) */
     void (*on_exit)(void *opaque);
@@ -138,6 +155,12 @@ double vm_uptime(const struct vm *vm);
 /* Number of guest CPUs and their figures (event-loop thread). */
 unsigned vm_cpu_count(const struct vm *vm);
 void vm_cpu_stats(struct vm *vm, unsigned i, struct vm_cpu_stats *out);
+
+/* Devices register their counters while the machine is built (device
+ * context); vm_dev_stats copies them out (event-loop thread, takes the
+ * device lock) and returns how many. */
+void vm_add_stat_source(struct vm *vm, enum vm_dev_kind kind, vm_stats_fn fn, void *opaque);
+unsigned vm_dev_stats(struct vm *vm, struct vm_dev_stats *out, unsigned max);
 
 int vm_exit_status(const struct vm *vm);
 const char *vm_exit_name(enum vm_exit_reason r);

@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "block/block.h"
+#include "core/vm.h"
 #include "virtio/virtio_pci.h"
 
 #define BLK_QUEUE_SIZE 256
@@ -299,6 +300,19 @@ static void blk_free(struct virtio_pci *vp)
     free(d);
 }
 
+static void blk_stats_get(void *opaque, struct vm_dev_stats *o)
+{
+    const struct blk_stats *s = &((struct virtio_blk *)opaque)->disk->stats;
+    o->read_bytes = s->read_bytes;
+    o->write_bytes = s->write_bytes;
+    o->read_ops = s->read_ops;
+    o->write_ops = s->write_ops;
+    o->flush_ops = s->flush_ops;
+    o->errors = s->errors;
+    o->read_ns = s->read_ns;
+    o->write_ns = s->write_ns;
+}
+
 int virtio_blk_create(const struct virtio_host *h, const struct disk_config *dc, struct err *e)
 {
     struct virtio_blk *d = calloc(1, sizeof(*d));
@@ -334,6 +348,8 @@ int virtio_blk_create(const struct virtio_host *h, const struct disk_config *dc,
     if (ret < 0) {
         blk_close(d->disk);
         free(d);
+    } else if (h->vm) {
+        vm_add_stat_source(h->vm, VM_DEV_BLOCK, blk_stats_get, d);
     }
     return ret;
 }

@@ -71,6 +71,7 @@
 #include <string.h>
 
 #include "core/opts.h"
+#include "core/vm.h"
 #include "net/firewall.h"
 #include "net/net.h"
 #include "net/switch.h"
@@ -119,6 +120,7 @@ struct virtio_net {
     /* counters */
     uint64_t tx_frames, tx_bad, rx_frames, rx_drop_full, rx_drop_nodriver, rx_drop_nofit;
     uint64_t rx_drop_fw;
+    uint64_t tx_bytes, rx_bytes;
     uint8_t tx_buf[NET_MAX_FRAME];
     /* Scratch chains.  Separate for tx and rx: a frame sent to the backend
      * can make it deliver frames to the guest before the tx chain is
@@ -208,10 +210,12 @@ static void net_tx(struct virtio_net *n)
     struct virtio_dev *vd = &n->vp.vdev;
     bool pushed = false;
     while (virtio_queue_pop(vd, NET_TXQ, &n->chain) > 0) {
-        if (tx_one(n, &n->chain))
+        if (tx_one(n, &n->chain)) {
             n->tx_frames++;
-        else
+            n->tx_bytes += n->chain.out_bytes - NET_HDR_LEN;
+        } else {
             n->tx_bad++;
+        }
         virtio_queue_push(vd, NET_TXQ, &n->chain, 0);
         pushed = true;
     }
@@ -323,9 +327,10 @@ static void rx_flush(struct virtio_net *n)
         enum rx_result r = rx_write(n, f->data, f->len);
         if (r == RX_WAIT)
             break;
-        if (r == RX_DONE)
+        if (r == RX_DONE) {
             n->rx_frames++;
-        else
+            n->rx_bytes += f->len;
+        } else
             n->rx_drop_nofit++;
         pending_drop_head(n);
     }
@@ -452,6 +457,17 @@ static int parse_mac(const char *s, uint8_t mac[6])
 
 /* The device on backend be (taken over, freed on failure too), with the
  * firewall fw (copied; NULL or no rules: none). */
+static void net_stats_get(void *opaque, struct vm_dev_stats *o)
+{
+    const struct virtio_net *n = opaque;
+    o->rx_bytes = n->rx_bytes;
+    o->tx_bytes = n->tx_bytes;
+    o->rx_packets = n->rx_frames;
+    o->tx_packets = n->tx_frames;
+    o->rx_drops = n->rx_drop_full + n->rx_drop_nodriver + n->rx_drop_nofit + n->rx_drop_fw;
+    o->tx_drops = n->tx_bad;
+}
+
 static int net_create(const struct virtio_host *h, struct net_backend *be, const uint8_t *mac,
                       const struct net_fw *fw, struct err *e)
 {
@@ -496,6 +512,8 @@ static int net_create(const struct virtio_host *h, struct net_backend *be, const
         memcpy(n->mac, base, 6);
         n->mac[5] = (uint8_t)(0x56 + n->vp.pci.slot);
     }
+    if (h->vm)
+        vm_add_stat_source(h->vm, VM_DEV_NET, net_stats_get, n);
     return 0;
 }
 

@@ -121,6 +121,8 @@ extern const struct mmio_ops virtio_pci_bar_ops;
 
 /* What a device needs from the machine it is plugged into. */
 struct virtio_input;
+struct vm;
+
 struct virtio_host {
     struct pci_bus *pb;
     const struct gmem *mem;
@@ -130,6 +132,9 @@ struct virtio_host {
      * it (virtio_input_power_button, virtio/virtio_input.h), and sets it
      * back to NULL when the bus frees it: keep it next to the bus. */
     struct virtio_input **keyboard;
+    /* Optional: the VM whose metrics the devices' counters join
+     * (vm_add_stat_source). */
+    struct vm *vm;
 };
 
 /* Device types: create one from its options (the part of --device after

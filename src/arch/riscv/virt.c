@@ -8,6 +8,7 @@
 #include "core/board.h"
 #include "core/vm.h"
 #include "engine/rv64/rv64.h"
+#include "virtio/virtio_input.h"
 #include "virtio/virtio_pci.h"
 
 #define FDT_SIZE 0x10000ull
@@ -201,7 +202,8 @@ int riscv_virt_create(struct vm *vm, struct err *e)
     if ((ret = bus_add(&vm->bus, VIRT_PCI_ECAM_BASE, VIRT_PCI_ECAM_SIZE, &pci_ecam_ops, &b->pci,
                        "pci-ecam", e)) < 0)
         goto fail;
-    struct virtio_host host = { .pb = &b->pci, .mem = &vm->mem, .loop = vm->loop };
+    struct virtio_host host = { .pb = &b->pci, .mem = &vm->mem, .loop = vm->loop,
+                                .keyboard = &b->keyboard, .vm = vm };
     for (unsigned i = 0; i < c->ndisks; i++)
         if ((ret = virtio_blk_create(&host, &c->disks[i], e)) < 0)
             goto fail;
@@ -254,6 +256,16 @@ static void riscv_virt_stop(struct vm *vm)
               b->uart.lcr, b->uart.thr_ipending, b->uart.rx_enabled, b->uart.irq_level);
 }
 
+/* The power button is the virtio keyboard's KEY_POWER (device context). */
+static int riscv_virt_power_button(struct vm *vm, struct err *e)
+{
+    struct riscv_virt *b = vm->board;
+    if (!b->keyboard)
+        return err_set(e, -ENOTSUP, "no power button: the VM has no --device virtio-keyboard");
+    int ret = virtio_input_power_button(b->keyboard);
+    return ret < 0 ? err_set(e, ret, "power button: %s", strerror(-ret)) : 0;
+}
+
 static void riscv_virt_cpu_stats(struct vm *vm, unsigned i, struct vm_cpu_stats *out)
 {
     struct riscv_virt *b = vm->board;
@@ -287,5 +299,6 @@ const struct board_ops riscv_virt_board = {
     .resume = riscv_virt_resume,
     .stop = riscv_virt_stop,
     .destroy = riscv_virt_destroy,
+    .power_button = riscv_virt_power_button,
     .cpu_stats = riscv_virt_cpu_stats,
 };

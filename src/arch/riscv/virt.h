@@ -33,6 +33,7 @@
 
 struct vm;
 struct rv64_machine;
+struct virtio_input;
 
 struct riscv_virt {
     struct vm *vm;
@@ -42,6 +43,7 @@ struct riscv_virt {
     struct plic plic;
     struct pci_bus pci;
     bool pci_ready;             /* pci initialised: destroy must tear it down */
+    struct virtio_input *keyboard;  /* the first virtio keyboard: the power button */
     uint64_t fdt_addr;
 };
 

@@ -150,7 +150,7 @@ static int add_pci(struct x86_pc *pc, struct err *e)
         (ret = bus_add(&pc->pio, PCI_CONF1_PORT, PCI_CONF1_SIZE, &pci_conf1_ops, &pc->pci,
                        "pci-conf1", e)) < 0)
         return ret;
-    struct virtio_host host = { .pb = &pc->pci, .mem = &vm->mem, .loop = vm->loop };
+    struct virtio_host host = { .pb = &pc->pci, .mem = &vm->mem, .loop = vm->loop, .vm = vm };
     for (unsigned i = 0; i < c->ndisks; i++)
         if ((ret = virtio_blk_create(&host, &c->disks[i], e)) < 0)
             return ret;
