@@ -16,6 +16,8 @@ static void usage(FILE *f)
             "  img        create, inspect, check and convert disk images (see\n"
             "             'petrel img --help')\n"
             "  switch     run a private VM-to-VM network (see 'petrel switch --help')\n"
+            "  vm         create, start, list and manage VMs kept as files, running in\n"
+            "             the background (see 'petrel vm --help')\n"
             "\n"
             "options:\n"
             "  -h, --help     show this help\n"
@@ -45,6 +47,8 @@ int main(int argc, char **argv)
         return cli_img(argc - 1, argv + 1);
     if (!strcmp(cmd, "switch"))
         return cli_switch(argc - 1, argv + 1);
+    if (!strcmp(cmd, "vm"))
+        return cli_vm(argc - 1, argv + 1);
     fprintf(stderr, "petrel: unknown command '%s' (try 'petrel --help')\n", cmd);
     return 1;
 }
