@@ -494,6 +494,26 @@ def test_fleet_console(fleet):
     check(found and rc == 0, "a second attach to vm0 works", out[-2000:] + err)
 
 
+def test_fleet_console_tty(fleet):
+    """On a terminal: raw mode, Ctrl-] detaches, the terminal is restored."""
+    import pexpect
+    child = pexpect.spawn(str(fleet.binary), ["vm", "console", "vm1"], env=fleet.env,
+                          encoding="utf-8", timeout=60)
+    try:
+        child.expect_exact("Connected to vm1 (escape: Ctrl-])")
+        child.send("echo tty-$((40+2))\r")
+        child.expect_exact("tty-42")
+        child.send("\x1d")
+        child.expect(pexpect.EOF)
+        child.close()
+        check(child.exitstatus == 0, f"Ctrl-] detaches with status 0 ({child.exitstatus})",
+              child.before)
+    finally:
+        if child.isalive():
+            child.terminate(force=True)
+    check(fleet.list_json()["vm1"]["state"] == "running", "vm1 runs on after a detach")
+
+
 def test_fleet_pause_resume_stats(fleet):
     fleet("pause", "vm1")
     check(fleet.list_json()["vm1"]["state"] == "paused", "vm1 is paused")
