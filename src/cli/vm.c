@@ -2346,23 +2346,25 @@ static const struct vm_cmd cmds[] = {
       "                          is MiB (default 512M)\n"
       "  --kernel FILE           kernel (default: the default guest's, found at start)\n"
       "  --initrd FILE           initial ramdisk (default: petrel run's)\n"
-      "  --append CMDLINE        kernel command line (default with a root disk on a\n"
-      "                          base image: \"" APPEND_ROOT_RISCV64 "\";\n"
+      "  --append CMDLINE        kernel command line. Default with a root disk on a\n"
+      "                          base image, riscv64:\n"
+      "                          \"" APPEND_ROOT_RISCV64 "\",\n"
       "                          x86_64: \"" APPEND_ROOT_X86_64 "\";\n"
-      "                          otherwise petrel run's)\n"
+      "                          otherwise petrel run's\n"
       "  --firmware FILE|none    riscv64 M-mode firmware (default: the default guest's)\n"
       "  --disk PATH[,format=raw|qcow2][,readonly=on][,serial=ID]\n"
-      "                          an extra disk (repeatable; vdb, vdc, ... after the root\n"
-      "                          disk). The VM refers to PATH; delete does not remove it\n"
+      "                          an extra disk (repeatable; vdb, vdc, ... after the\n"
+      "                          root disk). The VM refers to PATH; delete leaves it\n"
       "  --device SPEC           an extra virtio device, as for 'petrel run --device'\n"
-      "                          (repeatable). A virtio-rng, virtio-net or virtio-keyboard\n"
-      "                          given here replaces the default one\n"
+      "                          (repeatable). A virtio-rng, virtio-net or\n"
+      "                          virtio-keyboard given here replaces the default one\n"
       "\n"
       "options (the root disk, disk0.qcow2 in the VM's directory, the guest's vda):\n"
-      "  --base IMAGE|none       a linked clone: a qcow2 overlay on IMAGE (raw or qcow2;\n"
-      "                          stored by absolute path, never written). Default: the\n"
-      "                          default guest's root.img ($PETREL_GUEST_DIR/<arch>/\n"
-      "                          root.img, else <dir of petrel>/guest/<arch>/root.img).\n"
+      "  --base IMAGE|none       a linked clone: a qcow2 overlay on IMAGE (raw or\n"
+      "                          qcow2; stored by absolute path, never written).\n"
+      "                          Default: the default guest's root.img\n"
+      "                          ($PETREL_GUEST_DIR/<arch>/root.img, else\n"
+      "                          <dir of petrel>/guest/<arch>/root.img).\n"
       "                          none: a blank thin qcow2 disk\n"
       "  --disk-size SIZE        the root disk's virtual size, e.g. 8G (default 8G; a\n"
       "                          bare number is bytes). With a base: the larger of SIZE\n"
@@ -2526,8 +2528,8 @@ static void cmd_help(const char *name)
     for (unsigned i = 0; i < NCMDS; i++) {
         if (strcmp(cmds[i].name, name))
             continue;
-        printf("usage: petrel vm %s\n\n%s.\n\n%s", cmds[i].synopsis, cmds[i].summary,
-               cmds[i].help);
+        printf("usage: petrel vm %s\n\n%c%s.\n\n%s", cmds[i].synopsis,
+               toupper((unsigned char)cmds[i].summary[0]), cmds[i].summary + 1, cmds[i].help);
         return;
     }
 }
