@@ -45,7 +45,7 @@
 #include "core/log.h"
 
 #define HTTP_MAX_BODY (64 * 1024)
-#define HTTP_DISCARD_MAX (1024 * 1024)
+#define HTTP_DISCARD_MAX (16 * 1024 * 1024)
 #define HTTP_CONN_TIMEOUT_S 5
 #define HTTP_MAX_CONNS 256
 
