@@ -10,12 +10,15 @@
 #   fw_dynamic.bin     OpenSBI generic fw_dynamic from trixie's opensbi package
 #   initramfs.cpio.gz  gzip'd newc cpio: static busybox + /init (see
 #                      initramfs_stage in images/lib-apt.sh), and the
-#                      kernel's virtio modules, loaded by /init (see
-#                      initramfs_modules), and ext4's, loaded only to mount
-#                      a root disk (root=/dev/vda)
+#                      kernel's virtio and input (virtio_input, evdev)
+#                      modules, loaded by /init (see initramfs_modules), and
+#                      ext4's, loaded only to mount a root disk
+#                      (root=/dev/vda)
 #   root.img           the root disk: a sparse ext4 image (64 MiB,
-#                      PETREL_ROOT_DISK_SIZE) with busybox, the virtio and
-#                      ext4 modules and busybox init (see
+#                      PETREL_ROOT_DISK_SIZE) with busybox, the virtio,
+#                      input and ext4 modules, busybox init, and dropbear
+#                      (trixie's dropbear-bin, with the libraries it needs
+#                      from the packages it depends on) for ssh (see
 #                      images/lib-rootfs.sh).  Boot it with
 #                        petrel run --disk COPY-OF-root.img \
 #                          --append "root=/dev/vda console=ttyS0 earlycon=sbi"
@@ -58,7 +61,11 @@ apt_setup "${PETREL_APT_DIR:-$root/build/apt-riscv64}" riscv64 \
 apt_update
 
 kpkg=$(apt_real_dep linux-image-riscv64 '^linux-image-[0-9].*-riscv64$')
-pkgs=("$kpkg" busybox-static opensbi)
+# dropbear (ssh) for the root disk, and the packages it depends on: the
+# shared libraries it needs come from these.
+mapfile -t sshpkgs < <(apt_depends dropbear-bin)
+[ "${sshpkgs[0]:-}" = dropbear-bin ] || die "apt-cache depends dropbear-bin: nothing"
+pkgs=("$kpkg" busybox-static opensbi "${sshpkgs[@]}")
 log "packages: ${pkgs[*]}"
 apt_fetch "${pkgs[@]}"
 
@@ -78,7 +85,7 @@ busybox=$(busybox_binary "$bbroot")
 
 stage="$apt_dir/initramfs"
 initramfs_stage "$stage" "$busybox" riscv64 build-riscv64.sh
-initramfs_modules "$stage" "$kroot" "${guest_modules_virtio[@]}"
+initramfs_modules "$stage" "$kroot" "${guest_modules_virtio[@]}" "${guest_modules_input[@]}"
 # ext4 (guest_modules_ext4, modules in this kernel) is loaded only with
 # root= on the command line: it takes boot time and about 20 MB more RAM
 # (at --memory 96M loading ext4 runs out of memory and /init stays in the
@@ -89,7 +96,11 @@ initramfs_modules "$stage" "$kroot" -l load-order.rootfs -x "${guest_modules_ext
 
 rstage="$apt_dir/rootfs"
 rootfs_stage "$rstage" "$busybox" riscv64 build-riscv64.sh "$kroot" \
-    "${guest_modules_virtio[@]}" "${guest_modules_ext4[@]}"
+    "${guest_modules_virtio[@]}" "${guest_modules_input[@]}" "${guest_modules_ext4[@]}"
+db="$ext/dropbear-bin"
+rootfs_programs "$rstage" riscv64-linux-gnu \
+    "$db/usr/sbin/dropbear" "$db/usr/bin/dropbearkey" "$db/usr/bin/dbclient" \
+    -- "${sshpkgs[@]/#/$ext/}"
 
 tmp=$(mktemp -d "$outdir/.build.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT

@@ -135,6 +135,19 @@ apt_real_dep() {
     echo "$pkg"
 }
 
+# The packages PKG... and everything they depend on (Depends and
+# Pre-Depends, recursively), one a line, each once, in apt-cache's order:
+# what apt would install on an empty system.  Virtual packages are left
+# out (rootfs_programs finds the libraries a program needs among these
+# packages, and says so when one is missing).
+apt_depends() {
+    local out
+    out=$(apt-cache "${apt_opts[@]}" depends --recurse --no-recommends --no-suggests \
+              --no-conflicts --no-breaks --no-replaces --no-enhances "$@") ||
+        die "apt-cache depends $* failed"
+    awk '/^[^ <]/ { sub(/:.*/, ""); if (!($0 in seen)) { seen[$0] = 1; print } }' <<<"$out"
+}
+
 apt_fetch() {
     local p ver deb f
     debs=()
@@ -171,10 +184,177 @@ apt_extract() {
     done
 }
 
+# --- What both the initramfs and the root disk run at boot -------------------
+#
+# guest_net_files DIR        udhcpc's script, /usr/share/udhcpc/default.script
+#                            (also /etc/udhcpc/default.script, busybox's
+#                            default path), and /etc/resolv.conf, a link to
+#                            /run/resolv.conf, which the script writes
+# guest_power_files DIR init|force
+#                            busybox acpid's /etc/acpid.conf and the power
+#                            button's action /etc/acpi/poweroff: busybox
+#                            poweroff through init (rcK runs), or -f
+# guest_net_start [OPT...]   prints the boot script's part that brings the
+#                            network up: udhcpc OPT... per card
+# guest_power_start          prints the part that starts acpid
+
+guest_net_files() {
+    local dir=$1
+    mkdir -p "$dir/usr/share/udhcpc" "$dir/etc/udhcpc"
+    cat >"$dir/usr/share/udhcpc/default.script" <<'EOF'
+#!/bin/sh
+# udhcpc's script in the Petrel default guest (busybox udhcpc -s FILE; also
+# /etc/udhcpc/default.script, the default).  udhcpc runs it with $1 =
+# deconfig, bound, renew, leasefail or nak, and the lease in the
+# environment: $interface $ip $mask $broadcast $router $dns $domain $search
+# $mtu.
+#   bound, renew  set the address, a default route through the first router
+#                 (metric 100 + the card's ifindex, so that two cards' routes
+#                 don't replace each other) and the DNS servers: /run/resolv.conf
+#                 (/etc/resolv.conf leads there) lists those of every lease
+#   deconfig      removes what this script set for the card before, and only
+#                 that: an address or route given by hand stays
+# What it set is remembered in /run/udhcpc/<interface>.{ip,router,dns,search}.
+export PATH=/usr/bin:/bin:/usr/sbin:/sbin
+dir=/run/udhcpc
+st=$dir/$interface
+mkdir -p "$dir"
+
+resolv() {
+    cat "$dir"/*.search "$dir"/*.dns >/run/resolv.conf.new 2>/dev/null
+    mv -f /run/resolv.conf.new /run/resolv.conf
+}
+
+forget_route() {
+    local r
+    [ -r "$st.router" ] || return 0
+    read -r r <"$st.router"
+    ip route del default via "$r" dev "$interface" 2>/dev/null
+    rm -f "$st.router"
+}
+
+forget() {
+    local a
+    if [ -r "$st.ip" ]; then
+        read -r a <"$st.ip"
+        ip addr del "$a" dev "$interface" 2>/dev/null
+    fi
+    forget_route
+    rm -f "$st.ip" "$st.dns" "$st.search"
+}
+
+case $1 in
+    deconfig)
+        forget
+        resolv
+        ip link set "$interface" up
+        ;;
+    bound|renew)
+        new=$ip/${mask:-24}
+        old=
+        [ ! -r "$st.ip" ] || read -r old <"$st.ip"
+        [ "$old" = "$new" ] || forget
+        [ -z "$mtu" ] || ip link set "$interface" mtu "$mtu"
+        # On renew the address is there already: that error is no error.
+        ip addr add "$new" ${broadcast:+broadcast $broadcast} dev "$interface" 2>/dev/null
+        echo "$new" >"$st.ip"
+        set -- $router
+        old=
+        [ ! -r "$st.router" ] || read -r old <"$st.router"
+        [ "$old" = "$1" ] || forget_route
+        if [ -n "$1" ]; then
+            read -r idx <"/sys/class/net/$interface/ifindex"
+            ip route replace default via "$1" dev "$interface" metric $((100 + idx)) &&
+                echo "$1" >"$st.router"
+        fi
+        : >"$st.dns"
+        for s in $dns; do
+            echo "nameserver $s" >>"$st.dns"
+        done
+        if [ -n "$search$domain" ]; then
+            echo "search ${search:-$domain}" >"$st.search"
+        else
+            rm -f "$st.search"
+        fi
+        resolv
+        ;;
+esac
+exit 0
+EOF
+    chmod 0755 "$dir/usr/share/udhcpc/default.script"
+    ln -sfn ../../usr/share/udhcpc/default.script "$dir/etc/udhcpc/default.script"
+    ln -sfn ../run/resolv.conf "$dir/etc/resolv.conf"
+}
+
+guest_power_files() {
+    local dir=$1 how=$2
+    mkdir -p "$dir/etc/acpi"
+    cat >"$dir/etc/acpid.conf" <<'EOF'
+# busybox acpid's action file: KEY ACTION, one a line.  An input event that
+# acpid's map (compiled in: there is no /etc/acpi.map) describes with a
+# text containing KEY runs ACTION, a program (or a directory, for
+# run-parts) in /etc/acpi.  The power key (KEY_POWER pressed) is
+# "button/power PWRF 00000080".
+PWRF poweroff
+EOF
+    chmod 0644 "$dir/etc/acpid.conf"
+    case $how in
+        init)
+            # busybox's poweroff itself: it asks init (SIGUSR2) to run
+            # /etc/init.d/rcK and power off.  A program, not a script: acpid
+            # runs it with every descriptor it holds still open.
+            ln -sfn ../../usr/bin/poweroff "$dir/etc/acpi/poweroff" ;;
+        force)
+            # PID 1 is a shell, which ignores poweroff's signal: -f (sync,
+            # then power off at once).
+            printf '%s\n' '#!/bin/sh' '# The power button (busybox acpid, /etc/acpid.conf).' \
+                'exec /bin/poweroff -f' >"$dir/etc/acpi/poweroff"
+            chmod 0755 "$dir/etc/acpi/poweroff" ;;
+        *) die "guest_power_files: init or force, not $how" ;;
+    esac
+}
+
+# shellcheck disable=SC2120  # the root disk passes -S, the initramfs nothing
+guest_net_start() {
+    local opts="$*"
+    cat <<EOF
+# The network: the loopback, then every Ethernet card up, each with a udhcpc
+# in the background (/usr/share/udhcpc/default.script sets the lease), so
+# the boot never waits for DHCP: without an answer udhcpc keeps asking, 3
+# tries 3 s apart every 20 s.
+ip link set lo up
+read -r host </proc/sys/kernel/hostname
+for net in /sys/class/net/*; do
+    [ -r "\$net/type" ] || continue
+    read -r type <"\$net/type"
+    [ "\$type" = 1 ] || continue            # ARPHRD_ETHER
+    net=\${net##*/}
+    ip link set "\$net" up
+    udhcpc -f -i "\$net" -s /usr/share/udhcpc/default.script -p "/run/udhcpc.\$net.pid" \\
+        -x "hostname:\$host"${opts:+ $opts} </dev/null >/dev/null 2>&1 &
+done
+unset net type host
+EOF
+}
+
+guest_power_start() {
+    cat <<'EOF'
+# The power button: busybox acpid reads the input devices there are at its
+# start (the virtio_input and evdev modules are loaded) and runs
+# /etc/acpi/poweroff on KEY_POWER (see /etc/acpid.conf).  Without an input
+# device (no virtio-keyboard) there is no button, and no acpid.
+[ ! -e /dev/input/event0 ] || acpid
+EOF
+}
+
 # The initramfs tree: static busybox, symlinks for its common applets, and an
 # /init that mounts the pseudo file systems, loads the kernel modules listed
 # in /lib/modules/<release>/load-order (see initramfs_modules), prints a
-# banner and the kernel release, and runs a shell on the console.
+# banner and the kernel release, and runs a shell on the console.  Without
+# a root disk it also brings the network up (DHCP, in the background) and
+# starts acpid for the power button, whose action is `poweroff -f` there:
+# the shell is PID 1, so nothing stops processes or unmounts, and a plain
+# poweroff would do nothing.
 initramfs_stage() {
     local stage=$1 busybox=$2 arch=$3 script=$4
     rm -rf "$stage"
@@ -314,13 +494,20 @@ mount_root() {
 [ -z "$root" ] || mount_root
 unset kmods root rootfstype rootflags rootmode rootdelay rootinit arg
 EOF
-        cat >>init <<EOF
-hostname petrel
+        {
+            echo 'hostname petrel'
+            # shellcheck disable=SC2119
+            guest_net_start
+            guest_power_start
+            cat <<EOF
 echo "Welcome to Petrel ($arch)"
 uname -r
 exec setsid cttyhack /bin/sh -l
 EOF
+        } >>init
         chmod 0755 init
+        guest_net_files .
+        guest_power_files . force
 
         cat >etc/profile <<'EOF'
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin
@@ -342,6 +529,12 @@ guest_modules_virtio=(
     virtio virtio_ring virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci
     virtio_blk rng_core virtio_rng virtio_console failover net_failover virtio_net
 )
+# ... the power button: a virtio-input keyboard (Petrel's virtio-keyboard)
+# and evdev, whose /dev/input/event* busybox acpid reads (input-core is
+# built into the riscv64 kernel; with no such device they load all the
+# same, in 0.05 s) ...
+# shellcheck disable=SC2034
+guest_modules_input=(virtio_input evdev)
 # ... and ext4, to mount a virtio disk.  crc32c_generic is no symbol
 # dependency: ext4 and jbd2 ask the crypto API for "crc32c" (a softdep) to
 # check metadata checksums.

@@ -9,6 +9,11 @@
 #                                        extracted kernel package KROOT with
 #                                        depmod's files, /etc and busybox
 #                                        init's scripts
+#   rootfs_programs DIR TRIPLET PROGRAM... -- PKGROOT...
+#                                        dynamically linked programs from
+#                                        extracted packages, with the shared
+#                                        libraries they need (found in the
+#                                        PKGROOTs) and the dynamic loader
 #   rootfs_image DIR OUT SIZE            a reproducible ext4 image of DIR
 #
 # The tree is merged-/usr, as in Arch Linux: every program is in /usr/bin,
@@ -21,7 +26,11 @@
 # /sbin/init, busybox init, which runs /etc/inittab:
 #   /etc/init.d/rcS      mounts /dev /proc /sys /dev/pts /run /tmp (those
 #                        the initramfs has not passed on), sets the host
-#                        name, prints the banner
+#                        name, prints the banner, reads the config disk
+#                        (ssh keys, host name), starts syslogd, the network
+#                        (udhcpc on every card, in the background), acpid
+#                        (the power button) and dropbear (ssh; its host key
+#                        is made at the first boot)
 #   /etc/init.d/console  the login shell on the console; when it exits, the
 #                        guest powers off
 #   /etc/init.d/rcK      on poweroff, reboot or halt: stops every process,
@@ -37,6 +46,7 @@ rootfs_check_tools() {
         die "mkfs.ext4 not found (run: scripts/deps.sh guest)"
     debugfs=$(PATH=$path command -v debugfs) ||
         die "debugfs not found (run: scripts/deps.sh guest)"
+    command -v readelf >/dev/null 2>&1 || die "readelf not found (install binutils)"
 }
 
 # The applet names of a busybox binary, one a line, read from the binary
@@ -96,7 +106,9 @@ rootfs_stage() {
 ::shutdown:/etc/init.d/rcK
 ::restart:/sbin/init
 EOF
-        # Four parts; in the unquoted ones only $arch and $script expand.
+        # In parts: in the unquoted ones only $arch and $script expand;
+        # guest_net_start and guest_power_start (lib-apt.sh) write the
+        # network's and the power button's, as in the initramfs.
         {
             cat <<EOF
 #!/bin/sh
@@ -129,6 +141,114 @@ EOF
             cat <<'EOF'
 echo "root: $rootdev ($roottype$rootro)"
 uname -r
+
+# The config disk: a virtio disk whose serial is petrel-config holds a
+# ustar archive.  It is unpacked to /run/petrel-config, and of its files
+#   authorized_keys  becomes /root/.ssh/authorized_keys (root's ssh keys)
+#   hostname         the host name (kept in /etc/hostname and /etc/hosts)
+# are used; any other file is left there, unused.  No such disk: nothing
+# changes.
+config_hostname() {
+    local h='' old=''
+    read -r h <"$1" 2>/dev/null
+    case $h in
+        ''|-*|*[!A-Za-z0-9.-]*)
+            echo "config: hostname '$h' is not a host name (letters, digits, - and .): ignored"
+            return 1 ;;
+    esac
+    if [ ${#h} -gt 64 ]; then
+        echo "config: hostname '$h' is longer than 64 characters: ignored"
+        return 1
+    fi
+    hostname "$h"
+    read -r old </etc/hostname 2>/dev/null
+    [ "$old" != "$h" ] || return 0
+    # (not on a read-only /)
+    {
+        echo "$h" >/etc/hostname.new && mv -f /etc/hostname.new /etc/hostname &&
+            awk -v h="$h" '$1 == "127.0.1.1" { $0 = "127.0.1.1\t" h; done = 1 } { print }
+                END { if (!done) print "127.0.1.1\t" h }' /etc/hosts >/etc/hosts.new &&
+            mv -f /etc/hosts.new /etc/hosts
+    } 2>/dev/null
+    return 0
+}
+config_keys() {
+    umask 077
+    mkdir -p /root/.ssh && chmod 0700 /root/.ssh &&
+        cat "$1" >/root/.ssh/authorized_keys.new &&
+        chmod 0600 /root/.ssh/authorized_keys.new &&
+        mv -f /root/.ssh/authorized_keys.new /root/.ssh/authorized_keys
+    local rc=$?
+    umask 022
+    return $rc
+}
+config_disk() {
+    local s serial dev used='' c=/run/petrel-config
+    for s in /sys/block/vd*/serial; do
+        serial=''
+        read -r serial <"$s" 2>/dev/null      # no newline at its end
+        [ "$serial" = petrel-config ] || continue
+        dev=${s%/serial}
+        dev=/dev/${dev##*/}
+        rm -rf "$c"
+        mkdir -m 0700 "$c"
+        if ! tar -x -o -f "$dev" -C "$c" 2>/dev/null; then
+            rm -rf "$c"
+            echo "config: $dev (petrel-config) holds no readable tar archive: not used"
+            return 1
+        fi
+        if [ -f "$c/authorized_keys" ] && [ ! -L "$c/authorized_keys" ] &&
+            config_keys "$c/authorized_keys"; then
+            used="$used authorized_keys"
+        fi
+        if [ -f "$c/hostname" ] && [ ! -L "$c/hostname" ] && config_hostname "$c/hostname"; then
+            used="$used hostname"
+        fi
+        echo "config: $dev (petrel-config):${used:- nothing used}"
+        return 0
+    done
+}
+config_disk
+unset -f config_disk config_keys config_hostname
+
+# Logs: busybox syslogd keeps them in a 128 KiB ring in RAM (logread shows
+# them): udhcpc's, dropbear's and acpid's.
+syslogd -C128
+EOF
+            guest_net_start -S
+            guest_power_start
+            cat <<'EOF'
+
+# ssh: dropbear on port 22.  Root logs in with a key in
+# /root/.ssh/authorized_keys, never with a password (-s).  The host key is
+# made at the first boot, never in the image: ed25519, which OpenSSH
+# clients prefer and which takes 0.1 s to make here (RSA: 28 s); dropbearkey
+# writes its public half to dropbear_ed25519_host_key.pub.  With / read-only
+# it is made in /run/dropbear, anew at every boot.
+ssh_key() {
+    local dir=/etc/dropbear a b rest
+    [ -w "$dir" ] || { dir=/run/dropbear; mkdir -p -m 0700 "$dir"; }
+    ssh_hostkey=$dir/dropbear_ed25519_host_key
+    [ ! -s "$ssh_hostkey" ] || return 0
+    rm -f "$ssh_hostkey"
+    if ! dropbearkey -t ed25519 -f "$ssh_hostkey" >/run/dropbearkey.out 2>&1; then
+        echo "ssh: dropbearkey failed: $(cat /run/dropbearkey.out)"
+        rm -f /run/dropbearkey.out "$ssh_hostkey"
+        return 1
+    fi
+    while read -r a b rest; do
+        [ "$a" != Fingerprint: ] || echo "ssh: host key made: ED25519 $b"
+    done </run/dropbearkey.out
+    rm -f /run/dropbearkey.out
+    chmod 0644 "$ssh_hostkey.pub" 2>/dev/null
+}
+if ssh_key; then
+    dropbear -s -r "$ssh_hostkey"
+else
+    dropbear -s -R          # makes a host key at the first connection
+fi
+unset -f ssh_key
+unset ssh_hostkey
 EOF
         } >etc/init.d/rcS
         cat >etc/init.d/console <<'EOF'
@@ -190,8 +310,14 @@ NAME="Petrel guest"
 ID=petrel
 PRETTY_NAME="Petrel default $arch guest (busybox, Debian kernel)"
 EOF
+        printf '%s\n' 'passwd: files' 'group: files' 'shadow: files' \
+            'hosts: files dns' >etc/nsswitch.conf
         chmod 0644 etc/inittab etc/fstab etc/profile etc/passwd etc/group \
-            etc/hostname etc/hosts etc/shells etc/os-release
+            etc/hostname etc/hosts etc/shells etc/os-release etc/nsswitch.conf
+        guest_net_files .
+        guest_power_files . init
+        # dropbear's host key, made at the first boot (rcS)
+        mkdir -m 0755 etc/dropbear
     ) || die "staging the root disk failed"
 
     # Modules as in the initramfs (decompressed, unsigned), under /usr/lib,
@@ -218,6 +344,85 @@ EOF
     "$depmod" -b "$stage" -C "$stage/.depmod.d" "$kver" || die "depmod $kver (root disk) failed"
     rm -rf "$stage/.depmod.d"
     find "$m" -type f -exec chmod 0644 {} +
+}
+
+# The sonames a program or library needs (DT_NEEDED), one a line.
+elf_needed() {
+    LC_ALL=C readelf -dW "$1" | sed -n 's/.*(NEEDED).*\[\(.*\)\]$/\1/p'
+}
+
+# Copy PKGROOT/REL to DIR/REL, merged-/usr (lib/... goes to usr/lib/...); a
+# symbolic link is copied as one, with what it leads to (in the same
+# package).
+rootfs_copy_file() {
+    local dir=$1 pkgroot=$2 rel=$3 dst t
+    dst=$rel
+    case $dst in lib/*|bin/*|sbin/*) dst=usr/$dst ;; esac
+    [ ! -e "$dir/$dst" ] && [ ! -L "$dir/$dst" ] || return 0
+    mkdir -p "$dir/${dst%/*}"
+    if [ -L "$pkgroot/$rel" ]; then
+        t=$(readlink "$pkgroot/$rel")
+        case $t in /*|*..*) die "$pkgroot/$rel: a link to $t (only links within a directory are copied)" ;; esac
+        cp -P "$pkgroot/$rel" "$dir/$dst"
+        rootfs_copy_file "$dir" "$pkgroot" "${rel%/*}/$t"
+    else
+        cp --preserve=mode "$pkgroot/$rel" "$dir/$dst"
+    fi
+}
+
+# Programs from extracted Debian packages, with what they need to run:
+# each PROGRAM (a file in a PKGROOT) goes to DIR/usr/bin; then every shared
+# library it needs (DT_NEEDED), and every library those need, found in the
+# PKGROOTs' lib/TRIPLET, usr/lib/TRIPLET, lib or usr/lib (what the dynamic
+# loader searches), is copied to the same place in DIR (merged /usr), under
+# its soname; the dynamic loader (PT_INTERP) goes to its path too.  A
+# library found nowhere is an error: the packages are apt_depends' list.
+rootfs_programs() {
+    local dir=$1 triplet=$2 p f so r rel found interp=""
+    shift 2
+    local progs=() roots=() queue=() seen=" "
+    while [ $# -gt 0 ] && [ "$1" != -- ]; do progs+=("$1"); shift; done
+    [ $# -gt 0 ] || die "rootfs_programs: no -- before the package roots"
+    shift
+    roots=("$@")
+    for p in "${progs[@]}"; do
+        [ -f "$p" ] || die "no program $p"
+        install -m 0755 "$p" "$dir/usr/bin/${p##*/}"
+        queue+=("$p")
+        f=$(LC_ALL=C readelf -lW "$p" | sed -n 's/.*Requesting program interpreter: \(.*\)\]$/\1/p')
+        [ -n "$f" ] || die "$p has no program interpreter (not dynamically linked?)"
+        [ -z "$interp" ] || [ "$interp" = "$f" ] || die "$p wants the loader $f, not $interp"
+        interp=$f
+    done
+    while [ ${#queue[@]} -gt 0 ]; do
+        f=${queue[0]}
+        queue=("${queue[@]:1}")
+        for so in $(elf_needed "$f"); do
+            case $seen in *" $so "*) continue ;; esac
+            seen+="$so "
+            found=""
+            for r in "${roots[@]}"; do
+                for rel in "lib/$triplet/$so" "usr/lib/$triplet/$so" "lib/$so" "usr/lib/$so"; do
+                    if [ -e "$r/$rel" ]; then found=$r/$rel; break 2; fi
+                done
+            done
+            [ -n "$found" ] || die "${f##*/} needs $so, which none of these packages has: ${roots[*]##*/}"
+            rel=${found#"$r"/}
+            case $rel in lib/*) rel=usr/$rel ;; esac
+            mkdir -p "$dir/${rel%/*}"
+            cp -L --preserve=mode "$found" "$dir/$rel"
+            queue+=("$found")
+        done
+    done
+    rel=${interp#/}
+    found=""
+    for r in "${roots[@]}"; do
+        if [ -e "$r/$rel" ]; then found=$r; break; fi
+        case $rel in lib/*) if [ -e "$r/usr/$rel" ]; then found=$r; rel=usr/$rel; break; fi ;; esac
+    done
+    [ -n "$found" ] || die "the dynamic loader $interp is in none of the packages"
+    rootfs_copy_file "$dir" "$found" "$rel"
+    log "root disk: ${progs[*]##*/} and${seen% } ($interp)"
 }
 
 # The ext4 image: mkfs.ext4 -d of the tree, into a sparse SIZE file, made
