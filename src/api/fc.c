@@ -1870,6 +1870,8 @@ int fc_api_set_logger(struct fc_api *api, const char *log_path, const char *leve
                       bool show_level, bool show_log_origin, struct err *e)
 {
     struct fc_req q = { .api = api, .e = e };
+    if (!log_path && !level && !show_level && !show_log_origin)
+        return 0;               /* no logger flag given: nothing to configure */
     json_t *o = json_pack("{s:b,s:b}", "show_level", show_level, "show_log_origin",
                           show_log_origin);
     if (!o || (log_path && !jset(o, "log_path", jstring(log_path))) ||

@@ -73,7 +73,7 @@ void fc_api_handle(void *opaque, const char *method, const char *path, const cha
 int fc_api_set_sockets(struct fc_api *api, const char *api_sock, const char *console_sock);
 /* The command line's Firecracker logger flags (--log-path, --level,
  * --show-level, --show-log-origin), validated as PUT /logger is; NULL
- * leaves the log path or level as it is. */
+ * leaves the log path or level as it is; none given: nothing is done. */
 int fc_api_set_logger(struct fc_api *api, const char *log_path, const char *level,
                       bool show_level, bool show_log_origin, struct err *e);
 /* The command line's --metrics-path, as PUT /metrics. */

@@ -803,7 +803,13 @@ static void test_cli_import(void)
     vm_config_add_device(c, "virtio-rng", &e);
     vm_config_add_device(c, "virtio-console,socket=/tmp/x,,y.sock", &e);
     struct fc_api *api = new_api(vm, true);
+    /* the command line's logger flags: none given, nothing configured */
+    CHECK(fc_api_set_logger(api, NULL, NULL, false, false, &e) == 0, "no logger flags");
+    CHECK(fc_api_set_metrics(api, "", &e) < 0 && strstr(e.msg, "metrics_path"), "%s", e.msg);
+    CHECK(fc_api_set_logger(api, NULL, "Verbose", false, false, &e) < 0 &&
+          strstr(e.msg, "level: unknown value `Verbose`"), "bad --level: %s", e.msg);
     json_t *j = get(api, "/vm/config");
+    CHECK(!json_object_get(j, "logger") && !json_object_get(j, "metrics"), "no logger, metrics");
     EQ(jint(json_object_get(j, "machine-config"), "vcpu_count"), 3);
     EQ(jint(json_object_get(j, "machine-config"), "mem_size_mib"), 384);
     CHECK(jstr(j, "boot-source.boot_args") && !strcmp(jstr(j, "boot-source.boot_args"),
