@@ -1,0 +1,763 @@
+/* `petrel vm`: a VM's runtime state and the commands that change it:
+ * start, pause, resume, stop, kill.  The contract (run.json, sockets,
+ * states): docs/control-plane.md, "VMs as files".
+ *
+ * Design
+ * - Runtime state: lock held -> the API's /petrel/info says running or
+ *   paused ("starting" until it answers); lock free and run.json present ->
+ *   "crashed" when the VMM's API socket is still there (it died without
+ *   cleaning up), else "stopped" (the guest powered off; the VMM removed its
+ *   sockets); otherwise "stopped".  start, stop and kill clean up after a
+ *   VMM that is gone.
+ * - The VMM is `petrel run` (this binary, /proc/self/exe) with its
+ *   configuration from the definition plus --api-sock, --boot, --id,
+ *   --console-sock and --console-log; in its own session, stdin from
+ *   /dev/null, stdout/stderr to vms/NAME/vmm.log.  It inherits the lock's
+ *   descriptor, so the lock lives exactly as long as it.
+ *
+ * Threads: none.
+ *
+ * What can fail: see vm_priv.h; a VMM that dies while starting also gets
+ * the end of its log printed. */
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "cli/cfgdisk.h"
+#include "cli/vm_client.h"
+#include "cli/vm_priv.h"
+
+#define START_TIMEOUT_MS 60000
+#define DEFAULT_STOP_TIMEOUT 30u
+#define SSH_FWD_ANY ":0-:22"            /* in a hostfwd: the port picked at start */
+
+#define SOCK_PATH_MAX 107               /* sizeof(sun_path) - 1 */
+
+/* --- sockets -------------------------------------------------------------- */
+
+static bool is_socket(const char *path)
+{
+    struct stat st;
+    return path && *path && lstat(path, &st) == 0 && S_ISSOCK(st.st_mode);
+}
+
+/* path, or dir/path when relative */
+static void resolve_in(char *buf, size_t len, const char *dir, const char *path)
+{
+    if (path[0] == '/')
+        vmx_fmt(buf, len, "%s", path);
+    else
+        vmx_fmt(buf, len, "%s/%s", dir, path);
+}
+
+/* Where NAME's sockets live: in its directory when the paths fit in a unix
+ * socket address, else in a short private directory
+ * ($XDG_RUNTIME_DIR/petrel/HASH or /tmp/petrel-UID/HASH, 0700), HASH naming
+ * the VM's directory.  sockdir: "" or that directory. */
+static int socket_paths(const char *dir, char *api, char *con, char *sockdir, size_t len,
+                        bool create)
+{
+    sockdir[0] = 0;
+    if (strlen(dir) + strlen("/console.sock") <= SOCK_PATH_MAX) {
+        vmx_fmt(api, len, "%s/api.sock", dir);
+        vmx_fmt(con, len, "%s/console.sock", dir);
+        return 0;
+    }
+    uint64_t h = 0xcbf29ce484222325ull;           /* FNV-1a */
+    for (const char *p = dir; *p; p++)
+        h = (h ^ (unsigned char)*p) * 0x100000001b3ull;
+    char base[PATH_MAX];
+    const char *rt = getenv("XDG_RUNTIME_DIR");
+    if (rt && rt[0] == '/' && strlen(rt) < 60)
+        vmx_fmt(base, sizeof(base), "%s/petrel", rt);
+    else
+        vmx_fmt(base, sizeof(base), "/tmp/petrel-%u", (unsigned)geteuid());
+    vmx_fmt(sockdir, len, "%s/%016llx", base, (unsigned long long)h);
+    vmx_fmt(api, len, "%s/api.sock", sockdir);
+    vmx_fmt(con, len, "%s/console.sock", sockdir);
+    if (strlen(con) > SOCK_PATH_MAX)
+        return vmx_fail("%s: the socket path is too long for a unix socket", con);
+    if (!create)
+        return 0;
+    if (mkdir(base, 0700) < 0 && errno != EEXIST)
+        return vmx_fail("%s: %s", base, strerror(errno));
+    struct stat st;
+    if (lstat(base, &st) < 0 || !S_ISDIR(st.st_mode) || st.st_uid != geteuid())
+        return vmx_fail("%s: not a directory owned by uid %u; cannot put sockets there", base,
+                        (unsigned)geteuid());
+    if ((st.st_mode & 077) && chmod(base, 0700) < 0)
+        return vmx_fail("%s: chmod: %s", base, strerror(errno));
+    if (mkdir(sockdir, 0700) < 0 && errno != EEXIST)
+        return vmx_fail("%s: %s", sockdir, strerror(errno));
+    return 0;
+}
+
+/* --- runtime state -------------------------------------------------------- */
+
+const char *const vmx_st_names[] = { "stopped", "starting", "running", "paused", "crashed" };
+
+void vmx_rt_free(struct vm_rt *rt)
+{
+    json_decref(rt->run);
+    json_decref(rt->info);
+    rt->run = rt->info = NULL;
+}
+
+static const char *json_str_field(json_t *o, const char *key)
+{
+    const char *s = json_string_value(json_object_get(o, key));
+    return s ? s : "";
+}
+
+void vmx_read_run_json(const char *dir, struct vm_rt *rt)
+{
+    char p[PATH_MAX + 16];
+    vmx_fmt(p, sizeof(p), "%s/run.json", dir);
+    rt->run = json_load_file(p, 0, NULL);
+    if (rt->run && !json_is_object(rt->run)) {
+        json_decref(rt->run);
+        rt->run = NULL;
+    }
+    if (!rt->run) {
+        if (vmx_file_exists(p))     /* unreadable leftovers count as a crash */
+            rt->run = json_object();
+        return;
+    }
+    json_t *v = json_object_get(rt->run, "pid");
+    rt->pid = json_is_integer(v) && json_integer_value(v) > 0 ? json_integer_value(v) : 0;
+    v = json_object_get(rt->run, "ssh_port");
+    rt->ssh_port = json_is_integer(v) && json_integer_value(v) > 0 &&
+                   json_integer_value(v) < 65536 ? json_integer_value(v) : 0;
+    const char *a = json_str_field(rt->run, "api_sock"), *c = json_str_field(rt->run,
+                                                                            "console_sock");
+    const char *s = json_str_field(rt->run, "socket_dir");
+    if (*a && strlen(a) <= SOCK_PATH_MAX)
+        vmx_fmt(rt->api, sizeof(rt->api), "%s", a);
+    if (*c && strlen(c) <= SOCK_PATH_MAX)
+        vmx_fmt(rt->con, sizeof(rt->con), "%s", c);
+    if (*s)
+        vmx_fmt(rt->sockdir, sizeof(rt->sockdir), "%s", s);
+}
+
+/* The VM's runtime state (never fails: unknowns read as stopped/crashed). */
+void vmx_rt_get(const char *dir, struct vm_rt *rt, long api_timeout_ms)
+{
+    memset(rt, 0, sizeof(*rt));
+    vmx_read_run_json(dir, rt);
+    if (!rt->api[0]) {
+        char sd[PATH_MAX];
+        if (strlen(dir) + strlen("/console.sock") <= SOCK_PATH_MAX) {
+            vmx_fmt(rt->api, sizeof(rt->api), "%s/api.sock", dir);
+            vmx_fmt(rt->con, sizeof(rt->con), "%s/console.sock", dir);
+        } else if (socket_paths(dir, rt->api, rt->con, sd, sizeof(sd), false) != 0) {
+            rt->api[0] = rt->con[0] = 0;
+        }
+    }
+    rt->held = vmx_lock_held(dir) == 1;
+    if (rt->held) {
+        rt->st = ST_STARTING;
+        struct err e = { "" };
+        if (rt->api[0] && api_timeout_ms &&
+            vm_client_get_json(rt->api, "/petrel/info", api_timeout_ms, &rt->info, &e) == 0) {
+            const char *s = json_str_field(rt->info, "state");
+            if (!strcmp(s, "Running"))
+                rt->st = ST_RUNNING;
+            else if (!strcmp(s, "Paused"))
+                rt->st = ST_PAUSED;
+        }
+    } else if (rt->run) {
+        /* the VMM removes its API socket when it ends; one left behind means
+         * it died without cleaning up */
+        rt->st = is_socket(rt->api) ? ST_CRASHED : ST_STOPPED;
+    } else {
+        rt->st = ST_STOPPED;
+    }
+}
+
+/* Remove what a VMM that is gone left behind (call with the lock held). */
+void vmx_rt_cleanup(const char *dir, const struct vm_rt *rt)
+{
+    char p[PATH_MAX + 16];
+    if (is_socket(rt->api))
+        unlink(rt->api);
+    if (is_socket(rt->con))
+        unlink(rt->con);
+    if (rt->sockdir[0])
+        rmdir(rt->sockdir);
+    vmx_fmt(p, sizeof(p), "%s/run.json", dir);
+    unlink(p);
+}
+
+bool vmx_rt_active(const struct vm_rt *rt)
+{
+    return rt->held;
+}
+
+int vmx_need_running(const char *name, const struct vm_rt *rt)
+{
+    if (rt->st == ST_RUNNING || rt->st == ST_PAUSED)
+        return 0;
+    if (rt->st == ST_STARTING)
+        return vmx_fail("%s is starting (its API does not answer yet); try again", name);
+    if (rt->st == ST_CRASHED)
+        return vmx_fail("%s is not running (its VMM crashed; 'petrel vm start %s' starts it again)",
+                        name, name);
+    return vmx_fail("%s is not running", name);
+}
+
+/* --- start ---------------------------------------------------------------- */
+
+/* A free TCP port on 127.0.0.1 (bind to 0, read it, close); 0 on failure. */
+static unsigned pick_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return 0;
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t len = sizeof(a);
+    unsigned port = 0;
+    if (bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+        port = ntohs(a.sin_port);
+    close(fd);
+    return port;
+}
+
+/* A --disk argument: the path with ',' doubled, then the options. */
+static int add_disk_arg(struct strv *av, const char *path, const char *format, bool ro,
+                        const char *serial)
+{
+    size_t n = strlen(path);
+    char *buf = malloc(2 * n + 128 + (serial ? strlen(serial) : 0));
+    if (!buf)
+        return -ENOMEM;
+    char *o = buf;
+    for (const char *p = path; *p; p++) {
+        *o++ = *p;
+        if (*p == ',')
+            *o++ = ',';
+    }
+    *o = 0;
+    if (format)
+        o += sprintf(o, ",format=%s", format);
+    if (ro)
+        o += sprintf(o, ",readonly=on");
+    if (serial)
+        sprintf(o, ",serial=%s", serial);
+    int r = vmx_strv_add(av, "--disk") < 0 || vmx_strv_add(av, buf) < 0 ? -ENOMEM : 0;
+    free(buf);
+    return r;
+}
+
+/* A device spec with the ssh forward's host port 0 replaced by port. */
+static char *device_with_port(const char *spec, unsigned port)
+{
+    const char *hit = strncmp(spec, "virtio-net", 10) ? NULL : strstr(spec, SSH_FWD_ANY);
+    if (!hit || !port)
+        return strdup(spec);
+    char *out;
+    if (asprintf(&out, "%.*s:%u-:22%s", (int)(hit - spec), spec, port,
+                 hit + strlen(SSH_FWD_ANY)) < 0)
+        return NULL;
+    return out;
+}
+
+static bool wants_ssh_port(const struct vm_def *d)
+{
+    for (unsigned i = 0; i < d->ndevices; i++)
+        if (!strncmp(d->devices[i], "virtio-net", 10) && strstr(d->devices[i], SSH_FWD_ANY))
+            return true;
+    return false;
+}
+
+/* petrel run's command line for the definition. */
+static int build_argv(const struct vm_def *d, const char *dir, const char *exe,
+                      const char *api, const char *con, unsigned port, struct strv *av)
+{
+    char p[PATH_MAX + 80], mem[32];
+    bool bad = vmx_strv_add(av, exe) < 0 || vmx_strv_add(av, "run") < 0 ||
+               vmx_strv_add(av, "--arch") < 0 || vmx_strv_add(av, d->arch) < 0 ||
+               vmx_strv_add(av, "--cpus") < 0 || vmx_strv_addf(av, "%u", d->vcpus) < 0;
+    vmx_fmt(mem, sizeof(mem), "%uM", d->memory_mib);
+    bad |= vmx_strv_add(av, "--memory") < 0 || vmx_strv_add(av, mem) < 0;
+    if (d->kernel) {
+        resolve_in(p, sizeof(p), dir, d->kernel);
+        bad |= vmx_strv_add(av, "--kernel") < 0 || vmx_strv_add(av, p) < 0;
+    }
+    if (d->initrd) {
+        resolve_in(p, sizeof(p), dir, d->initrd);
+        bad |= vmx_strv_add(av, "--initrd") < 0 || vmx_strv_add(av, p) < 0;
+    }
+    if (d->firmware) {
+        if (strcmp(d->firmware, "none"))
+            resolve_in(p, sizeof(p), dir, d->firmware);
+        else
+            vmx_fmt(p, sizeof(p), "none");
+        bad |= vmx_strv_add(av, "--firmware") < 0 || vmx_strv_add(av, p) < 0;
+    }
+    if (d->append)
+        bad |= vmx_strv_add(av, "--append") < 0 || vmx_strv_add(av, d->append) < 0;
+    for (unsigned i = 0; i < d->ndisks; i++) {
+        resolve_in(p, sizeof(p), dir, d->disks[i].path);
+        bad |= add_disk_arg(av, p, d->disks[i].format, d->disks[i].readonly,
+                            d->disks[i].serial) < 0;
+    }
+    vmx_fmt(p, sizeof(p), "%s/config.img", dir);
+    bad |= add_disk_arg(av, p, "raw", true, VM_DEF_CONFIG_SERIAL) < 0;
+    for (unsigned i = 0; i < d->ndevices; i++) {
+        char *dev = device_with_port(d->devices[i], port);
+        bad |= !dev || vmx_strv_add(av, "--device") < 0 || vmx_strv_add(av, dev) < 0;
+        free(dev);
+    }
+    vmx_fmt(p, sizeof(p), "%s/console.log", dir);
+    bad |= vmx_strv_add(av, "--api-sock") < 0 || vmx_strv_add(av, api) < 0 ||
+           vmx_strv_add(av, "--boot") < 0 || vmx_strv_add(av, "--id") < 0 ||
+           vmx_strv_add(av, d->name) < 0 || vmx_strv_add(av, "--console-sock") < 0 ||
+           vmx_strv_add(av, con) < 0 || vmx_strv_add(av, "--console-log") < 0 ||
+           vmx_strv_add(av, p) < 0;
+    return bad ? -ENOMEM : 0;
+}
+
+static int write_run_json(const char *dir, long long pid, const char *started,
+                          const char *api, const char *con, const char *sockdir, unsigned port)
+{
+    json_t *j = json_pack("{s:o, s:s, s:s, s:s, s:o, s:o}",
+                          "pid", pid > 0 ? json_integer(pid) : json_null(),
+                          "started_utc", started, "api_sock", api, "console_sock", con,
+                          "ssh_port", port ? json_integer(port) : json_null(),
+                          "socket_dir", sockdir[0] ? json_string(sockdir) : json_null());
+    char *text = j ? json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(j);
+    if (!text)
+        return vmx_fail("out of memory");
+    char p[PATH_MAX + 16];
+    struct err e = { "" };
+    vmx_fmt(p, sizeof(p), "%s/run.json", dir);
+    int r = vm_write_file_atomic(p, text, strlen(text), 0600, &e);
+    free(text);
+    return r < 0 ? vmx_fail("%s", e.msg) : 0;
+}
+
+/* Print the last lines of vmm.log (after a failed start). */
+static void print_log_tail(const char *dir, unsigned lines)
+{
+    char p[PATH_MAX + 16];
+    vmx_fmt(p, sizeof(p), "%s/vmm.log", dir);
+    FILE *f = fopen(p, "re");
+    if (!f)
+        return;
+    static char buf[16384];
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    long from = size > (long)sizeof(buf) - 1 ? size - (long)sizeof(buf) + 1 : 0;
+    fseek(f, from, SEEK_SET);
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    char *start = buf + n;
+    unsigned seen = 0;
+    while (start > buf) {
+        if (start[-1] == '\n' && start != buf + n && ++seen > lines)
+            break;
+        start--;
+    }
+    fprintf(stderr, "%s%s", start, n && buf[n - 1] != '\n' ? "\n" : "");
+}
+
+/* The child: becomes the VMM.  Never returns. */
+static void exec_vmm(const char *dir, int lockfd, int logfd, char **argv)
+{
+    setsid();
+    int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (null < 0 || dup2(null, 0) < 0 || dup2(logfd, 1) < 0 || dup2(logfd, 2) < 0)
+        _exit(127);
+    /* the lock descriptor stays open in the VMM: the lock lives as long as it */
+    if (lockfd != 3 && dup2(lockfd, 3) < 0)
+        _exit(127);
+    fcntl(3, F_SETFD, 0);
+    syscall(SYS_close_range, 4u, ~0u, 0u);
+    sigset_t all;
+    sigemptyset(&all);
+    sigprocmask(SIG_SETMASK, &all, NULL);
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGHUP, SIG_DFL);
+    signal(SIGPIPE, SIG_DFL);
+    if (chdir(dir) < 0)
+        _exit(127);
+    execv("/proc/self/exe", argv);
+    fprintf(stderr, "petrel vm: exec %s: %s\n", argv[0], strerror(errno));
+    _exit(127);
+}
+
+static int start_one(struct vmx *x, const char *name, bool quiet)
+{
+    char dir[PATH_MAX + 80], p[PATH_MAX + 96];
+    struct vm_def d;
+    if (vmx_load_vm(x, name, dir, sizeof(dir), &d))
+        return 1;
+    int rc = 1, lockfd = -1, logfd = -1;
+    struct strv av = { 0 };
+    struct vm_rt old;
+    memset(&old, 0, sizeof(old));
+    int r = vmx_lock_take(dir, &lockfd, LOCK_TRIES);
+    if (r == -EWOULDBLOCK) {
+        vmx_fail("%s is already running", name);
+        goto out;
+    } else if (r < 0) {
+        vmx_fail("%s/lock: %s", dir, strerror(-r));
+        goto out;
+    }
+    /* a VMM that died left its run.json and sockets: clean up */
+    vmx_read_run_json(dir, &old);
+    if (old.run) {
+        if (!quiet && is_socket(old.api))
+            fprintf(stderr, "petrel vm: %s: cleaning up after the previous VMM (it crashed)\n",
+                    name);
+        vmx_rt_cleanup(dir, &old);
+    }
+    char api[PATH_MAX], con[PATH_MAX], sockdir[PATH_MAX];
+    if (socket_paths(dir, api, con, sockdir, sizeof(api), true))
+        goto out;
+    if (is_socket(api))
+        unlink(api);
+    if (is_socket(con))
+        unlink(con);
+    struct err e = { "" };
+    vmx_fmt(p, sizeof(p), "%s/config.img", dir);
+    if (cfgdisk_write(p, d.authorized_keys, d.name, &e) < 0) {
+        vmx_fail("%s", e.msg);
+        goto out;
+    }
+    unsigned port = d.ssh_port;
+    if (!port && wants_ssh_port(&d) && !(port = pick_port())) {
+        vmx_fail("cannot find a free TCP port on 127.0.0.1 for ssh");
+        goto out;
+    }
+    if (!wants_ssh_port(&d) && !d.ssh_port)
+        port = 0;
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (n <= 0) {
+        vmx_fail("cannot find the petrel binary (/proc/self/exe): %s", strerror(errno));
+        goto out;
+    }
+    exe[n] = 0;
+    if (build_argv(&d, dir, exe, api, con, port, &av) < 0) {
+        vmx_fail("out of memory");
+        goto out;
+    }
+    char started[32];
+    vmx_utc_now(started, sizeof(started));
+    if (write_run_json(dir, 0, started, api, con, sockdir, port))
+        goto out;
+    /* vmm.log: the previous one is kept as vmm.log.1 */
+    char log1[PATH_MAX + 96];
+    vmx_fmt(p, sizeof(p), "%s/vmm.log", dir);
+    vmx_fmt(log1, sizeof(log1), "%s/vmm.log.1", dir);
+    rename(p, log1);
+    logfd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (logfd < 0) {
+        vmx_fail("%s: %s", p, strerror(errno));
+        goto cleanup;
+    }
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        vmx_fail("fork: %s", strerror(errno));
+        goto cleanup;
+    }
+    if (pid == 0)
+        exec_vmm(dir, lockfd, logfd, av.v);
+    close(logfd);
+    logfd = -1;
+    if (write_run_json(dir, pid, started, api, con, sockdir, port)) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        goto cleanup;
+    }
+    /* wait for the API to answer, or for the VMM to give up */
+    uint64_t deadline = vmx_now_ms() + START_TIMEOUT_MS;
+    for (;;) {
+        int status;
+        if (waitpid(pid, &status, WNOHANG) == pid) {
+            if (WIFEXITED(status))
+                fprintf(stderr, "petrel vm: %s: the VMM exited with status %d while starting; "
+                        "the end of %s/vmm.log:\n", name, WEXITSTATUS(status), dir);
+            else
+                fprintf(stderr, "petrel vm: %s: the VMM was killed by signal %d while "
+                        "starting; the end of %s/vmm.log:\n", name, WTERMSIG(status), dir);
+            print_log_tail(dir, 10);
+            goto cleanup;
+        }
+        json_t *info = NULL;
+        if (is_socket(api) && vm_client_get_json(api, "/petrel/info", 1000, &info, &e) == 0) {
+            json_decref(info);
+            break;
+        }
+        if (vmx_now_ms() > deadline) {
+            vmx_fail("%s: the VMM's API did not answer within %d s (stopped it; see %s/vmm.log)",
+                     name, START_TIMEOUT_MS / 1000, dir);
+            kill(pid, SIGKILL);
+            waitpid(pid, NULL, 0);
+            goto cleanup;
+        }
+        vmx_sleep_ms(50);
+    }
+    if (!quiet) {
+        printf("started %s (pid %d", name, (int)pid);
+        if (port)
+            printf(", ssh port %u", port);
+        printf("); 'petrel vm console %s' attaches to its console\n", name);
+    }
+    rc = 0;
+    goto out;
+cleanup: {
+        struct vm_rt now;
+        memset(&now, 0, sizeof(now));
+        vmx_fmt(now.api, sizeof(now.api), "%s", api);
+        vmx_fmt(now.con, sizeof(now.con), "%s", con);
+        vmx_fmt(now.sockdir, sizeof(now.sockdir), "%s", sockdir);
+        vmx_rt_cleanup(dir, &now);
+    }
+out:
+    if (logfd >= 0)
+        close(logfd);
+    if (lockfd >= 0)
+        close(lockfd);
+    vmx_rt_free(&old);
+    vmx_strv_free(&av);
+    vm_def_free(&d);
+    return rc;
+}
+
+int vmx_cmd_start(struct vmx *x, int argc, char **argv)
+{
+    bool all;
+    int arg = vmx_flag_opt("start", argc, argv, "all", 0, &all);
+    if (arg < 0)
+        return ONE_NAME_RC(arg);
+    if (all ? arg != argc : arg != argc - 1)
+        return vmx_usage_err("start", "%s", all ? "--all takes no VM name" : "expected a VM name");
+    if (!all) {
+        if (vmx_check_name("start", argv[arg]) || vmx_init(x))
+            return 1;
+        return start_one(x, argv[arg], false);
+    }
+    if (vmx_init(x))
+        return 1;
+    struct strv names = { 0 };
+    if (vmx_list_names(x, &names))
+        return 1;
+    int rc = 0;
+    for (int i = 0; i < names.n; i++) {
+        char dir[PATH_MAX + 80], file[PATH_MAX + 96];
+        struct vm_def d;
+        struct err e = { "" };
+        vmx_vm_dir(x, names.v[i], dir, sizeof(dir));
+        vmx_fmt(file, sizeof(file), "%s/" VM_DEF_FILE, dir);
+        if (vm_def_load(&d, file, names.v[i], &e) < 0) {
+            rc = vmx_fail("%s", e.msg);
+            continue;
+        }
+        bool autostart = d.autostart;
+        vm_def_free(&d);
+        if (!autostart)
+            continue;
+        struct vm_rt rt;
+        vmx_rt_get(dir, &rt, 0);
+        bool active = vmx_rt_active(&rt);
+        vmx_rt_free(&rt);
+        if (active)
+            continue;
+        if (start_one(x, names.v[i], false))
+            rc = 1;
+    }
+    vmx_strv_free(&names);
+    return rc;
+}
+
+/* --- pause, resume, stop, kill -------------------------------------------- */
+
+static int vm_patch_state(struct vmx *x, const char *cmd, int argc, char **argv,
+                          const char *want)
+{
+    char dir[PATH_MAX + 80];
+    struct vm_rt rt;
+    int i = vmx_one_vm(x, cmd, argc, argv, dir, sizeof(dir), &rt, API_TIMEOUT_MS);
+    if (i < 0)
+        return ONE_NAME_RC(i);
+    const char *name = argv[i];
+    int rc = vmx_need_running(name, &rt);
+    if (!rc) {
+        json_t *body = json_pack("{s:s}", "state", want);
+        struct err e = { "" };
+        if (vm_client_call(rt.api, "PATCH", "/vm", body, API_TIMEOUT_MS, &e) < 0)
+            rc = vmx_fail("%s: %s", name, e.msg);
+        json_decref(body);
+    }
+    vmx_rt_free(&rt);
+    return rc;
+}
+
+int vmx_cmd_pause(struct vmx *x, int argc, char **argv)
+{
+    return vm_patch_state(x, "pause", argc, argv, "Paused");
+}
+
+int vmx_cmd_resume(struct vmx *x, int argc, char **argv)
+{
+    return vm_patch_state(x, "resume", argc, argv, "Resumed");
+}
+
+/* Wait until nobody holds dir/lock, then clean up after the VMM (holding the
+ * lock meanwhile).  0 when it ended within timeout_ms. */
+static int wait_vmm_gone(const char *dir, unsigned timeout_ms)
+{
+    uint64_t deadline = vmx_now_ms() + timeout_ms;
+    for (;;) {
+        int fd;
+        if (vmx_lock_take(dir, &fd, 1) == 0) {
+            struct vm_rt rt;
+            memset(&rt, 0, sizeof(rt));
+            vmx_read_run_json(dir, &rt);
+            vmx_rt_cleanup(dir, &rt);
+            vmx_rt_free(&rt);
+            close(fd);
+            return 0;
+        }
+        if (vmx_now_ms() > deadline)
+            return -ETIMEDOUT;
+        vmx_sleep_ms(100);
+    }
+}
+
+/* A VMM that is gone left run.json behind: clean up. */
+static int cleanup_stale(const char *name, const char *dir, struct vm_rt *rt, const char *cmd)
+{
+    if (!rt->run)
+        return vmx_fail("%s is not running", name);
+    if (wait_vmm_gone(dir, 2000) < 0)
+        return vmx_fail("%s: the lock is busy; try again", name);
+    fprintf(stderr, "petrel vm %s: %s was not running (cleaned up after its %s VMM)\n", cmd,
+            name, rt->st == ST_CRASHED ? "crashed" : "ended");
+    return 0;
+}
+
+int vmx_cmd_stop(struct vmx *x, int argc, char **argv)
+{
+    static const struct option lo[] = { { "timeout", required_argument, 0, OPT_TIMEOUT },
+                                        { "force", no_argument, 0, OPT_FORCE },
+                                        { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 } };
+    unsigned timeout = DEFAULT_STOP_TIMEOUT;
+    bool force = false;
+    int c;
+    opterr = 0;
+    optind = 0;
+    while ((c = getopt_long(argc, argv, ":hf", lo, NULL)) != -1) {
+        char *end;
+        switch (c) {
+        case OPT_TIMEOUT:
+            errno = 0;
+            timeout = (unsigned)strtoul(optarg, &end, 10);
+            if (!isdigit((unsigned char)optarg[0]) || errno || *end || timeout > 86400)
+                return vmx_usage_err("stop", "invalid --timeout '%s' (seconds, 0..86400)", optarg);
+            break;
+        case OPT_FORCE: case 'f': force = true; break;
+        case 'h': vmx_cmd_help("stop"); return 0;
+        case ':': return vmx_usage_err("stop", "option '%s' needs an argument", argv[optind - 1]);
+        default: return vmx_usage_err("stop", "unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    char dir[PATH_MAX + 80];
+    struct vm_rt rt;
+    if (vmx_named_vm(x, "stop", argc, argv, optind, dir, sizeof(dir), &rt, API_TIMEOUT_MS))
+        return 1;
+    const char *name = argv[optind];
+    int rc = 0;
+    if (!vmx_rt_active(&rt)) {
+        rc = cleanup_stale(name, dir, &rt, "stop");
+        vmx_rt_free(&rt);
+        return rc;
+    }
+    struct err e = { "" };
+    if (rt.st == ST_PAUSED) {   /* a paused guest cannot see the power key */
+        json_t *resume = json_pack("{s:s}", "state", "Resumed");
+        vm_client_call(rt.api, "PATCH", "/vm", resume, API_TIMEOUT_MS, &e);
+        json_decref(resume);
+    }
+    json_t *body = json_pack("{s:i, s:b}", "timeout_s", (int)timeout, "force", force);
+    if (vm_client_call(rt.api, "PUT", "/petrel/stop", body, API_TIMEOUT_MS, &e) < 0) {
+        rc = vmx_fail("%s: %s (use 'petrel vm kill %s' to end it)", name, e.msg, name);
+    } else if (wait_vmm_gone(dir, (force ? 0 : timeout * 1000u) + 15000u) < 0) {
+        rc = vmx_fail("%s did not stop within %u s (use 'petrel vm kill %s' to end it)", name,
+                      (force ? 0 : timeout) + 15, name);
+    }
+    json_decref(body);
+    vmx_rt_free(&rt);
+    return rc;
+}
+
+/* Whether pid is the VMM `start` launched for this VM: its command line is
+ * `... run ... --api-sock API ... --id NAME ...`. */
+static bool is_our_vmm(long long pid, const char *api, const char *name)
+{
+    char p[64], buf[65536];
+    vmx_fmt(p, sizeof(p), "/proc/%lld/cmdline", pid);
+    int fd = open(p, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return false;
+    buf[n] = 0;
+    bool run = false, api_ok = false, id_ok = false;
+    const char *prev = NULL;
+    for (char *a = buf; a < buf + n; a += strlen(a) + 1) {
+        if (a != buf && !run && !strcmp(a, "run"))
+            run = true;
+        if (prev && !strcmp(prev, "--api-sock") && !strcmp(a, api))
+            api_ok = true;
+        if (prev && !strcmp(prev, "--id") && !strcmp(a, name))
+            id_ok = true;
+        prev = a;
+    }
+    return run && api_ok && id_ok;
+}
+
+int vmx_cmd_kill(struct vmx *x, int argc, char **argv)
+{
+    char dir[PATH_MAX + 80];
+    struct vm_rt rt;
+    int i = vmx_one_vm(x, "kill", argc, argv, dir, sizeof(dir), &rt, 0);
+    if (i < 0)
+        return ONE_NAME_RC(i);
+    const char *name = argv[i];
+    int rc = 0;
+    if (!vmx_rt_active(&rt)) {
+        rc = cleanup_stale(name, dir, &rt, "kill");
+    } else if (!rt.pid || !is_our_vmm(rt.pid, rt.api, name)) {
+        rc = vmx_fail("%s: the process holding its lock is not the VMM run.json names (pid %lld); "
+                      "not killing anything", name, rt.pid);
+    } else if (kill((pid_t)rt.pid, SIGKILL) < 0) {
+        rc = vmx_fail("%s: kill %lld: %s", name, rt.pid, strerror(errno));
+    } else if (wait_vmm_gone(dir, 10000) < 0) {
+        rc = vmx_fail("%s: pid %lld was killed but the lock is still held", name, rt.pid);
+    }
+    vmx_rt_free(&rt);
+    return rc;
+}
