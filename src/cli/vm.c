@@ -1,6 +1,6 @@
 /* `petrel vm`: VMs kept as files in a state directory and run in the
  * background: create, list, info, start, console, pause, resume, stop, kill,
- * set, delete, ssh, stats.  Layout and contract:
+ * set, delete, ssh, stats, images.  Layout and contract:
  * docs/control-plane.md ("VMs as files"); the definition: vm_def.h; the
  * VMM's API: vm_client.h.  This file: dispatch, help, list, info, delete,
  * ssh, stats; the other commands and what they share: vm_priv.h.
@@ -442,7 +442,12 @@ static const struct vm_cmd cmds[] = {
       "\n"
       "options (the root disk, disk0.qcow2 in the VM's directory, the guest's vda):\n"
       "  --base IMAGE|none       a linked clone: a qcow2 overlay on IMAGE (raw or\n"
-      "                          qcow2; stored by absolute path, never written).\n"
+      "                          qcow2), never written. IMAGE is first copied into\n"
+      "                          <state>/images/<arch>-<sha256>.raw|qcow2 (read-only,\n"
+      "                          sparse, once per content, shared by VMs, kept when\n"
+      "                          they are deleted), so rebuilding or editing IMAGE\n"
+      "                          later cannot corrupt the VM; a file already in the\n"
+      "                          state directory is used in place.\n"
       "                          Default: the default guest's root.img\n"
       "                          ($PETREL_GUEST_DIR/<arch>/root.img, else\n"
       "                          <dir of petrel>/guest/<arch>/root.img).\n"
@@ -554,7 +559,8 @@ static const struct vm_cmd cmds[] = {
       "delete a stopped VM and everything in its directory",
       "Removes vms/NAME/: the definition, disk0.qcow2 and any other disk stored\n"
       "there, the logs. Disks added with --disk PATH outside the directory and base\n"
-      "images are left alone. Refused while the VM runs.\n" },
+      "images (<state>/images/, shared by VMs) are left alone. Refused while the VM\n"
+      "runs.\n" },
     { "ssh", cmd_ssh,
       "ssh [--wait S] NAME [-- COMMAND...]",
       "log in to a running VM as root over its forwarded port",
@@ -601,7 +607,10 @@ void cli_vm_usage(void)
            "  api.sock, console.sock   while it runs (elsewhere if the path is too long\n"
            "                    for a unix socket: see run.json)\n"
            "  console.log, console.log.1   the serial console's output (bounded)\n"
-           "  vmm.log, vmm.log.1           the VMM's own messages\n");
+           "  vmm.log, vmm.log.1           the VMM's own messages\n"
+           "Base images are images/<arch>-<sha256>.raw|qcow2 there: read-only copies the\n"
+           "root disks are overlays on (see 'petrel vm create --help'). Deleting a VM\n"
+           "leaves them; remove one no VM uses with rm.\n");
 }
 
 void vmx_cmd_help(const char *name)

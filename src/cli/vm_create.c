@@ -5,7 +5,9 @@
  * - create builds the VM in a hidden directory (vms/.NAME.creating.PID) and
  *   renames it into place, so a VM directory is always whole.
  * - Files named on the command line are stored by absolute path; the root
- *   disk is a qcow2 overlay on a base image or blank.
+ *   disk is blank or a qcow2 overlay on a base image, which is imported
+ *   into the state directory's images/ first unless it is already in the
+ *   state directory (vm_image.h).
  *
  * Threads: none.
  *
@@ -23,6 +25,7 @@
 
 #include "block/block.h"
 #include "block/qcow2.h"
+#include "cli/vm_image.h"
 #include "cli/vm_priv.h"
 #include "virtio/virtio_pci.h"
 
@@ -295,6 +298,31 @@ static int parse_disk_opt(const char *spec, struct vm_disk_def *dd)
     return 0;
 }
 
+/* The file the root disk's overlay names for the base *base (absolute):
+ * *base itself when it lies in the state directory (an imported image,
+ * another VM's disk), else its copy in images/ (vm_image.h), which
+ * replaces *base; *from is then the original. */
+static int import_base(const struct vmx *x, const char *arch, char **base, char **from)
+{
+    char *state = realpath(x->state, NULL);
+    size_t n = state ? strlen(state) : 0;
+    bool inside = state && !strncmp(*base, state, n) && (*base)[n] == '/';
+    free(state);
+    if (inside)
+        return 0;
+    char images[PATH_MAX + 16], *image;
+    bool imported;
+    struct err e = { "" };
+    vmx_fmt(images, sizeof(images), "%s/" VM_IMAGE_DIR, x->state);
+    if (vm_image_import(images, arch, *base, &image, &imported, &e) < 0)
+        return vmx_fail("cannot import the base image: %s", e.msg);
+    if (imported)
+        printf("imported %s as %s\n", *base, image);
+    *from = *base;
+    *base = image;
+    return 0;
+}
+
 /* The VM's root disk, dir/disk0.qcow2: an overlay on base (NULL: blank). */
 static int make_root_disk(const char *dir, const char *base, uint64_t size, uint64_t *vsize)
 {
@@ -401,7 +429,7 @@ int vmx_cmd_create(struct vmx *x, int argc, char **argv)
     struct vm_def d = { 0 };
     int rc = 1;
     char tmpdir[PATH_MAX + 64] = "", guest[PATH_MAX];
-    char *base = NULL;
+    char *base = NULL, *base_from = NULL;
     uint64_t disk_size = DEFAULT_DISK_SIZE;
     d.vcpus = 1;
     d.memory_mib = DEFAULT_MEMORY_MIB;
@@ -515,6 +543,9 @@ int vmx_cmd_create(struct vmx *x, int argc, char **argv)
     if (vm_def_set_str(&d.created_utc, now) < 0)
         goto oom;
 
+    if (base && import_base(x, arch, &base, &base_from))
+        goto out;
+
     /* build it in a hidden directory, then rename it into place */
     vmx_fmt(tmpdir, sizeof(tmpdir), "%s/.%s.creating.%d", x->vms, name, (int)getpid());
     if (mkdir(tmpdir, 0700) < 0) {
@@ -567,6 +598,7 @@ out:
     if (tmpdir[0])
         vmx_rm_rf(tmpdir);
     free(base);
+    free(base_from);
     vm_def_free(&d);
     return rc;
 }

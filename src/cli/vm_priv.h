@@ -1,7 +1,7 @@
 /* `petrel vm`'s own shared pieces: what its files (vm.c: dispatch, help,
  * list, info, delete, ssh, stats; vm_common.c: messages, small helpers, VM
  * directories, the lock; vm_run.c: runtime state, start, pause, resume,
- * stop, kill; vm_create.c: create, set;
+ * stop, kill; vm_create.c: create, set; vm_image.c: base images;
  * vm_console.c: console) use from each other.  Not an interface for
  * anything outside `petrel vm`.
  *

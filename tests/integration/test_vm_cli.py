@@ -1,9 +1,11 @@
 """`petrel vm`: VMs kept as files in a state directory, run in the background.
 
 Without a VMM (both builds): create (defaults, options, refusals), list,
-info, set, delete, help texts, and bad definitions (corrupt JSON, a wrong
+info, set, delete, help texts, bad definitions (corrupt JSON, a wrong
 field, an unknown field) reported with file and field without hiding the
-other VMs.
+other VMs, and base images: imported once per content into images/,
+read-only and sparse, so a base rewritten later changes no VM, shared by
+VMs (also when created at once), left alone by delete.
 
 With VMMs (build/petrel only; boots are few: one module-scoped fleet of five
 VMs is shared by the tests that need running guests): five VMs created and
@@ -16,6 +18,7 @@ stopped at once.
 Every test module uses its own temporary PETREL_HOME and HOME (with a fresh
 ssh key pair in HOME/.ssh)."""
 
+import hashlib
 import json
 import os
 import re
@@ -96,6 +99,19 @@ def make_env(tmp_path_factory, flavor):
     return Petrel(flavor, base / "state", user_home)
 
 
+def sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def image_for(petrel, base, arch="riscv64", ext="raw"):
+    """Where `petrel vm create` imports base: images/ARCH-HASH16.EXT."""
+    return petrel.home / "images" / f"{arch}-{sha256(base)[:16]}.{ext}"
+
+
 def img_info(petrel, path):
     r = run_cmd([petrel.binary, "img", "info", "--output=json", path], timeout=60,
                 env=petrel.env)
@@ -156,8 +172,16 @@ def test_create_defaults(pv):
     check((pv.home).stat().st_mode & 0o777 == 0o700, "the state directory is 0700")
     info = img_info(pv, vmdir / "disk0.qcow2")
     base = (GUEST_DIR / "root.img").resolve()
-    check(info["format"] == "qcow2" and info.get("backing-filename") == str(base),
-          f"disk0 is an overlay on {base}: {info}")
+    image = image_for(pv, base)
+    check(info["format"] == "qcow2" and info.get("backing-filename") == str(image)
+          and info.get("backing-filename-format") == "raw",
+          f"disk0 is an overlay on the imported copy {image} of {base}: {info}", r)
+    check(f"on {image}" in r.stdout, "create names the image", r)
+    check(image.stat().st_mode & 0o777 == 0o444 and sha256(image) == sha256(base),
+          f"{image} is a read-only copy of {base}")
+    check(image.stat().st_blocks * 512 <= max(base.stat().st_blocks * 512, 1 << 20),
+          f"the copy is sparse: {image.stat().st_blocks * 512} bytes allocated, "
+          f"{base.stat().st_blocks * 512} for the base")
     check(info["virtual-size"] == max(8 << 30, base.stat().st_size),
           f"virtual size: {info['virtual-size']}")
     check(not any(p.name.startswith(".") for p in (pv.home / "vms").iterdir()),
@@ -196,8 +220,10 @@ def test_create_options(pv, tmp_path):
     run_cmd([pv.binary, "img", "create", "-f", "qcow2", big, "3G"], timeout=60, env=pv.env)
     pv("create", "clone", "--base", str(big), "--disk-size", "1G")
     info = img_info(pv, pv.vmdir("clone") / "disk0.qcow2")
-    check(info["virtual-size"] == 3 << 30 and info.get("backing-filename") == str(big)
+    image = image_for(pv, big, ext="qcow2")
+    check(info["virtual-size"] == 3 << 30 and info.get("backing-filename") == str(image)
           and info.get("backing-filename-format") == "qcow2", f"clone: {info}")
+    check(img_info(pv, image)["virtual-size"] == 3 << 30, "the imported qcow2 base")
     for name in ("db.2", "bare", "clone"):
         pv("delete", name)
 
@@ -208,6 +234,10 @@ def test_create_refusals(pv, tmp_path):
     for bad in ("_x", ".hidden", "a b", "a/b", "x" * 64):
         pv.error("create", bad, "--ssh-key", "none", want="invalid VM name")
     priv = pv.user_home / ".ssh" / "id_ed25519"
+    overlay = tmp_path / "overlay.qcow2"
+    r = run_cmd([pv.binary, "img", "create", "-f", "qcow2", "-b", GUEST_DIR / "root.img",
+                 "-F", "raw", overlay], timeout=60, env=pv.env)
+    check(r.returncode == 0, "petrel img create -b", r)
     cases = [
         (["--cpus", "33"], "invalid --cpus '33' (riscv64 guests have 1..32)"),
         (["--cpus", "0"], "invalid --cpus"),
@@ -223,6 +253,7 @@ def test_create_refusals(pv, tmp_path):
         (["--disk", str(tmp_path / "missing.img")], "--disk"),
         (["--disk", f"{priv},serial=petrel-config"], "reserved for the config disk"),
         (["--kernel", str(tmp_path)], "--kernel"),
+        (["--base", str(overlay)], "a qcow2 image with a backing file"),
         (["--bogus"], "unknown option '--bogus'"),
     ]
     for args, want in cases:
@@ -274,10 +305,64 @@ def test_list_info_set_delete(pv):
     pv("delete", "s1")
     check(not pv.vmdir("s1").exists(), "delete removes the directory")
     check((GUEST_DIR / "root.img").exists(), "delete leaves the base image alone")
+    check(image_for(pv, GUEST_DIR / "root.img").exists(), "delete leaves the imported copy")
     pv.error("delete", "s1", want="no VM named 's1'")
     pv.error("info", "s1", want="no VM named 's1'")
     pv.error("start", "s1", want="no VM named 's1'")
     pv.error("stop", "s1", want="no VM named 's1'")
+
+
+def test_base_images(pv, tmp_path):
+    """A base rewritten after create changes no VM; identical content is
+    imported once (another path, VMs created at once); new content is a new
+    image; delete leaves images; a base in the state directory is used in
+    place."""
+    base = tmp_path / "base.img"
+    old = os.urandom(1 << 16)
+    with open(base, "wb") as f:
+        f.truncate(4 << 20)
+        f.seek(1 << 20)
+        f.write(old)
+    old_sum = sha256(base)
+    pv("create", "b1", "--ssh-key", "none", "--base", str(base))
+    image = image_for(pv, base)
+    info = img_info(pv, pv.vmdir("b1") / "disk0.qcow2")
+    check(info.get("backing-filename") == str(image), f"b1 is on {image}: {info}")
+    # an identical copy elsewhere, and three creates at once: still one image
+    same = tmp_path / "same.img"
+    shutil.copyfile(base, same)
+    pv("create", "b2", "--ssh-key", "none", "--base", str(same))
+    before = set((pv.home / "images").iterdir())
+    results = in_parallel(lambda n: pv("create", n, "--ssh-key", "none", "--base",
+                                       str(base), ok=False), ["p1", "p2", "p3"])
+    for n, r in results.items():
+        check(r.returncode == 0, f"create {n} at once", r)
+    for n in ("b2", "p1", "p2", "p3"):
+        info = img_info(pv, pv.vmdir(n) / "disk0.qcow2")
+        check(info.get("backing-filename") == str(image), f"{n} shares {image}: {info}")
+    check(set((pv.home / "images").iterdir()) == before,
+          f"no new image, no temporary file: {sorted((pv.home / 'images').iterdir())}")
+    # the base is rewritten (as `make guest` does): the VMs see the old content
+    with open(base, "r+b") as f:
+        f.seek(1 << 20)
+        f.write(os.urandom(1 << 16))
+    check(sha256(image) == old_sum, "the imported image did not change")
+    r = run_cmd([pv.binary, "img", "check", pv.vmdir("b1") / "disk0.qcow2"], timeout=60,
+                env=pv.env)
+    check(r.returncode == 0, "b1's disk is consistent", r)
+    r = pv("create", "b3", "--ssh-key", "none", "--base", str(base))
+    new_image = image_for(pv, base)
+    check(new_image != image and f"imported {base} as {new_image}" in r.stdout,
+          "new content is imported as a new image", r)
+    check(img_info(pv, pv.vmdir("b3") / "disk0.qcow2").get("backing-filename")
+          == str(new_image), "b3 is on the new image")
+    # a base inside the state directory is used in place
+    pv("create", "b4", "--ssh-key", "none", "--base", str(image))
+    check(img_info(pv, pv.vmdir("b4") / "disk0.qcow2").get("backing-filename") == str(image),
+          "an image in the state directory is used in place")
+    for n in ("b1", "b2", "b3", "b4", "p1", "p2", "p3"):
+        pv("delete", n)
+    check(image.exists() and new_image.exists(), "delete leaves the images")
 
 
 def test_stopped_vm_commands(pv):
