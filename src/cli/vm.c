@@ -645,7 +645,6 @@ int cli_vm(int argc, char **argv)
             continue;
         struct vmx x;
         memset(&x, 0, sizeof(x));
-        vm_client_global_init();
         return cmds[i].fn(&x, argc - 1, argv + 1);
     }
     fprintf(stderr, "petrel vm: unknown command '%s' (try 'petrel vm --help')\n", cmd);

@@ -1,17 +1,125 @@
 /* Talking to a running VMM's API over its unix socket.  See vm_client.h. */
 #include "cli/vm_client.h"
 
+#include <dlfcn.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <curl/curl.h>
 
-void vm_client_global_init(void)
+/* --- libcurl, loaded on first use ---------------------------------------------- */
+
+/* The libcurl functions the client calls.  The headers give their types;
+ * dlsym gives their addresses. */
+struct curl_api {
+    __typeof__(curl_global_init) *global_init;
+    __typeof__(curl_easy_init) *easy_init;
+    __typeof__(curl_easy_setopt) *easy_setopt;
+    __typeof__(curl_easy_perform) *easy_perform;
+    __typeof__(curl_easy_getinfo) *easy_getinfo;
+    __typeof__(curl_easy_strerror) *easy_strerror;
+    __typeof__(curl_easy_cleanup) *easy_cleanup;
+    __typeof__(curl_slist_append) *slist_append;
+    __typeof__(curl_slist_free_all) *slist_free_all;
+};
+
+static const struct { const char *name; size_t off; } curl_syms[] = {
+    { "curl_global_init", offsetof(struct curl_api, global_init) },
+    { "curl_easy_init", offsetof(struct curl_api, easy_init) },
+    { "curl_easy_setopt", offsetof(struct curl_api, easy_setopt) },
+    { "curl_easy_perform", offsetof(struct curl_api, easy_perform) },
+    { "curl_easy_getinfo", offsetof(struct curl_api, easy_getinfo) },
+    { "curl_easy_strerror", offsetof(struct curl_api, easy_strerror) },
+    { "curl_easy_cleanup", offsetof(struct curl_api, easy_cleanup) },
+    { "curl_slist_append", offsetof(struct curl_api, slist_append) },
+    { "curl_slist_free_all", offsetof(struct curl_api, slist_free_all) },
+};
+
+/* Debian's libcurl4 (OpenSSL), then libcurl3-gnutls: the same API. */
+static const char *const curl_sonames[] = { VM_CLIENT_LIBCURL, "libcurl-gnutls.so.4" };
+
+/* dlopen soname (NULL: curl_sonames in order) and fill api.  *handle: for
+ * dlclose. */
+static int curl_api_load(struct curl_api *api, const char *soname, void **handle,
+                         struct err *e)
 {
-    curl_global_init(CURL_GLOBAL_DEFAULT);
+    void *h = NULL;
+    const char *name = soname;
+    char why[256] = "";         /* why the first one did not load */
+    for (unsigned i = 0; !h && i < (soname ? 1 : sizeof(curl_sonames) / sizeof(curl_sonames[0]));
+         i++) {
+        if (!soname)
+            name = curl_sonames[i];
+        if (!(h = dlopen(name, RTLD_NOW | RTLD_LOCAL)) && !why[0])
+            snprintf(why, sizeof(why), "%s", dlerror());
+    }
+    if (!h)
+        return err_set(e, -ELIBACC, "cannot load %s, needed to talk to the VMM's API: %s "
+                       "(Debian: apt-get install libcurl4)", soname ? soname : VM_CLIENT_LIBCURL,
+                       why);
+    for (unsigned i = 0; i < sizeof(curl_syms) / sizeof(curl_syms[0]); i++) {
+        void *f = dlsym(h, curl_syms[i].name);
+        if (!f) {
+            dlclose(h);
+            return err_set(e, -ELIBACC, "%s has no %s; not a usable libcurl", name,
+                           curl_syms[i].name);
+        }
+        memcpy((char *)api + curl_syms[i].off, &f, sizeof(f));
+    }
+    *handle = h;
+    return 0;
 }
+
+int vm_client_check_lib(const char *soname, struct err *e)
+{
+    struct curl_api api;
+    void *h;
+    int r = curl_api_load(&api, soname, &h, e);
+    if (r == 0)
+        dlclose(h);
+    return r;
+}
+
+/* The process's libcurl: loaded and initialised once (pthread_once), then
+ * only read; never unloaded. */
+static struct curl_api curl_loaded;
+static struct err curl_load_err;
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+
+static void curl_load_once(void)
+{
+    void *h;
+    if (curl_api_load(&curl_loaded, NULL, &h, &curl_load_err) < 0)
+        return;
+    CURLcode cr = curl_loaded.global_init(CURL_GLOBAL_DEFAULT);
+    if (cr != CURLE_OK) {
+        err_set(&curl_load_err, -ELIBACC, "cannot initialise libcurl: %s",
+                curl_loaded.easy_strerror(cr));
+        curl_loaded.easy_init = NULL;
+    }
+}
+
+/* The loaded libcurl, or NULL with the reason in e. */
+static const struct curl_api *curl_get(struct err *e)
+{
+    pthread_once(&curl_once, curl_load_once);
+    if (!curl_loaded.easy_init) {
+        err_set(e, -ELIBACC, "%s", curl_load_err.msg);
+        return NULL;
+    }
+    return &curl_loaded;
+}
+
+int vm_client_init(struct err *e)
+{
+    return curl_get(e) ? 0 : -ELIBACC;
+}
+
+/* --- requests ------------------------------------------------------------------ */
 
 struct body_buf {
     char *data;
@@ -44,7 +152,10 @@ int vm_client_request(const char *sock, const char *method, const char *path,
     *status = 0;
     if (resp)
         *resp = NULL;
-    CURL *c = curl_easy_init();
+    const struct curl_api *cu = curl_get(e);
+    if (!cu)
+        return -ELIBACC;
+    CURL *c = cu->easy_init();
     if (!c)
         return err_set(e, -ENOMEM, "cannot create an HTTP client");
     char *text = NULL;
@@ -52,29 +163,29 @@ int vm_client_request(const char *sock, const char *method, const char *path,
     struct body_buf b = { 0 };
     char url[1024];
     snprintf(url, sizeof(url), "http://localhost%s", path);
-    curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, sock);
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-    hdrs = curl_slist_append(hdrs, "Accept: application/json");
+    cu->easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, sock);
+    cu->easy_setopt(c, CURLOPT_URL, url);
+    cu->easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    cu->easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    cu->easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
+    cu->easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
+    cu->easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+    cu->easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    hdrs = cu->slist_append(hdrs, "Accept: application/json");
     if (body) {
         text = json_dumps(body, JSON_COMPACT);
         if (!text) {
-            curl_slist_free_all(hdrs);
-            curl_easy_cleanup(c);
+            cu->slist_free_all(hdrs);
+            cu->easy_cleanup(c);
             return err_set(e, -ENOMEM, "out of memory");
         }
-        hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, text);
+        hdrs = cu->slist_append(hdrs, "Content-Type: application/json");
+        cu->easy_setopt(c, CURLOPT_POSTFIELDS, text);
     } else if (strcmp(method, "GET")) {
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, "");
+        cu->easy_setopt(c, CURLOPT_POSTFIELDS, "");
     }
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
-    CURLcode cr = curl_easy_perform(c);
+    cu->easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+    CURLcode cr = cu->easy_perform(c);
     int r = 0;
     if (cr != CURLE_OK) {
         if (b.overflow)
@@ -86,17 +197,17 @@ int vm_client_request(const char *sock, const char *method, const char *path,
         else if (cr == CURLE_COULDNT_CONNECT)
             r = err_set(e, -ECONNREFUSED, "cannot connect to the API socket %s", sock);
         else
-            r = err_set(e, -EIO, "%s %s on %s: %s", method, path, sock, curl_easy_strerror(cr));
+            r = err_set(e, -EIO, "%s %s on %s: %s", method, path, sock, cu->easy_strerror(cr));
         free(b.data);
     } else {
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
+        cu->easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
         if (resp)
             *resp = b.data ? b.data : strdup("");
         else
             free(b.data);
     }
-    curl_slist_free_all(hdrs);
-    curl_easy_cleanup(c);
+    cu->slist_free_all(hdrs);
+    cu->easy_cleanup(c);
     free(text);
     return r;
 }

@@ -1,13 +1,20 @@
 /* A client of a running VMM's REST API (docs/control-plane.md) over its
  * unix socket: libcurl with CURLOPT_UNIX_SOCKET_PATH, JSON with jansson.
  *
- * Threads: none of its own; call vm_client_global_init once per process
- * before any request (curl_global_init is not thread-safe).
+ * Design: libcurl is not linked but loaded with dlopen (libcurl.so.4, else
+ * libcurl-gnutls.so.4) on the first request, its functions resolved with
+ * dlsym: linked, it and its ~40 dependencies (TLS, Kerberos, LDAP...) would
+ * be loaded by every `petrel run` at exec, for nothing.
  *
- * What can fail: connecting (no socket, nobody listening: -ECONNREFUSED or
- * -ENOENT), a timeout (-ETIMEDOUT), a non-2xx answer (-EPROTO, with the
- * VMM's fault_message in the error), a body that is not JSON where JSON was
- * expected (-EBADMSG). */
+ * Threads: any; the first use loads and initialises libcurl once
+ * (pthread_once: curl_global_init is not thread-safe).  The loaded library
+ * is process-wide, written once, then only read, and never unloaded.
+ *
+ * What can fail: loading libcurl (-ELIBACC, the message names the library
+ * and the Debian package), connecting (no socket, nobody listening:
+ * -ECONNREFUSED or -ENOENT), a timeout (-ETIMEDOUT), a non-2xx answer
+ * (-EPROTO, with the VMM's fault_message in the error), a body that is not
+ * JSON where JSON was expected (-EBADMSG). */
 #ifndef PETREL_CLI_VM_CLIENT_H
 #define PETREL_CLI_VM_CLIENT_H
 
@@ -16,8 +23,13 @@
 #include "core/log.h"
 
 #define VM_CLIENT_MAX_BODY (4u << 20)
+#define VM_CLIENT_LIBCURL "libcurl.so.4"
 
-void vm_client_global_init(void);
+/* Load libcurl now (requests do it themselves): 0, or -ELIBACC and why. */
+int vm_client_init(struct err *e);
+/* Whether soname (NULL: the libraries the client tries) loads and has every
+ * function the client uses: 0 or -ELIBACC with the reason.  For tests. */
+int vm_client_check_lib(const char *soname, struct err *e);
 
 /* One request.  body: JSON to send (NULL: none).  *status: the HTTP status
  * (0 if there was no answer).  *resp (may be NULL): the answer's body,

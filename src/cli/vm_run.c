@@ -170,13 +170,17 @@ void vmx_rt_get(const char *dir, struct vm_rt *rt, long api_timeout_ms)
     if (rt->held) {
         rt->st = ST_STARTING;
         struct err e = { "" };
-        if (rt->api[0] && api_timeout_ms &&
-            vm_client_get_json(rt->api, "/petrel/info", api_timeout_ms, &rt->info, &e) == 0) {
+        int r = -EAGAIN;
+        if (rt->api[0] && api_timeout_ms)
+            r = vm_client_get_json(rt->api, "/petrel/info", api_timeout_ms, &rt->info, &e);
+        if (r == 0) {
             const char *s = json_str_field(rt->info, "state");
             if (!strcmp(s, "Running"))
                 rt->st = ST_RUNNING;
             else if (!strcmp(s, "Paused"))
                 rt->st = ST_PAUSED;
+        } else if (r == -ELIBACC) {
+            exit(vmx_fail("%s", e.msg));        /* no state can be told without it */
         }
     } else if (rt->run) {
         /* the VMM removes its API socket when it ends; one left behind means
@@ -413,6 +417,11 @@ static int start_one(struct vmx *x, const char *name, bool quiet)
     struct strv av = { 0 };
     struct vm_rt old;
     memset(&old, 0, sizeof(old));
+    struct err e = { "" };
+    if (vm_client_init(&e) < 0) {     /* before a VMM we could not talk to is started */
+        vmx_fail("%s", e.msg);
+        goto out;
+    }
     int r = vmx_lock_take(dir, &lockfd, LOCK_TRIES);
     if (r == -EWOULDBLOCK) {
         vmx_fail("%s is already running", name);
@@ -436,7 +445,6 @@ static int start_one(struct vmx *x, const char *name, bool quiet)
         unlink(api);
     if (is_socket(con))
         unlink(con);
-    struct err e = { "" };
     vmx_fmt(p, sizeof(p), "%s/config.img", dir);
     if (cfgdisk_write(p, d.authorized_keys, d.name, &e) < 0) {
         vmx_fail("%s", e.msg);
