@@ -230,7 +230,7 @@ ssh_key() {
     [ -w "$dir" ] || { dir=/run/dropbear; mkdir -p -m 0700 "$dir"; }
     ssh_hostkey=$dir/dropbear_ed25519_host_key
     [ ! -s "$ssh_hostkey" ] || return 0
-    rm -f "$ssh_hostkey"
+    rm -f "$ssh_hostkey" "$ssh_hostkey.pub"
     if ! dropbearkey -t ed25519 -f "$ssh_hostkey" >/run/dropbearkey.out 2>&1; then
         echo "ssh: dropbearkey failed: $(cat /run/dropbearkey.out)"
         rm -f /run/dropbearkey.out "$ssh_hostkey"
