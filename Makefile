@@ -13,7 +13,7 @@ endif
 CFLAGS  := -std=gnu11 $(OPT) -g -Wall -Wextra -Werror -D_GNU_SOURCE -Isrc \
            -frounding-math -fsignaling-nans -fno-math-errno -MMD -MP $(EXTRA_CFLAGS)
 LDFLAGS := $(OPT)
-LIBS    := -lfdt -luring -lm -lz -lzstd -lslirp -lmicrohttpd -ljansson -lcurl -lpthread
+LIBS    := -lfdt -luring -lm -lz -lzstd -lslirp -lmicrohttpd -ljansson -lpthread
 
 SRCS    := $(shell find src -name '*.c' | sort)
 OBJS    := $(SRCS:%.c=$(BUILD)/%.o)
@@ -31,7 +31,7 @@ $(BUILD)/%.o: %.c
 
 $(BUILD)/tests/unit/%: tests/unit/%.c $(LIBOBJS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(LIBOBJS) $(LIBS)
+	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(LIBOBJS) $(LIBS) -lcurl
 
 # libFuzzer targets (tests/fuzz), built with clang + ASan/UBSan into build-fuzz/.
 FUZZ_BUILD  := build-fuzz

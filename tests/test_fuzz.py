@@ -15,7 +15,8 @@ from petrel_helpers import GUEST_DIR, GUEST_TESTS_DIR, REPO_ROOT, fail
 FUZZ_DIR = REPO_ROOT / "build-fuzz"
 # (target, runs): sized for a few tens of seconds each in CI
 TARGETS = [("fuzz_rv64_exec", 20000), ("fuzz_loader", 300000), ("fuzz_x86_boot", 300000),
-           ("fuzz_virtqueue", 60000), ("fuzz_qcow2", 20000), ("fuzz_virtio_net", 30000)]
+           ("fuzz_virtqueue", 60000), ("fuzz_qcow2", 20000), ("fuzz_virtio_net", 30000),
+           ("fuzz_api", 50000)]
 
 
 def _virtqueue_seeds():
@@ -88,6 +89,39 @@ def _qcow2_seeds(corpus):
                         str(img)], check=True, stdout=subprocess.DEVNULL)
 
 
+def _api_seeds():
+    """Requests for fuzz_api (its input layout is in tests/fuzz/fuzz_api.c):
+    records of a route selector, a little-endian length and the data.
+    Selector 23 is a raw "METHOD\nPATH\nBODY" request, 24 a config file."""
+    import json
+
+    def rec(sel, data):
+        data = data if isinstance(data, bytes) else json.dumps(data).encode()
+        return bytes([sel]) + struct.pack("<H", len(data)) + data
+    cfg = {"boot-source": {"kernel_image_path": "/k", "boot_args": "console=ttyS0"},
+           "drives": [{"drive_id": "rootfs", "path_on_host": "/r", "is_root_device": True,
+                       "is_read_only": False}],
+           "machine-config": {"vcpu_count": 2, "mem_size_mib": 256},
+           "network-interfaces": [{"iface_id": "eth0", "host_dev_name": "petrel:net=user",
+                                   "guest_mac": "06:00:00:00:00:01"}],
+           "logger": {"log_path": "/l", "level": "Info"}, "metrics": {"metrics_path": "/m"},
+           "entropy": {}}
+    return {
+        "configure-start": rec(3, {"vcpu_count": 1, "mem_size_mib": 128})
+        + rec(5, {"kernel_image_path": "/k", "initrd_path": "/i", "boot_args": "x"})
+        + rec(6, {"drive_id": "rootfs", "path_on_host": "/r", "is_root_device": True,
+                  "is_read_only": True})
+        + rec(10, {"iface_id": "eth0", "host_dev_name": "tap0"})
+        + rec(18, {}) + rec(13, {"action_type": "InstanceStart"}) + rec(14, {"state": "Paused"})
+        + rec(15, b"") + rec(20, b"") + rec(21, {"timeout_s": 1}),
+        "config-file": rec(24, cfg) + rec(15, b""),
+        "raw": rec(23, b"PATCH\n/machine-config\n{\"mem_size_mib\": 512}")
+        + rec(23, b"GET\n/drives/rootfs\n"),
+        "errors": rec(3, b'{"vcpu_count": "x"') + rec(6, {"drive_id": "other"})
+        + rec(14, {"state": "Sleeping"}) + rec(16, {"log_path": 3}),
+    }
+
+
 def _seed_corpus(name, tmp_path):
     corpus = tmp_path / "corpus"
     corpus.mkdir()
@@ -100,6 +134,9 @@ def _seed_corpus(name, tmp_path):
             (corpus / "image-head").write_bytes(image.read_bytes()[:65536])
     elif name == "fuzz_qcow2":
         _qcow2_seeds(corpus)
+    elif name == "fuzz_api":
+        for seed_name, data in _api_seeds().items():
+            (corpus / seed_name).write_bytes(data)
     elif name == "fuzz_virtqueue":
         for seed_name, data in _virtqueue_seeds().items():
             (corpus / seed_name).write_bytes(data)

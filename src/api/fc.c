@@ -17,10 +17,7 @@
 
 #include "core/evloop.h"
 #include "core/opts.h"
-
-#ifndef PETREL_VERSION
-#define PETREL_VERSION "0.1.0"  /* TODO: one definition shared with src/main.c */
-#endif
+#include "core/version.h"
 
 #define FC_ID_MAX 64            /* resource ids: drive_id, iface_id */
 #define FC_PATH_MAX 4095        /* host paths */

@@ -10,6 +10,8 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include "api/fc.h"
+#include "api/http.h"
 #include "arch/riscv/virt.h"
 #include "cli/cli.h"
 #include "core/board.h"
@@ -54,6 +56,8 @@ void cli_run_usage(void)
         "                                       guest's /dev/hvc0) on a unix socket petrel\n"
         "                                       listens on; virtio-console,file=PATH\n"
         "                                       [,append=on] logs its output to a file\n"
+        "                           virtio-keyboard  a virtio-input keyboard: the VM's power\n"
+        "                                       button (API stop, SendCtrlAltDel)\n"
         "                           virtio-net[,hostfwd=tcp:127.0.0.1:2222-:22][,mac=MAC]\n"
         "                                       network card on user-mode NAT (10.0.2.0/24,\n"
         "                                       DHCP, DNS; net=user); hostfwd=[tcp|udp]:[HADDR]:\n"
@@ -73,6 +77,21 @@ void cli_run_usage(void)
         "                         guest cannot write (VIRTIO_BLK_F_RO); serial: the disk's ID (up\n"
         "                         to 20 characters). A comma in PATH is written ',,'.\n"
         "                         Images are locked: one VM writes an image at a time.\n"
+        "  --api-sock PATH        serve the REST API (Firecracker's resources and Petrel's\n"
+        "                         /petrel paths) on the unix socket PATH; without --boot or\n"
+        "                         --config-file, wait for PUT /actions InstanceStart\n"
+        "  --boot                 with --api-sock: boot at once\n"
+        "  --id ID                the instance id GET / reports\n"
+        "  --config-file FILE     boot from Firecracker's JSON configuration layout\n"
+        "  --no-api               with --config-file: no API socket\n"
+        "  --console-sock PATH    the serial console on a unix socket (any number of\n"
+        "                         clients) instead of this terminal\n"
+        "  --console-log PATH     with --console-sock: also log the console to PATH\n"
+        "                         (past 1 MiB renamed to PATH.1)\n"
+        "  --log-path P, --level L, --show-level, --show-log-origin, --metrics-path P\n"
+        "                         Firecracker's logger and metrics flags\n"
+        "  --seccomp-level N, --no-seccomp, --boot-timer\n"
+        "                         accepted for Firecracker clients, ignored\n"
         "  -v, --verbose          log more (repeat for debug output)\n"
         "  -h, --help             show this help\n"
         "\n"
@@ -80,7 +99,8 @@ void cli_run_usage(void)
         "Ctrl-A Ctrl-A to send Ctrl-A, Ctrl-A h for help. Pipes work too: input is fed\n"
         "to the guest as it reads it.\n"
         "\n"
-        "exit status: 0 guest powered off (or Ctrl-A x), 1 error in petrel or bad usage,\n"
+        "exit status: 0 guest powered off (or Ctrl-A x, or stopped by the host: API,\n"
+        "SIGTERM), 1 error in petrel or bad usage,\n"
         "2 guest rebooted, 3 guest kernel panic, 4 --timeout expired,\n"
         "5 guest powered off reporting failure.\n"
         "\n"
@@ -144,11 +164,13 @@ static int usage_error(const char *fmt, const char *arg)
 
 enum { OPT_ARCH = 256, OPT_KERNEL, OPT_INITRD, OPT_APPEND, OPT_FIRMWARE, OPT_MEMORY, OPT_CPUS,
        OPT_TIMEOUT, OPT_DEVICE, OPT_DISK, OPT_API_SOCK, OPT_BOOT, OPT_ID, OPT_CONFIG_FILE,
-       OPT_NO_API, OPT_CONSOLE_SOCK, OPT_CONSOLE_LOG, OPT_FC_IGNORED_ARG, OPT_FC_IGNORED };
+       OPT_NO_API, OPT_CONSOLE_SOCK, OPT_CONSOLE_LOG, OPT_FC_IGNORED_ARG, OPT_FC_IGNORED,
+       OPT_LOG_PATH, OPT_LEVEL, OPT_METRICS_PATH, OPT_SHOW_LEVEL, OPT_SHOW_LOG_ORIGIN };
 
 struct run_opts {
     const char *api_sock, *id, *config_file, *console_sock, *console_log;
-    bool boot, no_api;
+    const char *fc_log_path, *fc_level, *fc_metrics_path;
+    bool boot, no_api, fc_show_level, fc_show_log_origin;
     int verbose;
 };
 
@@ -187,11 +209,12 @@ static int parse_args(int argc, char **argv, struct vm_config *cfg, struct run_o
         { "console-log", required_argument, NULL, OPT_CONSOLE_LOG },
         /* Firecracker's flags that its clients pass; see the README */
         { "seccomp-level", required_argument, NULL, OPT_FC_IGNORED_ARG },
-        { "level", required_argument, NULL, OPT_FC_IGNORED_ARG },
-        { "log-path", required_argument, NULL, OPT_FC_IGNORED_ARG },
+        { "level", required_argument, NULL, OPT_LEVEL },
+        { "log-path", required_argument, NULL, OPT_LOG_PATH },
+        { "metrics-path", required_argument, NULL, OPT_METRICS_PATH },
         { "no-seccomp", no_argument, NULL, OPT_FC_IGNORED },
-        { "show-level", no_argument, NULL, OPT_FC_IGNORED },
-        { "show-log-origin", no_argument, NULL, OPT_FC_IGNORED },
+        { "show-level", no_argument, NULL, OPT_SHOW_LEVEL },
+        { "show-log-origin", no_argument, NULL, OPT_SHOW_LOG_ORIGIN },
         { "boot-timer", no_argument, NULL, OPT_FC_IGNORED },
         { "verbose", no_argument, NULL, 'v' },
         { "help", no_argument, NULL, 'h' },
@@ -262,6 +285,11 @@ static int parse_args(int argc, char **argv, struct vm_config *cfg, struct run_o
         case OPT_NO_API: ro->no_api = true; break;
         case OPT_CONSOLE_SOCK: ro->console_sock = optarg; break;
         case OPT_CONSOLE_LOG: ro->console_log = optarg; break;
+        case OPT_LOG_PATH: ro->fc_log_path = optarg; break;
+        case OPT_LEVEL: ro->fc_level = optarg; break;
+        case OPT_METRICS_PATH: ro->fc_metrics_path = optarg; break;
+        case OPT_SHOW_LEVEL: ro->fc_show_level = true; break;
+        case OPT_SHOW_LOG_ORIGIN: ro->fc_show_log_origin = true; break;
         case OPT_FC_IGNORED_ARG:
         case OPT_FC_IGNORED:
             log_debug("ignoring Firecracker's %s", argv[optind - 1]);
@@ -321,6 +349,10 @@ int cli_run(int argc, char **argv)
         return PETREL_EXIT_ERROR;
     }
     vm->cfg = cfg;      /* the VM owns the configuration now */
+    struct fc_api *api = NULL;
+    struct http_server *http = NULL;
+    int api_fd = -1;
+    bool api_listening = false;     /* we made the socket file: remove it */
     if (vm_signals(vm, &sigs, signal_ready, &e) < 0)
         goto fail;
     if (ro.console_sock)
@@ -329,8 +361,35 @@ int cli_run(int argc, char **argv)
         ret = vm_console_stdio(vm, STDIN_FILENO, STDOUT_FILENO, &e);
     if (ret < 0)
         goto fail;
-    if ((ret = vm_config_defaults(&vm->cfg, &e)) < 0 || (ret = vm_start(vm, &e)) < 0)
-        goto fail;
+    if (ro.api_sock || ro.config_file) {
+        /* the Firecracker model, seeded from the command line */
+        if (!(api = fc_api_new(vm, ro.id, &e)))
+            goto fail;
+        if (fc_api_set_sockets(api, ro.api_sock, ro.console_sock) < 0 ||
+            fc_api_set_logger(api, ro.fc_log_path, ro.fc_level, ro.fc_show_level,
+                              ro.fc_show_log_origin, &e) < 0 ||
+            (ro.fc_metrics_path && fc_api_set_metrics(api, ro.fc_metrics_path, &e) < 0))
+            goto fail;
+        if (ro.config_file && fc_api_load_config_file(api, ro.config_file, &e) < 0)
+            goto fail;
+    }
+    if (ro.api_sock && !ro.no_api) {
+        if ((api_fd = http_listen_unix(ro.api_sock, &e)) < 0)
+            goto fail;
+        api_listening = true;
+        if (!(http = http_server_new(api_fd, vm->loop, fc_api_handle, api, &e)))
+            goto fail;
+        api_fd = -1;    /* the server owns (and closes) it now */
+    }
+    if (ro.config_file) {
+        if (fc_api_instance_start(api, &e) < 0)
+            goto fail;
+    } else if (!ro.api_sock || ro.boot) {
+        if ((ret = vm_config_defaults(&vm->cfg, &e)) < 0 || (ret = vm_start(vm, &e)) < 0)
+            goto fail;
+    } else {
+        log_info("API on %s: waiting for InstanceStart", ro.api_sock);
+    }
     status = vm_run(vm);
     console_restore(&vm->con);
     if (vm->exit_reason != VM_EXIT_POWEROFF && vm->exit_reason != VM_EXIT_QUIT) {
@@ -340,11 +399,23 @@ int cli_run(int argc, char **argv)
         else
             fprintf(stderr, "petrel: %s\n", vm_exit_name(vm->exit_reason));
     }
+    http_server_free(http);
+    fc_api_free(api);
+    if (api_fd >= 0)
+        close(api_fd);
+    if (api_listening)
+        unlink(ro.api_sock);
     vm_free(vm);
     return status;
 fail:
     console_restore(&vm->con);
     fprintf(stderr, "petrel run: %s\n", e.msg);
+    http_server_free(http);
+    fc_api_free(api);
+    if (api_fd >= 0)
+        close(api_fd);
+    if (api_listening)
+        unlink(ro.api_sock);
     vm_free(vm);
     return PETREL_EXIT_ERROR;
 }

@@ -27,6 +27,7 @@
 #include "block/qcow2.h"
 #include "cli/vm_image.h"
 #include "cli/vm_priv.h"
+#include "core/vm.h"
 #include "virtio/virtio_pci.h"
 
 #define DEFAULT_MEMORY_MIB 512u
@@ -193,23 +194,6 @@ static bool run_help_lists(const char *word)
     }
     free(buf);
     return found;
-}
-
-/* The default guest's directory for arch, as `petrel run` finds it. */
-static int default_guest_dir(const char *arch, char *buf, size_t len)
-{
-    const char *env = getenv("PETREL_GUEST_DIR");
-    if (env && *env)
-        return vmx_fmt(buf, len, "%s/%s", env, arch) < (int)len ? 0 : -1;
-    char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-    if (n <= 0)
-        return -1;
-    exe[n] = 0;
-    char *slash = strrchr(exe, '/');
-    if (slash)
-        *slash = 0;
-    return vmx_fmt(buf, len, "%s/guest/%s", exe, arch) < (int)len ? 0 : -1;
 }
 
 static int parse_cpus(const char *cmd, const char *arg, const char *arch, unsigned *out)
@@ -464,7 +448,7 @@ int vmx_cmd_create(struct vmx *x, int argc, char **argv)
     }
     /* the root disk's base */
     if (!base_arg) {
-        if (default_guest_dir(arch, guest, sizeof(guest)) < 0) {
+        if (vm_guest_dir(arch, guest, sizeof(guest)) < 0) {
             vmx_fail("cannot locate the default guest; pass --base IMAGE or --base none");
             goto out;
         }

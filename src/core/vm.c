@@ -86,9 +86,7 @@ const struct board_ops *vm_board(const char *arch)
     return NULL;
 }
 
-/* The default guest directory: $PETREL_GUEST_DIR/<arch> or
- * <exe dir>/guest/<arch> */
-static int default_guest_dir(const char *arch, char *buf, size_t len)
+int vm_guest_dir(const char *arch, char *buf, size_t len)
 {
     const char *env = getenv("PETREL_GUEST_DIR");
     if (env && *env)
@@ -112,7 +110,7 @@ int vm_config_defaults(struct vm_config *c, struct err *e)
     if (!b)
         return err_set(e, -EINVAL, "unknown architecture '%s' (riscv64 or x86_64)", c->arch);
     char dir[PATH_MAX], path[PATH_MAX + 64];
-    bool have_dir = default_guest_dir(b->arch, dir, sizeof(dir)) == 0;
+    bool have_dir = vm_guest_dir(b->arch, dir, sizeof(dir)) == 0;
     if (!c->kernel) {
         if (!have_dir)
             return err_set(e, -ENOENT, "cannot locate the default guest; give a kernel");

@@ -119,6 +119,10 @@ struct vm *vm_new(struct err *e);
 void vm_free(struct vm *vm);
 /* The board for an architecture name, or NULL. */
 const struct board_ops *vm_board(const char *arch);
+/* The default guest's directory: $PETREL_GUEST_DIR/<arch>, else
+ * <directory of the petrel binary>/guest/<arch>.  0, or -1 if it does not
+ * fit in buf. */
+int vm_guest_dir(const char *arch, char *buf, size_t len);
 /* Fill in the default guest's kernel/initrd/firmware where the
  * configuration has none (firmware "none" means none). */
 int vm_config_defaults(struct vm_config *c, struct err *e);

@@ -11,6 +11,7 @@
 #include "core/file.h"
 #include "core/vm.h"
 #include "engine/kvm/kvm.h"
+#include "virtio/virtio_input.h"
 #include "virtio/virtio_pci.h"
 
 /* Called with the device lock held (from vCPU threads or the event loop). */
@@ -150,7 +151,8 @@ static int add_pci(struct x86_pc *pc, struct err *e)
         (ret = bus_add(&pc->pio, PCI_CONF1_PORT, PCI_CONF1_SIZE, &pci_conf1_ops, &pc->pci,
                        "pci-conf1", e)) < 0)
         return ret;
-    struct virtio_host host = { .pb = &pc->pci, .mem = &vm->mem, .loop = vm->loop, .vm = vm };
+    struct virtio_host host = { .pb = &pc->pci, .mem = &vm->mem, .loop = vm->loop, .vm = vm,
+                                .keyboard = &pc->keyboard };
     for (unsigned i = 0; i < c->ndisks; i++)
         if ((ret = virtio_blk_create(&host, &c->disks[i], e)) < 0)
             return ret;
@@ -269,6 +271,16 @@ static void pc_stop(struct vm *vm)
     kvm_stop(pc->kvm);
 }
 
+/* The power button is the virtio keyboard's KEY_POWER (device context). */
+static int pc_power_button(struct vm *vm, struct err *e)
+{
+    struct x86_pc *pc = vm->board;
+    if (!pc->keyboard)
+        return err_set(e, -ENOTSUP, "no power button: the VM has no --device virtio-keyboard");
+    int ret = virtio_input_power_button(pc->keyboard);
+    return ret < 0 ? err_set(e, ret, "power button: %s", strerror(-ret)) : 0;
+}
+
 static void pc_cpu_stats(struct vm *vm, unsigned i, struct vm_cpu_stats *out)
 {
     struct x86_pc *pc = vm->board;
@@ -301,5 +313,6 @@ const struct board_ops x86_pc_board = {
     .resume = pc_resume,
     .stop = pc_stop,
     .destroy = pc_destroy,
+    .power_button = pc_power_button,
     .cpu_stats = pc_cpu_stats,
 };

@@ -37,6 +37,8 @@
 struct kvm_machine;
 struct vm;
 
+struct virtio_input;
+
 struct x86_pc {
     struct vm *vm;
     struct kvm_machine *kvm;
@@ -48,6 +50,7 @@ struct x86_pc {
     struct pci_device host_bridge;
     struct pci_platform pci_plat;
     bool pci_ready;
+    struct virtio_input *keyboard;  /* the first virtio keyboard: the power button */
 };
 
 #endif
