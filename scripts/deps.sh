@@ -17,7 +17,7 @@ set -euo pipefail
 
 pkgs_build=(gcc make libc6-dev libfdt-dev liburing-dev pkg-config zlib1g-dev libzstd-dev libslirp-dev
             libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev)
-pkgs_guest=(apt debian-archive-keyring cpio xz-utils zstd gzip kmod e2fsprogs)
+pkgs_guest=(apt debian-archive-keyring cpio xz-utils zstd gzip kmod e2fsprogs binutils)
 pkgs_test=(python3 python3-pytest python3-pexpect
            gcc-riscv64-linux-gnu binutils-riscv64-linux-gnu libc6-dev-riscv64-cross
            qemu-user-static device-tree-compiler qemu-system-misc qemu-system-x86 qemu-utils

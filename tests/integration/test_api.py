@@ -51,7 +51,9 @@ def test_api_lifecycle(tmp_path):
     require_guest()
     disk = tmp_path / "data.img"
     disk.write_bytes(b"\xab" * (1 << 20))
-    vmm = Vmm("asan", tmp_path, ["--id", "api-test"])
+    # the command line pre-fills what the API does not configure: a keyboard
+    # (the power button the graceful stop presses)
+    vmm = Vmm("asan", tmp_path, ["--id", "api-test", "--device", "virtio-keyboard"])
     try:
         st, info = vmm.api("GET", "/")
         check(st == 200 and info.get("state") == "Not started" and info.get("id") == "api-test",
@@ -131,10 +133,14 @@ def test_api_lifecycle(tmp_path):
         # the guest still answers
         con.send("echo still-$((40+2))\n")
         con.expect("still-42")
-        st, body = vmm.api("PUT", "/petrel/stop", {"timeout_s": 0, "force": True})
+        # a graceful stop: the power button; the guest powers itself off
+        st, body = vmm.api("PUT", "/petrel/stop", {"timeout_s": 60})
         check(st == 204, f"PUT /petrel/stop: {st} {body!r}")
+        con.expect("reboot: Power down", timeout=60)
         rc = vmm.wait(60)
         check(rc == EXIT_POWEROFF, f"VMM exit status {rc} after a stop, want 0\n{vmm.output()}")
+        check("petrel: stopped" not in vmm.output(),
+              f"the VMM stopped the guest instead of the guest powering off:\n{vmm.output()}")
     finally:
         vmm.kill()
     assert_no_sanitizer_report(type("R", (), {"stdout": "", "stderr": vmm.output()})())
