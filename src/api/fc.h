@@ -11,12 +11,15 @@
  *   vm_start.  A failed start is a 400 with the error; when it failed
  *   before a machine was built (vm_start's contract) the VM stays "Not
  *   started" with its previous vm->cfg, to be fixed and started again.
- * - One validation path: every resource has one function that checks a
- *   JSON object field by field (unknown fields, types, required fields,
- *   values) into a scratch copy and commits it only when all of it is
- *   valid.  The HTTP handler and the config-file loader both call it; the
- *   loader's messages name the file and the JSON path
- *   ("vm.json: drives[1].is_read_only: expected a boolean, got a string").
+ * - One validation path: every resource is a table of its fields (type,
+ *   required or not, the rule for its value), one checker goes through a
+ *   JSON object against it (unknown fields, types, required fields,
+ *   values), then the resource's function commits the body to the model,
+ *   all of it or nothing.  The HTTP handler and the config-file loader
+ *   both go through it; the loader's messages name the file and the JSON
+ *   path ("vm.json: drives[1].is_read_only: expected a boolean, got a
+ *   string").  The code: fc.c, fc_json.c, fc_model.c, fc_vm.c (see
+ *   fc_priv.h).
  * - Answers follow Firecracker: 204 for a successful PUT/PATCH, 200 with
  *   JSON for a GET, 400 {"fault_message": "..."} for anything refused
  *   (Firecracker's wording where it has one: "Invalid request method
