@@ -12,8 +12,5 @@ void cli_switch_usage(void);
 /* `petrel vm`: VMs kept as files, run in the background (src/cli/vm.c). */
 int cli_vm(int argc, char **argv);
 void cli_vm_usage(void);
-/* Parse a memory size: a number with an optional K, M, G or T suffix
- * (binary units); a bare number is MiB, as in QEMU's -m. */
-int cli_parse_size(const char *s, unsigned long long *out);
 
 #endif

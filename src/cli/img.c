@@ -14,6 +14,7 @@
 
 #include "block/qcow2.h"
 #include "cli/cli.h"
+#include "core/opts.h"
 
 void cli_img_usage(void)
 {
@@ -61,30 +62,6 @@ void cli_img_usage(void)
         "directory.\n");
 }
 
-static int parse_bytes(const char *s, uint64_t *out)
-{
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || end == s)
-        return -1;
-    unsigned sh = 0;
-    switch (*end) {
-    case 0: break;
-    case 'k': case 'K': sh = 10; end++; break;
-    case 'm': case 'M': sh = 20; end++; break;
-    case 'g': case 'G': sh = 30; end++; break;
-    case 't': case 'T': sh = 40; end++; break;
-    default: return -1;
-    }
-    if (*end == 'i' || *end == 'B')
-        end++;
-    if (*end || (sh && v > (~0ull >> sh)))
-        return -1;
-    *out = v << sh;
-    return 0;
-}
-
 static int parse_create_opts(char *opts, struct qimg_create_opts *o)
 {
     char *save = NULL;
@@ -97,7 +74,7 @@ static int parse_create_opts(char *opts, struct qimg_create_opts *o)
         *val++ = 0;
         uint64_t v;
         if (!strcmp(item, "cluster_size")) {
-            if (parse_bytes(val, &v) < 0 || v < 512 || v > (2u << 20) || (v & (v - 1))) {
+            if (opts_size(val, 0, &v) < 0 || v < 512 || v > (2u << 20) || (v & (v - 1))) {
                 fprintf(stderr, "petrel img: cluster_size must be a power of two from 512 to "
                         "2M\n");
                 return -1;
@@ -113,7 +90,7 @@ static int parse_create_opts(char *opts, struct qimg_create_opts *o)
                 return -1;
             }
         } else if (!strcmp(item, "refcount_bits")) {
-            if (parse_bytes(val, &v) < 0 || v == 0 || v > 64 || (v & (v - 1))) {
+            if (opts_size(val, 0, &v) < 0 || v == 0 || v > 64 || (v & (v - 1))) {
                 fprintf(stderr, "petrel img: refcount_bits must be 1, 2, 4, ..., 64\n");
                 return -1;
             }
@@ -151,7 +128,7 @@ static int img_create(int argc, char **argv)
         return 1;
     }
     const char *file = argv[optind];
-    if (optind + 1 < argc && parse_bytes(argv[optind + 1], &o.size) < 0) {
+    if (optind + 1 < argc && opts_size(argv[optind + 1], 0, &o.size) < 0) {
         fprintf(stderr, "petrel img create: invalid size '%s'\n", argv[optind + 1]);
         return 1;
     }
@@ -685,7 +662,7 @@ static int img_resize(int argc, char **argv)
     }
     int sign = sz[0] == '+' ? 1 : sz[0] == '-' ? -1 : 0;
     uint64_t v;
-    if (parse_bytes(sz + (sign != 0), &v) < 0) {
+    if (opts_size(sz + (sign != 0), 0, &v) < 0) {
         fprintf(stderr, "petrel img resize: invalid size '%s'\n", sz);
         return 1;
     }
@@ -987,7 +964,7 @@ static int img_bench(int argc, char **argv)
                 break;
             }
             uint64_t off, len;
-            if (parse_bytes(so, &off) < 0 || parse_bytes(sl, &len) < 0 || len > (1u << 30) ||
+            if (opts_size(so, 0, &off) < 0 || opts_size(sl, 0, &len) < 0 || len > (1u << 30) ||
                 off > q->size || len > q->size - off) {
                 fprintf(stderr, "petrel img bench: line %llu: bad offset or length (image size "
                         "%llu)\n", (unsigned long long)lineno, (unsigned long long)q->size);

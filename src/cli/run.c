@@ -17,6 +17,7 @@
 #include "core/board.h"
 #include "core/evloop.h"
 #include "core/log.h"
+#include "core/opts.h"
 #include "core/vm.h"
 #include "virtio/virtio_pci.h"
 
@@ -109,38 +110,6 @@ void cli_run_usage(void)
         "fw_dynamic.bin}, x86_64/{vmlinuz,initramfs.cpio.gz}.\n");
 }
 
-int cli_parse_size(const char *s, unsigned long long *out)
-{
-    char *end;
-    errno = 0;
-    if (!*s || *s == '-' || *s == '+')
-        return -EINVAL;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || end == s)
-        return -EINVAL;
-    unsigned shift = 20;
-    if (*end) {
-        switch (*end) {
-        case 'k': case 'K': shift = 10; break;
-        case 'm': case 'M': shift = 20; break;
-        case 'g': case 'G': shift = 30; break;
-        case 't': case 'T': shift = 40; break;
-        default: return -EINVAL;
-        }
-        end++;
-        if (*end == 'i' && end[1] == 'B')
-            end += 2;
-        else if (*end == 'B')
-            end++;
-        if (*end)
-            return -EINVAL;
-    }
-    if (v > (ULLONG_MAX >> shift))
-        return -ERANGE;
-    *out = v << shift;
-    return 0;
-}
-
 static int parse_uint(const char *s, unsigned long max, unsigned long *out)
 {
     char *end;
@@ -221,7 +190,7 @@ static int parse_args(int argc, char **argv, struct vm_config *cfg, struct run_o
         { 0 },
     };
     unsigned long ul;
-    unsigned long long ull;
+    uint64_t ull;
     struct err e = { "" };
 
     opterr = 0;
@@ -239,7 +208,7 @@ static int parse_args(int argc, char **argv, struct vm_config *cfg, struct run_o
         case OPT_APPEND: vm_config_set(&cfg->append, optarg); break;
         case OPT_FIRMWARE: vm_config_set(&cfg->firmware, optarg); break;
         case OPT_MEMORY:
-            if (cli_parse_size(optarg, &ull) < 0)
+            if (opts_size(optarg, 20, &ull) < 0)
                 return usage_error("invalid --memory size '%s' (use e.g. 512M or 2G)", optarg);
             if (ull > MAX_MEM)
                 return usage_error("--memory %s is more than the 64G petrel supports", optarg);
@@ -399,6 +368,12 @@ int cli_run(int argc, char **argv)
         else
             fprintf(stderr, "petrel: %s\n", vm_exit_name(vm->exit_reason));
     }
+    goto out;
+fail:
+    console_restore(&vm->con);
+    fprintf(stderr, "petrel run: %s\n", e.msg);
+    status = PETREL_EXIT_ERROR;
+out:
     http_server_free(http);
     fc_api_free(api);
     if (api_fd >= 0)
@@ -407,15 +382,4 @@ int cli_run(int argc, char **argv)
         unlink(ro.api_sock);
     vm_free(vm);
     return status;
-fail:
-    console_restore(&vm->con);
-    fprintf(stderr, "petrel run: %s\n", e.msg);
-    http_server_free(http);
-    fc_api_free(api);
-    if (api_fd >= 0)
-        close(api_fd);
-    if (api_listening)
-        unlink(ro.api_sock);
-    vm_free(vm);
-    return PETREL_EXIT_ERROR;
 }

@@ -27,6 +27,7 @@
 #include "block/qcow2.h"
 #include "cli/vm_image.h"
 #include "cli/vm_priv.h"
+#include "core/opts.h"
 #include "core/vm.h"
 #include "virtio/virtio_pci.h"
 
@@ -214,7 +215,7 @@ static int parse_cpus(const char *cmd, const char *arg, const char *arch, unsign
 static int parse_memory(const char *cmd, const char *arg, unsigned *mib)
 {
     uint64_t b;
-    if (vm_parse_size(arg, 20, &b) < 0 || b % (1u << 20) ||
+    if (opts_size(arg, 20, &b) < 0 || b % (1u << 20) ||
         b < (uint64_t)VM_DEF_MIN_MEMORY_MIB << 20 || b > (uint64_t)VM_DEF_MAX_MEMORY_MIB << 20) {
         fprintf(stderr, "petrel vm %s: invalid --memory '%s' (16M to 64G in whole MiB, e.g. "
                 "512M or 2G; a bare number is MiB)\n", cmd, arg);
@@ -434,7 +435,7 @@ int vmx_cmd_create(struct vmx *x, int argc, char **argv)
         goto out;
     }
     if (size_arg) {
-        if (vm_parse_size(size_arg, 0, &disk_size) < 0 || disk_size % 512 ||
+        if (opts_size(size_arg, 0, &disk_size) < 0 || disk_size % 512 ||
             (disk_size && disk_size < MIN_DISK_SIZE) || disk_size > MAX_DISK_SIZE) {
             vmx_usage_err("create", "invalid --disk-size '%s' (e.g. 8G; 1M to 64T, a multiple of "
                           "512 bytes; 0 with --base none: no root disk)", size_arg);

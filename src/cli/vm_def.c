@@ -636,34 +636,3 @@ int vm_state_dir(char *buf, size_t len, struct err *e)
     return 0;
 }
 
-int vm_parse_size(const char *s, unsigned bare_shift, uint64_t *out)
-{
-    if (!s || !isdigit((unsigned char)*s))
-        return -EINVAL;
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno)
-        return -ERANGE;
-    unsigned shift = bare_shift;
-    if (*end) {
-        switch (*end) {
-        case 'k': case 'K': shift = 10; break;
-        case 'm': case 'M': shift = 20; break;
-        case 'g': case 'G': shift = 30; break;
-        case 't': case 'T': shift = 40; break;
-        default: return -EINVAL;
-        }
-        end++;
-        if (*end == 'i' && end[1] == 'B')
-            end += 2;
-        else if (*end == 'B')
-            end++;
-        if (*end)
-            return -EINVAL;
-    }
-    if (shift && v > (ULLONG_MAX >> shift))
-        return -ERANGE;
-    *out = (uint64_t)v << shift;
-    return 0;
-}

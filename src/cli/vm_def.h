@@ -118,9 +118,5 @@ int vm_state_dir(char *buf, size_t len, struct err *e);
 /* mkdir -p with mode for every directory it creates. */
 int vm_mkdir_p(const char *path, unsigned mode, struct err *e);
 
-/* Sizes: digits with an optional K, M, G or T suffix (binary; "iB"/"B"
- * allowed after it).  A bare number is in units of 1 << bare_shift bytes
- * (20: MiB as for --memory; 0: bytes).  -EINVAL or -ERANGE. */
-int vm_parse_size(const char *s, unsigned bare_shift, uint64_t *out);
 
 #endif

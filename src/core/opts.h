@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "core/log.h"
 
@@ -17,5 +18,9 @@ int opts_next(const char **p, char *buf, size_t len, struct err *e);
 void opts_split(char *item, char **val);
 /* on|off|yes|no|true|false|1|0 -> 1/0, anything else -1 */
 int opts_bool(const char *v);
+/* A size: digits, then an optional K, M, G or T (binary units, optionally
+ * followed by "i", "iB" or "B"); a bare number is shifted by bare_shift
+ * (0: bytes, 20: MiB).  0, -EINVAL (not a size) or -ERANGE (too big). */
+int opts_size(const char *s, unsigned bare_shift, uint64_t *out);
 
 #endif

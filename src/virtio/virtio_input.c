@@ -374,12 +374,14 @@ int virtio_input_key(struct virtio_input *d, unsigned code, bool pressed)
     return 0;
 }
 
-int virtio_input_power_button(struct virtio_input *d)
+int virtio_input_power_button(struct virtio_input *d, struct err *e)
 {
+    if (!d)
+        return err_set(e, -ENOTSUP, "no power button: the VM has no --device virtio-keyboard");
     int ret = virtio_input_key(d, VIRTIO_INPUT_KEY_POWER, true);
     if (ret == 0)
         ret = virtio_input_key(d, VIRTIO_INPUT_KEY_POWER, false);
-    return ret;
+    return ret < 0 ? err_set(e, ret, "power button: %s", strerror(-ret)) : 0;
 }
 
 /* The driver's status events (LEDs): recorded, returned at once. */

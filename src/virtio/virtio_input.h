@@ -13,6 +13,9 @@
 #define PETREL_VIRTIO_INPUT_H
 
 #include <stdbool.h>
+#include <stdint.h>
+
+#include "core/log.h"
 
 #define VIRTIO_ID_INPUT 18
 
@@ -63,9 +66,9 @@ struct virtio_input;
 int virtio_input_key(struct virtio_input *d, unsigned code, bool pressed);
 
 /* Press and release KEY_POWER (what a guest's logind/acpid turns into a
- * shutdown).  0, or -ENODEV for d == NULL, so a board can call it with
- * whatever virtio_host.keyboard holds. */
-int virtio_input_power_button(struct virtio_input *d);
+ * shutdown).  0, or -ENOTSUP with a message for d == NULL (no keyboard), so
+ * a board can call it with whatever virtio_host.keyboard holds. */
+int virtio_input_power_button(struct virtio_input *d, struct err *e);
 
 /* events the device holds for a guest that has no buffers posted */
 #define VIRTIO_INPUT_RING 256

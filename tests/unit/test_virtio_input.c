@@ -284,7 +284,7 @@ static void test_events_in_order(void)
     CHECK(line(&d), "no interrupt for delivered events");
     EQ(bar_rd(&d, d.isr, 1), VIRTIO_PCI_ISR_QUEUE);
     EQ(virtio_input_key(kbd, KEY_A, false), 0);
-    EQ(virtio_input_power_button(kbd), 0);
+    EQ(virtio_input_power_button(kbd, &(struct err){ 0 }), 0);
     EQ(evq_collect(&q, ev, 16), 8);
     expect_key(ev + 0, KEY_A, 1);
     expect_key(ev + 2, KEY_A, 0);
@@ -296,7 +296,7 @@ static void test_events_in_order(void)
     EQ(virtio_input_key(kbd, 0x2ff, true), -EINVAL);
     EQ(virtio_input_key(kbd, 100000, false), -EINVAL);
     EQ(virtio_input_key(NULL, KEY_A, true), -ENODEV);
-    EQ(virtio_input_power_button(NULL), -ENODEV);
+    EQ(virtio_input_power_button(NULL, &(struct err){ 0 }), -ENOTSUP);
     evq_post(&q, 4);
     EQ(evq_collect(&q, ev, 16), 0);                          /* nothing was queued */
     /* a bigger buffer, or one in two parts, takes one event */
@@ -336,7 +336,7 @@ static void test_buffering(void)
     struct evq q;
     struct ev ev[16];
     /* before any driver: kept for it (the power button while it boots) */
-    EQ(virtio_input_power_button(kbd), 0);
+    EQ(virtio_input_power_button(kbd, &(struct err){ 0 }), 0);
     init(&d, &q, 1);                     /* resets the device first: the events stay */
     EQ(used_idx(&d, EVQ), 0);
     evq_post(&q, 2);
@@ -539,7 +539,7 @@ static void test_bad_buffers(void)
         EQ(bar_rd(&d, d.isr, 1), VIRTIO_PCI_ISR_CONFIG);
         /* more keys and valid buffers: nothing taken, nothing crashes */
         EQ(virtio_input_key(kbd, KEY_A, false), 0);
-        EQ(virtio_input_power_button(kbd), 0);
+        EQ(virtio_input_power_button(kbd, &(struct err){ 0 }), 0);
         q.posted = 1;
         evq_post(&q, 4);
         EQ(used_idx(&d, EVQ), 0);

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "cli/vm_def.h"
+#include "core/opts.h"
 #include "unit.h"
 
 #define FILE_NAME "/x/vms/web1/vm.json"
@@ -391,17 +392,17 @@ static void test_state_dir(void)
 static void test_sizes(void)
 {
     uint64_t v = 0;
-    CHECK(vm_parse_size("512", 20, &v) == 0 && v == 512ull << 20, "bare MiB");
-    CHECK(vm_parse_size("512", 0, &v) == 0 && v == 512, "bare bytes");
-    CHECK(vm_parse_size("8G", 0, &v) == 0 && v == 8ull << 30, "8G");
-    CHECK(vm_parse_size("2GiB", 0, &v) == 0 && v == 2ull << 30, "2GiB");
-    CHECK(vm_parse_size("64K", 20, &v) == 0 && v == 64ull << 10, "64K");
-    CHECK(vm_parse_size("1T", 0, &v) == 0 && v == 1ull << 40, "1T");
-    CHECK(vm_parse_size("", 0, &v) == -EINVAL, "empty");
-    CHECK(vm_parse_size("-1", 0, &v) == -EINVAL, "negative");
-    CHECK(vm_parse_size("1X", 0, &v) == -EINVAL, "suffix");
-    CHECK(vm_parse_size("1GG", 0, &v) == -EINVAL, "junk");
-    CHECK(vm_parse_size("99999999999999T", 0, &v) == -ERANGE, "overflow");
+    CHECK(opts_size("512", 20, &v) == 0 && v == 512ull << 20, "bare MiB");
+    CHECK(opts_size("512", 0, &v) == 0 && v == 512, "bare bytes");
+    CHECK(opts_size("8G", 0, &v) == 0 && v == 8ull << 30, "8G");
+    CHECK(opts_size("2GiB", 0, &v) == 0 && v == 2ull << 30, "2GiB");
+    CHECK(opts_size("64K", 20, &v) == 0 && v == 64ull << 10, "64K");
+    CHECK(opts_size("1T", 0, &v) == 0 && v == 1ull << 40, "1T");
+    CHECK(opts_size("", 0, &v) == -EINVAL, "empty");
+    CHECK(opts_size("-1", 0, &v) == -EINVAL, "negative");
+    CHECK(opts_size("1X", 0, &v) == -EINVAL, "suffix");
+    CHECK(opts_size("1GG", 0, &v) == -EINVAL, "junk");
+    CHECK(opts_size("99999999999999T", 0, &v) == -ERANGE, "overflow");
     EQ(vm_def_max_cpus("riscv64"), 32);
     EQ(vm_def_max_cpus("x86_64"), 64);
     EQ(vm_def_max_cpus("arm"), 0);

@@ -260,10 +260,7 @@ static void riscv_virt_stop(struct vm *vm)
 static int riscv_virt_power_button(struct vm *vm, struct err *e)
 {
     struct riscv_virt *b = vm->board;
-    if (!b->keyboard)
-        return err_set(e, -ENOTSUP, "no power button: the VM has no --device virtio-keyboard");
-    int ret = virtio_input_power_button(b->keyboard);
-    return ret < 0 ? err_set(e, ret, "power button: %s", strerror(-ret)) : 0;
+    return virtio_input_power_button(b->keyboard, e);
 }
 
 static void riscv_virt_cpu_stats(struct vm *vm, unsigned i, struct vm_cpu_stats *out)

@@ -275,10 +275,7 @@ static void pc_stop(struct vm *vm)
 static int pc_power_button(struct vm *vm, struct err *e)
 {
     struct x86_pc *pc = vm->board;
-    if (!pc->keyboard)
-        return err_set(e, -ENOTSUP, "no power button: the VM has no --device virtio-keyboard");
-    int ret = virtio_input_power_button(pc->keyboard);
-    return ret < 0 ? err_set(e, ret, "power button: %s", strerror(-ret)) : 0;
+    return virtio_input_power_button(pc->keyboard, e);
 }
 
 static void pc_cpu_stats(struct vm *vm, unsigned i, struct vm_cpu_stats *out)
