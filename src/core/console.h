@@ -6,7 +6,8 @@
  *   while the ring is nearly full the sources stop being read.
  * - Output is buffered by console_putc (device context, any thread holding
  *   the device lock) and flushed by the event loop: the first byte into an
- *   empty buffer writes the notify eventfd; the loop's handler flushes.
+ *   empty buffer writes the notify eventfd; the loop flushes 2 ms later, so
+ *   output goes out in batches (and at once when the buffer fills).
  * - Two host sides.  Stdio: in_fd/out_fd (a terminal is put in raw mode; the
  *   escape Ctrl-A x quits, Ctrl-A Ctrl-A sends Ctrl-A, Ctrl-A h prints help;
  *   pipes pass bytes through).  Server (console_server.c): a unix socket any
@@ -30,8 +31,10 @@
 
 #define CONSOLE_INBUF 65536
 #define CONSOLE_OUTBUF 4096
+#define CONSOLE_FLUSH_NS 2000000ull     /* output waits at most this long */
 
 struct evloop;
+struct evloop_timer;
 struct console_server;
 
 struct console {
@@ -49,7 +52,8 @@ struct console {
     unsigned panic_match;
     struct evloop *loop;
     int notify_fd;              /* eventfd: output pending */
-    bool notified;
+    bool notified;              /* notify_fd written, flush not done yet */
+    struct evloop_timer *flush_timer;
     struct console_server *srv;
     void (*on_input)(void *opaque);     /* new input (the UART) */
     void *opaque;
