@@ -85,8 +85,6 @@ static inline unsigned console_input_room(const struct console *c)
 int console_server_start(struct console *c, const char *sock_path, const char *log_path,
                          struct err *e);
 void console_server_stop(struct console *c);
-/* Copy the last at most max bytes of output into buf; returns the count. */
-size_t console_server_tail(struct console *c, uint8_t *buf, size_t max);
 
 /* internal: console.c <-> console_server.c */
 void console_server_output(struct console_server *s, const uint8_t *buf, size_t n);

@@ -297,16 +297,3 @@ void console_server_stop(struct console *c)
     free(s);
     c->srv = NULL;
 }
-
-size_t console_server_tail(struct console *c, uint8_t *buf, size_t max)
-{
-    struct console_server *s = c->srv;
-    if (!s)
-        return 0;
-    size_t n = s->end < BACKLOG ? (size_t)s->end : BACKLOG;
-    if (n > max)
-        n = max;
-    for (size_t i = 0; i < n; i++)
-        buf[i] = s->ring[(s->end - n + i) % BACKLOG];
-    return n;
-}
