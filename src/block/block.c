@@ -172,6 +172,41 @@ void blk_complete(struct blk *b, struct blk_req *r, int ret)
     r->done(r, ret);
 }
 
+void blk_drain(struct blk *b)
+{
+    if (b && b->inflight)
+        b->drv->drain(b);
+}
+
+static int blk_snap(struct blk *b, enum blk_snap_op op, const char *tag, struct err *e)
+{
+    if (!b->drv->snapshot)
+        return err_set(e, -ENOTSUP, "disk %s is %s: snapshots need qcow2 disks", b->path,
+                       b->drv->format);
+    if (op != BLK_SNAP_CHECK && b->readonly)
+        return err_set(e, -EROFS, "disk %s is read-only: it cannot take or revert to a "
+                       "snapshot", b->path);
+    blk_drain(b);
+    if (b->inflight)
+        return err_set(e, -EBUSY, "disk %s: requests still in flight", b->path);
+    return b->drv->snapshot(b, op, tag, e);
+}
+
+int blk_snapshot(struct blk *b, const char *tag, struct err *e)
+{
+    return blk_snap(b, BLK_SNAP_CREATE, tag, e);
+}
+
+int blk_snapshot_check(struct blk *b, const char *tag, struct err *e)
+{
+    return blk_snap(b, BLK_SNAP_CHECK, tag, e);
+}
+
+int blk_snapshot_apply(struct blk *b, const char *tag, struct err *e)
+{
+    return blk_snap(b, BLK_SNAP_APPLY, tag, e);
+}
+
 void blk_close(struct blk *b)
 {
     if (!b)

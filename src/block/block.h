@@ -80,12 +80,22 @@ int disk_config_parse(struct disk_config *d, char *spec, struct err *e);
 
 struct blk;
 
+/* Internal snapshots of an open image (VM snapshots, core/snapshot.h). */
+enum blk_snap_op {
+    BLK_SNAP_CREATE,            /* take one named tag of the image as it is now */
+    BLK_SNAP_CHECK,             /* 0 if the image has a snapshot tag of its own size */
+    BLK_SNAP_APPLY,             /* revert the image to snapshot tag */
+};
+
 struct blk_driver {
     const char *format;
     int (*open)(struct blk *b, struct err *e);
     void (*submit)(struct blk *b, struct blk_req *r);
     void (*drain)(struct blk *b);   /* wait for every request in flight */
     void (*close)(struct blk *b);
+    /* Optional (qcow2): internal snapshots; called with nothing in flight.
+     * NULL: the format has none. */
+    int (*snapshot)(struct blk *b, enum blk_snap_op op, const char *tag, struct err *e);
 };
 
 /* What the guest did with a disk (metrics); device context. */
@@ -117,6 +127,19 @@ void blk_submit(struct blk *b, struct blk_req *r);
 /* Complete r (drivers only): runs r->done. */
 void blk_complete(struct blk *b, struct blk_req *r, int ret);
 void blk_close(struct blk *b);
+/* Wait until every request submitted so far has completed (their `done`
+ * callbacks have run, in device context, before this returns). */
+void blk_drain(struct blk *b);
+/* Internal snapshots, for VM snapshots (device context, the VM paused):
+ * blk_snapshot drains, then makes snapshot `tag` of the image (qcow2 only:
+ * a raw image, or a read-only one, is an error naming the file);
+ * blk_snapshot_check says whether the image has a snapshot `tag` taken at
+ * the image's current size (-ENOENT with a message if not);
+ * blk_snapshot_apply drains and reverts the image to it: later reads see
+ * the snapshot's data (the driver's caches follow). */
+int blk_snapshot(struct blk *b, const char *tag, struct err *e);
+int blk_snapshot_check(struct blk *b, const char *tag, struct err *e);
+int blk_snapshot_apply(struct blk *b, const char *tag, struct err *e);
 
 extern const struct blk_driver blk_raw_driver;
 extern const struct blk_driver blk_qcow2_driver;

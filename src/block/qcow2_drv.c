@@ -235,10 +235,55 @@ static void qd_close(struct blk *b)
     qd_free(b);
 }
 
+/* Internal snapshots, called by block.c with nothing in flight: the worker
+ * is idle, and holding the lock keeps it so while this thread uses the
+ * qimg.  The qcow2 core keeps its own caches right (create and apply drop
+ * the L2 cache; the refcount cache is write-through and used by both; the
+ * active L1 is rewritten in memory), so later requests see the result. */
+static int qd_snapshot(struct blk *b, enum blk_snap_op op, const char *tag, struct err *e)
+{
+    struct qdrv *d = b->drv_state;
+    struct qimg *q = d->img;
+    struct qimg_snapshot *s = NULL;
+    uint32_t n = 0;
+    int k = -1, r;
+    pthread_mutex_lock(&d->lock);
+    if (op == BLK_SNAP_CREATE) {
+        r = qimg_snapshot_create(q, tag, e);
+        goto out;
+    }
+    /* by name (a VM snapshot's tag), not by ID */
+    n = q->nb_snapshots;
+    if ((r = qimg_snapshots_read(q, &s, e)) < 0) {
+        n = 0;
+        goto out;
+    }
+    for (uint32_t i = 0; i < n && k < 0; i++)
+        if (!strcmp(s[i].name, tag))
+            k = (int)i;
+    if (k < 0) {
+        r = err_set(e, -ENOENT, "disk %s has no snapshot '%s'", b->path, tag);
+        goto out;
+    }
+    if (s[k].disk_size != b->size) {
+        r = err_set(e, -EINVAL, "disk %s: its snapshot '%s' is of a %llu-byte disk, the disk "
+                    "now has %llu bytes", b->path, tag, (unsigned long long)s[k].disk_size,
+                    (unsigned long long)b->size);
+        goto out;
+    }
+    if (op == BLK_SNAP_APPLY)
+        r = qimg_snapshot_apply(q, s[k].id, e);   /* IDs are unique; names need not be */
+out:
+    qimg_snapshots_free(s, n);
+    pthread_mutex_unlock(&d->lock);
+    return r;
+}
+
 const struct blk_driver blk_qcow2_driver = {
     .format = "qcow2",
     .open = qd_open,
     .submit = qd_submit,
     .drain = qd_drain,
     .close = qd_close,
+    .snapshot = qd_snapshot,
 };

@@ -38,6 +38,8 @@
 #define NET_MAX_FRAME (NET_MTU + NET_ETH_HLEN + 4)
 
 struct net_backend;
+struct snap_writer;
+struct snap_reader;
 
 struct net_backend_ops {
     /* One frame from the guest, NET_ETH_HLEN..NET_MAX_FRAME bytes. */
@@ -45,6 +47,16 @@ struct net_backend_ops {
     /* The end of a batch of sends (optional). */
     void (*flush)(struct net_backend *be);
     void (*free)(struct net_backend *be);
+    /* Optional, snapshots (core/snapshot.h), for a backend with state of
+     * its own (slirp's DHCP leases): save appends it to the frontend's
+     * section; load reads and checks what save wrote (failures recorded in
+     * r) and keeps it; restore applies what load kept, once the frontend's
+     * whole section has checked out (0, or a negative errno with a
+     * message).  A backend without them (TAP, a private network) has no
+     * state a snapshot could hold. */
+    void (*save)(struct net_backend *be, struct snap_writer *w);
+    void (*load)(struct net_backend *be, struct snap_reader *r);
+    int (*restore)(struct net_backend *be, struct err *e);
 };
 
 struct net_backend {

@@ -52,6 +52,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/snapshot.h"
 #include "net/net.h"
 
 #define SLIRP_MAX_TIMER_RUNS 64     /* timer callbacks per wakeup, at most */
@@ -86,6 +87,9 @@ struct net_slirp {
     struct slirp_timer *timers;
     struct log_limit log;
     bool epoll_error_logged;
+    /* a snapshot's libslirp state, between load and restore */
+    uint8_t *staged;
+    uint32_t staged_len, staged_version;
 };
 
 /* --- clock and timers ------------------------------------------------------ */
@@ -351,13 +355,138 @@ static void slirp_be_free(struct net_backend *be)
     free(s->pfd);
     free(s->evs);
     free(s->watched);
+    free(s->staged);
     free(s);
+}
+
+/* --- snapshots ---------------------------------------------------------------
+ *
+ * libslirp's own save format (slirp_state_save, version slirp_state_version)
+ * holds the guestfwd sockets (none here: Petrel sets up no guestfwd) and
+ * the stack's "slirp" record: the IP id counter and the DHCP lease table
+ * (16 entries of allocated flag + MAC).  It does not hold NAT flows: their
+ * host sockets die with the process, so after a restore the guest keeps
+ * its address (its lease is in the table, a DHCP renewal gets the same
+ * one), new connections work at once, and a TCP connection that was open
+ * through the NAT is answered with a reset when the guest next sends on it.
+ * Forwarded host ports (hostfwd=) are the restoring VM's own configuration.
+ *
+ * In the snapshot: u32 libslirp state version, u32 length, the bytes.  On
+ * load the version must be one this libslirp reads, the first byte 0 (no
+ * guestfwd sockets: libslirp would allocate a socket and buffers for each)
+ * and the length what this libslirp writes (the rest is of fixed size, and
+ * libslirp would not notice a short one) before libslirp parses it. */
+
+#define SLIRP_STATE_MAX 4096u
+
+struct state_buf {
+    uint8_t *p;
+    size_t len, cap, off;
+    bool oom;
+};
+
+static ssize_t state_write(const void *buf, size_t len, void *opaque)
+{
+    struct state_buf *b = opaque;
+    if (b->oom)
+        return -1;
+    if (b->len + len > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < b->len + len)
+            cap *= 2;
+        uint8_t *p = cap <= SLIRP_STATE_MAX ? realloc(b->p, cap) : NULL;
+        if (!p) {
+            b->oom = true;
+            return -1;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, buf, len);
+    b->len += len;
+    return (ssize_t)len;
+}
+
+static ssize_t state_read(void *buf, size_t len, void *opaque)
+{
+    struct state_buf *b = opaque;
+    if (len > b->len - b->off)
+        return -1;
+    memcpy(buf, b->p + b->off, len);
+    b->off += len;
+    return (ssize_t)len;
+}
+
+static void slirp_be_save(struct net_backend *be, struct snap_writer *w)
+{
+    struct net_slirp *s = (struct net_slirp *)be;
+    struct state_buf b = { 0 };
+    slirp_state_save(s->slirp, state_write, &b);
+    if (b.oom)
+        snapw_fail(w, -ENOMEM, "net=user: cannot save libslirp's state (more than %u bytes)",
+                   SLIRP_STATE_MAX);
+    snapw_u32(w, (uint32_t)slirp_state_version());
+    snapw_u32(w, (uint32_t)b.len);
+    snapw_bytes(w, b.p, b.len);
+    free(b.p);
+}
+
+static void slirp_be_load(struct net_backend *be, struct snap_reader *r)
+{
+    struct net_slirp *s = (struct net_slirp *)be;
+    uint32_t version = snapr_u32(r), len = snapr_u32(r);
+    free(s->staged);
+    s->staged = NULL;
+    if (!snapr_check(r, r->fail || len <= SLIRP_STATE_MAX, "net=user: NAT state too large"))
+        return;
+    uint8_t *p = malloc(len ? len : 1);
+    if (!snapr_check(r, p != NULL, "out of memory")) {
+        free(p);
+        return;
+    }
+    snapr_bytes(r, p, len);
+    snapr_check(r, r->fail || (version >= 1 && (int)version <= slirp_state_version()),
+                "net=user: NAT state of a newer libslirp");
+    snapr_check(r, r->fail || (len >= 1 && p[0] == 0),
+                "net=user: NAT state with guestfwd sockets");
+    /* libslirp does not notice a state that ends early (it keeps what it
+     * read): the length must be what this libslirp writes */
+    struct state_buf own = { 0 };
+    slirp_state_save(s->slirp, state_write, &own);
+    snapr_check(r, r->fail || own.oom || len == own.len,
+                "net=user: NAT state of another length than this libslirp's");
+    free(own.p);
+    s->staged = p;
+    s->staged_len = len;
+    s->staged_version = version;
+}
+
+static int slirp_be_restore(struct net_backend *be, struct err *e)
+{
+    struct net_slirp *s = (struct net_slirp *)be;
+    if (!s->staged)
+        return 0;
+    struct state_buf b = { .p = s->staged, .len = s->staged_len };
+    int ret = slirp_state_load(s->slirp, (int)s->staged_version, state_read, &b);
+    free(s->staged);
+    s->staged = NULL;
+    if (ret < 0)
+        return err_set(e, -EINVAL, "net=user: libslirp refused the snapshot's NAT state "
+                       "(error %d)", ret);
+    if (b.off != b.len)
+        return err_set(e, -EINVAL, "net=user: the snapshot's NAT state has %zu stray bytes",
+                       b.len - b.off);
+    refresh(s);
+    return 0;
 }
 
 static const struct net_backend_ops slirp_be_ops = {
     .send = slirp_be_send,
     .flush = slirp_be_flush,
     .free = slirp_be_free,
+    .save = slirp_be_save,
+    .load = slirp_be_load,
+    .restore = slirp_be_restore,
 };
 
 /* --- hostfwd ------------------------------------------------------------------ */

@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <string.h>
 
+#include "core/snapshot.h"
+
 static uint16_t msix_flags(const struct pci_msix *m)
 {
     return pci_cfg_get16(m->dev, m->cap + PCI_MSIX_FLAGS);
@@ -208,3 +210,36 @@ static void bar_write(void *opaque, uint64_t off, uint64_t val, unsigned size)
 }
 
 const struct mmio_ops pci_msix_bar_ops = { .read = bar_read, .write = bar_write };
+
+/* --- snapshots ------------------------------------------------------------ */
+
+void pci_msix_save(const struct pci_msix *m, struct snap_writer *w)
+{
+    snapw_u32(w, m->nvec);
+    snapw_u64(w, m->pending);
+    snapw_bytes(w, m->table, (size_t)m->nvec * PCI_MSIX_ENTRY_SIZE);
+}
+
+void pci_msix_load(const struct pci_msix *m, struct snap_reader *r, struct pci_msix_snap *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->nvec = snapr_u32(r);
+    s->pending = snapr_u64(r);
+    if (!snapr_check(r, r->fail || s->nvec == m->nvec, "MSI-X: another number of vectors"))
+        return;     /* the table's length is unknown: stop here */
+    snapr_bytes(r, s->table, (size_t)m->nvec * PCI_MSIX_ENTRY_SIZE);
+    if (m->nvec < 64)
+        snapr_check(r, !(s->pending >> m->nvec), "MSI-X: pending bits for missing vectors");
+    for (unsigned i = 0; i < m->nvec * PCI_MSIX_ENTRY_SIZE; i++)
+        if (!snapr_check(r, !(s->table[i] & ~entry_wmask[i % PCI_MSIX_ENTRY_SIZE]),
+                         "MSI-X: reserved bits set in a table entry"))
+            break;
+}
+
+void pci_msix_restore(struct pci_msix *m, const struct pci_msix_snap *s)
+{
+    memcpy(m->table, s->table, (size_t)m->nvec * PCI_MSIX_ENTRY_SIZE);
+    m->pending = s->pending;
+    for (unsigned v = 0; v < m->nvec; v++)
+        m->vec[v].synced = false;   /* a route this device has is reprogrammed on use */
+}

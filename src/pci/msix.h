@@ -97,4 +97,24 @@ void pci_msix_write(struct pci_msix *m, uint64_t off, uint64_t val, unsigned siz
 /* For a BAR that holds only the table and the PBA; opaque = struct pci_msix. */
 extern const struct mmio_ops pci_msix_bar_ops;
 
+/* Snapshots (core/snapshot.h), for the device that embeds the MSI-X state:
+ * save appends u32 vector count, u64 PBA, the table (16 bytes a vector).
+ * The enable and function-mask bits are config space (the bus saves it).
+ * Loading is two steps, so the device can check its whole section before it
+ * changes anything: pci_msix_load reads and checks into s (the same vector
+ * count as m, reserved bits clear, pending bits only for vectors that
+ * exist: failures are recorded in r), pci_msix_restore applies s.  The
+ * board's routes are host state: each vector gets (or reprograms) one
+ * lazily, as at run time, the next time it is unmasked or fires. */
+struct snap_writer;
+struct snap_reader;
+struct pci_msix_snap {
+    uint32_t nvec;
+    uint64_t pending;
+    uint8_t table[PCI_MSIX_MAX_VECTORS * PCI_MSIX_ENTRY_SIZE];
+};
+void pci_msix_save(const struct pci_msix *m, struct snap_writer *w);
+void pci_msix_load(const struct pci_msix *m, struct snap_reader *r, struct pci_msix_snap *s);
+void pci_msix_restore(struct pci_msix *m, const struct pci_msix_snap *s);
+
 #endif

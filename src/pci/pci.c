@@ -2,7 +2,11 @@
 #include "pci/pci.h"
 
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "core/snapshot.h"
 
 #define COMMAND_WMASK (PCI_COMMAND_IO | PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER | \
                        PCI_COMMAND_PARITY | PCI_COMMAND_SERR | PCI_COMMAND_INTX_DISABLE)
@@ -442,3 +446,204 @@ static void conf1_write(void *opaque, uint64_t off, uint64_t val, unsigned size)
 }
 
 const struct mmio_ops pci_conf1_ops = { .read = conf1_read, .write = conf1_write };
+
+/* --- snapshots ------------------------------------------------------------ */
+
+#define PCI_SNAP_VERSION 1
+#define PCI_SNAP_NAME_MAX 64
+
+void pci_bus_quiesce(struct pci_bus *pb)
+{
+    for (unsigned s = 0; s < PCI_MAX_SLOTS; s++) {
+        struct pci_device *d = pb->dev[s];
+        if (d && d->ops && d->ops->quiesce)
+            d->ops->quiesce(d);
+    }
+}
+
+static void slot_section(char *buf, size_t len, unsigned s)
+{
+    snprintf(buf, len, "pci-%02x", s);
+}
+
+static uint32_t class_of(const uint8_t *cfg)
+{
+    return (uint32_t)cfg[PCI_CLASS_PROG] | (uint32_t)cfg[PCI_CLASS_PROG + 1] << 8 |
+           (uint32_t)cfg[PCI_CLASS_PROG + 2] << 16;
+}
+
+/* Section "pci": u32 CONFIG_ADDRESS, u32 bitmap of occupied slots, bool
+ * level of each INTx line.  Section "pci-SS" per device: str name (for
+ * messages), u16 vendor, u16 device, u32 class code, u64 size of each of
+ * the six BARs (0: none), the 4 KiB config space, bool INTx level, then
+ * what the device's ops->save appends. */
+void pci_bus_save(struct pci_bus *pb, struct snap_writer *w)
+{
+    uint32_t present = 0;
+    for (unsigned s = 0; s < PCI_MAX_SLOTS; s++)
+        if (pb->dev[s])
+            present |= 1u << s;
+    snapw_section(w, "pci", PCI_SNAP_VERSION);
+    snapw_u32(w, pb->conf1_addr);
+    snapw_u32(w, present);
+    for (unsigned l = 0; l < PCI_INTX_LINES; l++)
+        snapw_bool(w, pb->line_level[l]);
+    for (unsigned s = 0; s < PCI_MAX_SLOTS; s++) {
+        struct pci_device *d = pb->dev[s];
+        if (!d)
+            continue;
+        char name[SNAP_NAME_LEN + 1];
+        slot_section(name, sizeof(name), s);
+        snapw_section(w, name, PCI_SNAP_VERSION);
+        snapw_str(w, d->name);
+        snapw_u16(w, pci_cfg_get16(d, PCI_VENDOR_ID));
+        snapw_u16(w, pci_cfg_get16(d, PCI_DEVICE_ID));
+        snapw_u32(w, class_of(d->cfg));
+        for (unsigned i = 0; i < PCI_NUM_BARS; i++)
+            snapw_u64(w, d->bar[i].size);
+        snapw_bytes(w, d->cfg, PCI_CFG_SIZE);
+        snapw_bool(w, d->intx_level);
+        if (d->ops && d->ops->save)
+            d->ops->save(d, w);
+    }
+}
+
+/* A slot holds a device on one side only: name what each side has. */
+static int slot_mismatch(struct pci_bus *pb, unsigned s, struct snap_file *f, struct err *e)
+{
+    struct pci_device *d = pb->dev[s];
+    char here[128] = "nothing", there[128] = "nothing", sec[SNAP_NAME_LEN + 1];
+    if (d)
+        snprintf(here, sizeof(here), "%s (%04x:%04x)", d->name, pci_cfg_get16(d, PCI_VENDOR_ID),
+                 pci_cfg_get16(d, PCI_DEVICE_ID));
+    slot_section(sec, sizeof(sec), s);
+    struct snap_reader r;
+    struct err ignored;
+    if (!d && snap_section(f, sec, PCI_SNAP_VERSION, PCI_SNAP_VERSION, &r, &ignored) == 0) {
+        char *name = NULL;
+        snapr_str(&r, PCI_SNAP_NAME_MAX, &name);
+        uint16_t vendor = snapr_u16(&r), device = snapr_u16(&r);
+        if (!r.fail && name)
+            snprintf(there, sizeof(there), "%s (%04x:%04x)", name, vendor, device);
+        else
+            snprintf(there, sizeof(there), "a device");
+        free(name);
+    } else if (!d) {
+        snprintf(there, sizeof(there), "a device");
+    }
+    return err_set(e, -EINVAL, "PCI slot %u: the snapshot has %s, this VM has %s", s, there,
+                   here);
+}
+
+/* One device: its section's bus part is read and checked, the device reads
+ * and applies its own part (ops->load), then the config space and the
+ * INTx level are applied. */
+static int load_slot(struct pci_device *d, struct snap_file *f, struct err *e)
+{
+    char sec[SNAP_NAME_LEN + 1];
+    slot_section(sec, sizeof(sec), d->slot);
+    struct snap_reader r;
+    int ret = snap_section(f, sec, PCI_SNAP_VERSION, PCI_SNAP_VERSION, &r, e);
+    if (ret < 0)
+        return ret;
+    char *name = NULL;
+    snapr_str(&r, PCI_SNAP_NAME_MAX, &name);
+    uint16_t vendor = snapr_u16(&r), device = snapr_u16(&r);
+    uint32_t cls = snapr_u32(&r);
+    uint64_t bar_size[PCI_NUM_BARS];
+    for (unsigned i = 0; i < PCI_NUM_BARS; i++)
+        bar_size[i] = snapr_u64(&r);
+    uint8_t cfg[PCI_CFG_SIZE];
+    snapr_bytes(&r, cfg, sizeof(cfg));
+    bool intx = snapr_bool(&r);
+    if (!r.fail && (vendor != pci_cfg_get16(d, PCI_VENDOR_ID) ||
+                    device != pci_cfg_get16(d, PCI_DEVICE_ID) || cls != class_of(d->cfg))) {
+        ret = err_set(e, -EINVAL, "PCI slot %u: the snapshot has %s (%04x:%04x, class %06x), "
+                      "this VM has %s (%04x:%04x, class %06x)", d->slot, name ? name : "a device",
+                      vendor, device, cls, d->name, pci_cfg_get16(d, PCI_VENDOR_ID),
+                      pci_cfg_get16(d, PCI_DEVICE_ID), class_of(d->cfg));
+        free(name);
+        return ret;
+    }
+    free(name);
+    for (unsigned i = 0; i < PCI_NUM_BARS && !r.fail; i++)
+        if (bar_size[i] != d->bar[i].size) {
+            char what[96];
+            snprintf(what, sizeof(what), "BAR %u is of 0x%llx bytes, this VM's device has "
+                     "0x%llx", i, (unsigned long long)bar_size[i],
+                     (unsigned long long)d->bar[i].size);
+            snapr_check(&r, false, what);
+            break;
+        }
+    /* What the guest cannot write (ids, capabilities, BAR types and sizes,
+     * the pin) must be what this VM's device has: the guest's driver read
+     * it.  The status register's interrupt bit is the device's level. */
+    for (unsigned i = 0; i < PCI_CFG_SIZE && !r.fail; i++) {
+        uint8_t ro = (uint8_t)~d->wmask[i];
+        if (i == PCI_STATUS)
+            ro &= (uint8_t)~PCI_STATUS_INTERRUPT;
+        if ((cfg[i] ^ d->cfg[i]) & ro) {
+            char what[96];
+            snprintf(what, sizeof(what), "read-only config byte 0x%03x is 0x%02x, this VM's "
+                     "device has 0x%02x", i, cfg[i], d->cfg[i]);
+            snapr_check(&r, false, what);
+            break;
+        }
+    }
+    snapr_check(&r, r.fail || !!(cfg[PCI_STATUS] & PCI_STATUS_INTERRUPT) == intx,
+                "the status register's interrupt bit is not the INTx level");
+    if (d->ops && d->ops->load && !r.fail && !r.bad[0] &&
+        (ret = d->ops->load(d, &r, f, e)) < 0)
+        return ret;
+    if ((ret = snapr_end(&r, e)) < 0)
+        return ret;
+    memcpy(d->cfg, cfg, sizeof(cfg));
+    d->intx_level = intx;
+    return 0;
+}
+
+int pci_bus_load(struct pci_bus *pb, struct snap_file *f, struct err *e)
+{
+    struct snap_reader r;
+    int ret = snap_section(f, "pci", PCI_SNAP_VERSION, PCI_SNAP_VERSION, &r, e);
+    if (ret < 0)
+        return ret;
+    uint32_t conf1 = snapr_u32(&r), present = snapr_u32(&r);
+    bool saved_line[PCI_INTX_LINES];
+    for (unsigned l = 0; l < PCI_INTX_LINES; l++)
+        saved_line[l] = snapr_bool(&r);
+    snapr_check(&r, !(conf1 & ~0x8ffffffcu), "CONFIG_ADDRESS has reserved bits set");
+    if ((ret = snapr_end(&r, e)) < 0)
+        return ret;
+    /* the same devices in the same slots */
+    for (unsigned s = 0; s < PCI_MAX_SLOTS; s++)
+        if (!!(present >> s & 1) != (pb->dev[s] != NULL))
+            return slot_mismatch(pb, s, f, e);
+    for (unsigned s = 0; s < PCI_MAX_SLOTS; s++)
+        if (pb->dev[s] && (ret = load_slot(pb->dev[s], f, e)) < 0)
+            return ret;
+    pb->conf1_addr = conf1;
+    /* the lines as the devices' levels make them, told to the board even
+     * where they are low (the board may be fresh or loaded already) */
+    bool level[PCI_INTX_LINES] = { false };
+    for (unsigned s = 0; s < PCI_MAX_SLOTS; s++) {
+        struct pci_device *d = pb->dev[s];
+        if (d && d->intx_level && d->cfg[PCI_INTERRUPT_PIN] &&
+            !(pci_cfg_get16(d, PCI_COMMAND) & PCI_COMMAND_INTX_DISABLE))
+            level[pci_intx_line(s, d->cfg[PCI_INTERRUPT_PIN])] = true;
+    }
+    for (unsigned l = 0; l < PCI_INTX_LINES; l++)
+        if (level[l] != saved_line[l])
+            return err_set(e, -EINVAL, "state file: 'pci': INTx line %u is %s, but the devices "
+                           "on it say %s", l, saved_line[l] ? "high" : "low",
+                           level[l] ? "high" : "low");
+    for (unsigned l = 0; l < PCI_INTX_LINES; l++) {
+        pb->line_level[l] = level[l];
+        if (pb->set_intx)
+            pb->set_intx(pb->intx_opaque, l, level[l]);
+    }
+    /* decode the BARs where the restored registers put them; devices hear
+     * it through bar_mapped (ioeventfds follow) */
+    pci_bus_remap(pb);
+    return 0;
+}

@@ -119,6 +119,9 @@
 
 struct pci_device;
 struct evloop;
+struct snap_writer;
+struct snap_reader;
+struct snap_file;
 
 struct pci_device_ops {
     /* Optional: the value a config read returns, given what the config
@@ -138,6 +141,20 @@ struct pci_device_ops {
     void (*bar_mapped)(struct pci_device *d, unsigned idx, bool mapped, uint64_t addr);
     /* Frees the device (called by pci_bus_destroy). */
     void (*destroy)(struct pci_device *d);
+    /* Optional, snapshots (core/snapshot.h, docs/snapshots.md).  quiesce:
+     * finish what is in flight (a disk's requests) so the state is whole;
+     * called for every device before any is saved.  save: append the
+     * device's own state to the open section, after the config space the
+     * bus wrote.  load: read it back, in the same order, into a freshly
+     * created device of the same kind (before the CPUs start); validate
+     * every field, call snapr_end, and only then apply (the section's bus
+     * part has passed its checks; the bus applies the config space and
+     * INTx level after load returns 0, so load must not depend on them);
+     * return 0 or a negative errno with a message in e. */
+    void (*quiesce)(struct pci_device *d);
+    void (*save)(struct pci_device *d, struct snap_writer *w);
+    int (*load)(struct pci_device *d, struct snap_reader *r, struct snap_file *f,
+                struct err *e);
 };
 
 struct pci_bar {
@@ -201,6 +218,22 @@ void pci_bus_init(struct pci_bus *pb, struct bus *mmio, uint64_t mem_base, uint6
                   void (*set_intx)(void *opaque, unsigned line, bool level), void *intx_opaque);
 /* Unmaps every BAR and destroys every device. */
 void pci_bus_destroy(struct pci_bus *pb);
+/* Snapshots: quiesce every device; save the bus (section "pci") and each
+ * device (section "pci-SS", SS its slot in hex: ids, BAR sizes, config
+ * space, INTx level, then ops->save; layout in pci.c); load them back into
+ * a bus built with the same devices in the same slots (a device of another
+ * kind, or one missing on either side, is an error naming the slot).  Per
+ * device, the bus's part is checked (read-only config bytes must be what
+ * this VM's device has), then ops->load reads, checks and applies the
+ * device's own part, then the config space and INTx level are applied.
+ * Then the board hears every INTx line's level (set_intx, also for low
+ * lines) and the BARs are decoded as the restored registers say (devices
+ * hear it through bar_mapped).  Guest RAM must be in place first (queue
+ * rings are checked against it).  A failed load may have applied the
+ * sections before the failing one: the caller discards the machine. */
+void pci_bus_quiesce(struct pci_bus *pb);
+void pci_bus_save(struct pci_bus *pb, struct snap_writer *w);
+int pci_bus_load(struct pci_bus *pb, struct snap_file *f, struct err *e);
 /* Give the bus's devices what the board offers (before plugging any). */
 static inline void pci_bus_set_platform(struct pci_bus *pb, const struct pci_platform *plat)
 {

@@ -1,9 +1,12 @@
 /* Virtio device core: features, status, reset, queues (see virtio.h). */
 #include "virtio/virtio.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+
+#include "core/snapshot.h"
 
 #define CORE_FEATURES ((1ull << VIRTIO_F_VERSION_1) | (1ull << VIRTIO_RING_F_EVENT_IDX) | \
                        (1ull << VIRTIO_RING_F_INDIRECT_DESC))
@@ -186,4 +189,121 @@ void virtio_queue_notify_used(struct virtio_dev *vd, unsigned q)
 {
     if (virtq_should_notify(&vd->vq[q]) && vd->transport && vd->transport->notify_queue)
         vd->transport->notify_queue(vd, q);
+}
+
+/* --- snapshots ------------------------------------------------------------ */
+
+#define STATUS_KNOWN (VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | \
+                      VIRTIO_STATUS_DRIVER_OK | VIRTIO_STATUS_FEATURES_OK | \
+                      VIRTIO_STATUS_NEEDS_RESET | VIRTIO_STATUS_FAILED)
+
+void virtio_dev_save(struct virtio_dev *vd, struct snap_writer *w)
+{
+    snapw_u64(w, vd->host_features);
+    snapw_u64(w, vd->driver_features);
+    snapw_u8(w, vd->status);
+    snapw_u8(w, vd->config_generation);
+    snapw_u16(w, vd->config_vector);
+    snapw_u32(w, vd->nqueues);
+    for (unsigned i = 0; i < vd->nqueues; i++) {
+        const struct virtq *q = &vd->vq[i];
+        if (q->enabled && !q->broken && q->last_avail != q->used_idx)
+            snapw_fail(w, -EBUSY, "%s: queue %u has %u request(s) in flight after quiesce",
+                       vd->name, i, (uint16_t)(q->last_avail - q->used_idx));
+        snapw_u16(w, q->size);
+        snapw_bool(w, q->enabled);
+        snapw_u64(w, q->desc_gpa);
+        snapw_u64(w, q->avail_gpa);
+        snapw_u64(w, q->used_gpa);
+        snapw_bool(w, q->event_idx);
+        snapw_bool(w, q->indirect);
+        snapw_u16(w, q->last_avail);
+        snapw_u16(w, q->used_idx);
+        snapw_u16(w, q->signalled_used);
+        snapw_bool(w, q->broken);
+        snapw_u16(w, vd->vector[i]);
+    }
+}
+
+static bool vector_ok(uint16_t v, unsigned nvec)
+{
+    return v == VIRTIO_NO_VECTOR || v < nvec;
+}
+
+void virtio_dev_load(const struct virtio_dev *vd, struct snap_reader *r, unsigned nvec,
+                     struct virtio_dev_snap *s)
+{
+    memset(s, 0, sizeof(*s));
+    uint64_t host = snapr_u64(r);
+    s->driver_features = snapr_u64(r);
+    s->status = snapr_u8(r);
+    s->config_generation = snapr_u8(r);
+    s->config_vector = snapr_u16(r);
+    uint32_t nq = snapr_u32(r);
+    if (r->fail)
+        return;
+    if (!snapr_check(r, host == vd->host_features,
+                     "the device offered other features than this VM's") ||
+        !snapr_check(r, nq == vd->nqueues, "another number of queues"))
+        return;     /* another device: its queues do not compare */
+    snapr_check(r, !(s->status & ~STATUS_KNOWN), "unknown device status bits");
+    snapr_check(r, !(s->status & VIRTIO_STATUS_DRIVER_OK) ||
+                (s->status & VIRTIO_STATUS_FEATURES_OK), "DRIVER_OK without FEATURES_OK");
+    if (s->status & VIRTIO_STATUS_FEATURES_OK) {
+        snapr_check(r, !(s->driver_features & ~vd->host_features),
+                    "accepted features that were not offered");
+        snapr_check(r, s->driver_features >> VIRTIO_F_VERSION_1 & 1,
+                    "FEATURES_OK without VIRTIO_F_VERSION_1");
+    }
+    snapr_check(r, vector_ok(s->config_vector, nvec), "config vector beyond the MSI-X table");
+    bool event_idx = s->driver_features >> VIRTIO_RING_F_EVENT_IDX & 1;
+    bool indirect = s->driver_features >> VIRTIO_RING_F_INDIRECT_DESC & 1;
+    for (unsigned i = 0; i < nq; i++) {
+        struct virtq_state q;
+        q.size = snapr_u16(r);
+        q.enabled = snapr_bool(r);
+        q.desc_gpa = snapr_u64(r);
+        q.avail_gpa = snapr_u64(r);
+        q.used_gpa = snapr_u64(r);
+        q.event_idx = snapr_bool(r);
+        q.indirect = snapr_bool(r);
+        q.last_avail = snapr_u16(r);
+        q.used_idx = snapr_u16(r);
+        q.signalled_used = snapr_u16(r);
+        q.broken = snapr_bool(r);
+        s->vector[i] = snapr_u16(r);
+        if (r->fail)
+            return;
+        char what[160];     /* snapr_check keeps what fits */
+        snapr_check(r, vector_ok(s->vector[i], nvec), "queue vector beyond the MSI-X table");
+        if (q.enabled) {
+            snapr_check(r, s->status & VIRTIO_STATUS_FEATURES_OK,
+                        "a queue enabled before FEATURES_OK");
+            snapr_check(r, q.event_idx == event_idx && q.indirect == indirect,
+                        "a queue's ring features are not the accepted ones");
+            if (!q.broken && q.last_avail != q.used_idx) {
+                snprintf(what, sizeof(what), "queue %u: %u chains in flight", i,
+                         (uint16_t)(q.last_avail - q.used_idx));
+                snapr_check(r, false, what);
+            }
+        }
+        struct err e;
+        s->vq[i] = vd->vq[i];
+        if (virtq_restore(&s->vq[i], &q, &e) < 0) {
+            snprintf(what, sizeof(what), "queue %u: %.80s", i, e.msg);
+            snapr_check(r, false, what);
+        }
+    }
+}
+
+void virtio_dev_restore(struct virtio_dev *vd, const struct virtio_dev_snap *s)
+{
+    vd->driver_features = s->driver_features;
+    vd->status = s->status;
+    vd->config_generation = s->config_generation;
+    vd->config_vector = s->config_vector;
+    for (unsigned i = 0; i < vd->nqueues; i++) {
+        vd->vq[i] = s->vq[i];
+        vd->vector[i] = s->vector[i];
+    }
 }

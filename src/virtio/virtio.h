@@ -75,6 +75,9 @@
 #define VIRTIO_MAX_QUEUES 8
 
 struct virtio_dev;
+struct snap_writer;
+struct snap_reader;
+struct snap_file;
 
 /* what a device type implements */
 struct virtio_dev_ops {
@@ -85,6 +88,14 @@ struct virtio_dev_ops {
     void (*cfg_write)(struct virtio_dev *vd, unsigned off, unsigned size, uint32_t val);
     /* Device-specific reset (the core has reset the queues). */
     void (*reset)(struct virtio_dev *vd);
+    /* Optional, snapshots (core/snapshot.h): settle before anything is
+     * saved (virtio-blk waits for its requests in flight, a device holding
+     * popped chains gives them back); then save/load the device type's own
+     * state after the core's (pci_device_ops has the rules). */
+    void (*quiesce)(struct virtio_dev *vd);
+    void (*save)(struct virtio_dev *vd, struct snap_writer *w);
+    int (*load)(struct virtio_dev *vd, struct snap_reader *r, struct snap_file *f,
+                struct err *e);
 };
 
 /* what a transport implements */
@@ -139,6 +150,33 @@ int virtio_queue_pop(struct virtio_dev *vd, unsigned q, struct virtq_chain *c);
 void virtio_queue_push(struct virtio_dev *vd, unsigned q, const struct virtq_chain *c,
                        uint32_t written);
 void virtio_queue_notify_used(struct virtio_dev *vd, unsigned q);
+
+/* Snapshots (core/snapshot.h).  virtio_dev_save appends the core's state:
+ * u64 offered features (checked on load), u64 driver features, u8 status,
+ * u8 config generation, u16 config vector, u32 queue count, then per queue
+ * u16 size, bool enabled, u64 desc/avail/used addresses, bool event_idx,
+ * bool indirect, u16 last_avail, u16 used_idx, u16 signalled_used, bool
+ * broken, u16 MSI-X vector.  A queue that is enabled and not broken must
+ * have every chain it took returned (the device's quiesce made sure);
+ * otherwise the save fails, as those chains could not be taken again.
+ * Loading is two steps so the transport can check a whole section before
+ * it changes anything: virtio_dev_load reads and checks into s (the same
+ * offered features and queue count; a status the state machine can reach;
+ * with FEATURES_OK, accepted features offered and VERSION_1 among them;
+ * queues as virtq_restore wants them, their rings in RAM; vectors below
+ * nvec, the MSI-X table size, 0 without MSI-X, or NO_VECTOR), recording
+ * failures in r; virtio_dev_restore applies s without kicking anything. */
+struct virtio_dev_snap {
+    uint64_t driver_features;
+    uint8_t status, config_generation;
+    uint16_t config_vector;
+    uint16_t vector[VIRTIO_MAX_QUEUES];
+    struct virtq vq[VIRTIO_MAX_QUEUES];
+};
+void virtio_dev_save(struct virtio_dev *vd, struct snap_writer *w);
+void virtio_dev_load(const struct virtio_dev *vd, struct snap_reader *r, unsigned nvec,
+                     struct virtio_dev_snap *s);
+void virtio_dev_restore(struct virtio_dev *vd, const struct virtio_dev_snap *s);
 
 /* Mark the device broken: NEEDS_RESET, config interrupt, one log line. */
 void virtio_needs_reset(struct virtio_dev *vd, const char *fmt, ...)

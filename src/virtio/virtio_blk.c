@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "block/block.h"
+#include "core/snapshot.h"
 #include "core/vm.h"
 #include "virtio/virtio_pci.h"
 
@@ -74,6 +75,7 @@ struct virtio_blk {
     char serial[VIRTIO_BLK_ID_BYTES];
     unsigned gen;               /* bumped by every reset */
     uint8_t cfg[CFG_SIZE];
+    char *revert_tag;           /* a loaded snapshot's tag, until it is applied */
     struct virtq_chain chain;   /* scratch for popping */
 };
 
@@ -102,6 +104,14 @@ static uint64_t get_le(const uint8_t *p, unsigned n)
     return v;
 }
 
+/* The request's status byte, in guest RAM (marked written, for diff
+ * snapshots). */
+static void set_status(struct virtio_blk *d, uint8_t *status, uint8_t v)
+{
+    *status = v;
+    gmem_mark_dirty_hva(d->vp.vdev.mem, status, 1);
+}
+
 static void complete_head(struct virtio_blk *d, unsigned q, uint16_t head, uint32_t written)
 {
     virtq_push(&d->vp.vdev.vq[q], head, written);
@@ -114,12 +124,12 @@ static void req_done(struct blk_req *br, int ret)
     struct virtio_blk *d = r->dev;
     if (r->gen == d->gen) {
         if (ret < 0) {
-            *r->status = VIRTIO_BLK_S_IOERR;
+            set_status(d, r->status, VIRTIO_BLK_S_IOERR);
             r->written = 1;     /* no data is vouched for */
             virtio_log(&d->vp.vdev, "I/O error at byte %llu: %s",
                        (unsigned long long)br->offset, strerror(-ret));
         } else {
-            *r->status = VIRTIO_BLK_S_OK;
+            set_status(d, r->status, VIRTIO_BLK_S_OK);
         }
         complete_head(d, r->q, r->head, r->written);
     }
@@ -161,7 +171,7 @@ static void handle_chain(struct virtio_blk *d, unsigned q, const struct virtq_ch
     uint8_t *status = last->p + last->len - 1;
     if (virtq_chain_from_guest(c, 0, hdr, sizeof(hdr)) < sizeof(hdr)) {
         virtio_log(vd, "request header shorter than 16 bytes");
-        *status = VIRTIO_BLK_S_IOERR;
+        set_status(d, status, VIRTIO_BLK_S_IOERR);
         complete_head(d, q, c->head, 1);
         return;
     }
@@ -193,7 +203,7 @@ static void handle_chain(struct virtio_blk *d, unsigned q, const struct virtq_ch
     case VIRTIO_BLK_T_GET_ID: {
         size_t n = in_data < VIRTIO_BLK_ID_BYTES ? (size_t)in_data : VIRTIO_BLK_ID_BYTES;
         virtq_chain_to_guest(c, 0, d->serial, n);
-        *status = VIRTIO_BLK_S_OK;
+        set_status(d, status, VIRTIO_BLK_S_OK);
         complete_head(d, q, c->head, (uint32_t)n + 1);
         return;
     }
@@ -240,6 +250,11 @@ static void handle_chain(struct virtio_blk *d, unsigned q, const struct virtq_ch
     if (op == BLK_READ) {
         r->niov = chain_iov(c, true, 0, len, r->iov);
         r->written += (uint32_t)len;
+        /* the block layer writes these into guest RAM: marked now, for diff
+         * snapshots (a snapshot is taken only once requests have drained;
+         * the driver may shorten the iovec in place as it goes) */
+        for (unsigned i = 0; i < r->niov; i++)
+            virtq_chain_mark_dirty(c, r->iov[i].iov_base, r->iov[i].iov_len);
     } else if (op == BLK_WRITE) {
         r->niov = chain_iov(c, false, sizeof(hdr), len, r->iov);
     }
@@ -251,11 +266,11 @@ static void handle_chain(struct virtio_blk *d, unsigned q, const struct virtq_ch
     return;
 
 unsupp:
-    *status = VIRTIO_BLK_S_UNSUPP;
+    set_status(d, status, VIRTIO_BLK_S_UNSUPP);
     complete_head(d, q, c->head, 1);
     return;
 ioerr:
-    *status = VIRTIO_BLK_S_IOERR;
+    set_status(d, status, VIRTIO_BLK_S_IOERR);
     complete_head(d, q, c->head, 1);
 }
 
@@ -286,17 +301,102 @@ static void blk_reset(struct virtio_dev *vd)
     d->gen++;
 }
 
+/* --- snapshots ------------------------------------------------------------ */
+
+/* Every request in flight completes (its chain is returned and the driver
+ * interrupted as usual) before anything is saved. */
+static void blk_quiesce(struct virtio_dev *vd)
+{
+    struct virtio_blk *d = vd->opaque;
+    blk_drain(d->disk);
+}
+
+/* The device type's part: str image path (for messages), u64 size, bool
+ * read-only (both checked on load), str the internal snapshot taken of the
+ * image (NULL: none).  With a tag (w->tag) a writable disk gets a qcow2
+ * internal snapshot of that name, so disk and memory state travel
+ * together; a writable raw disk cannot, and fails the save. */
+static void blk_save(struct virtio_dev *vd, struct snap_writer *w)
+{
+    struct virtio_blk *d = vd->opaque;
+    const char *taken = NULL;
+    if (w->tag && !d->disk->readonly) {
+        struct err e;
+        int ret = blk_snapshot(d->disk, w->tag, &e);
+        if (ret < 0)
+            snapw_fail(w, ret, "%s", e.msg);
+        else
+            taken = w->tag;
+    }
+    snapw_str(w, d->disk->path);
+    snapw_u64(w, d->disk->size);
+    snapw_bool(w, d->disk->readonly);
+    snapw_str(w, taken);
+}
+
+/* Deferred to snap_file_commit: revert the image to the snapshot's tag. */
+static int blk_revert(void *opaque, struct err *e)
+{
+    struct virtio_blk *d = opaque;
+    int ret = blk_snapshot_apply(d->disk, d->revert_tag, e);
+    free(d->revert_tag);
+    d->revert_tag = NULL;
+    return ret;
+}
+
+static int blk_load(struct virtio_dev *vd, struct snap_reader *r, struct snap_file *f,
+                    struct err *e)
+{
+    struct virtio_blk *d = vd->opaque;
+    char *path = NULL, *taken = NULL;
+    snapr_str(r, SNAP_MAX_STR, &path);
+    uint64_t size = snapr_u64(r);
+    bool ro = snapr_bool(r);
+    snapr_str(r, SNAP_MAX_STR, &taken);
+    int ret = snapr_end(r, e);
+    if (ret == 0 && size != d->disk->size)
+        ret = err_set(e, -EINVAL, "disk %s has %llu bytes, the snapshot's disk (%s) had %llu",
+                      d->disk->path, (unsigned long long)d->disk->size, path,
+                      (unsigned long long)size);
+    if (ret == 0 && ro != d->disk->readonly)
+        ret = err_set(e, -EINVAL, "disk %s is %s, the snapshot's disk (%s) was %s",
+                      d->disk->path, d->disk->readonly ? "read-only" : "writable", path,
+                      ro ? "read-only" : "writable");
+    /* the image must hold the snapshot's disk state (the internal snapshot
+     * the save recorded; f->tag only if a state lacks the name); it is
+     * reverted only once the whole snapshot has loaded */
+    const char *tag = taken && *taken ? taken : f->tag;
+    if (ret == 0 && taken && !f->disks_as_is && tag) {
+        struct err ce;
+        if ((ret = blk_snapshot_check(d->disk, tag, &ce)) < 0)
+            ret = err_set(e, ret, "%s (taken with the VM snapshot '%s')", ce.msg, tag);
+        else if (!(d->revert_tag = strdup(tag)))
+            ret = err_set(e, -ENOMEM, "out of memory");
+        else if ((ret = snap_file_defer(f, blk_revert, d, e)) < 0) {
+            free(d->revert_tag);
+            d->revert_tag = NULL;
+        }
+    }
+    free(path);
+    free(taken);
+    return ret;
+}
+
 static const struct virtio_dev_ops blk_ops = {
     .queue_notify = blk_queue_notify,
     .cfg_read = blk_cfg_read,
     .cfg_write = blk_cfg_write,
     .reset = blk_reset,
+    .quiesce = blk_quiesce,
+    .save = blk_save,
+    .load = blk_load,
 };
 
 static void blk_free(struct virtio_pci *vp)
 {
     struct virtio_blk *d = vp->vdev.opaque;
     blk_close(d->disk);     /* waits for requests in flight */
+    free(d->revert_tag);
     free(d);
 }
 

@@ -71,91 +71,20 @@
  * File backend: opened O_WRONLY|O_CREAT, truncated unless append=on (as
  * QEMU's file chardev); written synchronously in the kick (a regular file
  * does not block for long).  Write errors are logged once and counted as
- * dropped bytes.  Nothing is ever received. */
+ * dropped bytes.  Nothing is ever received.
+ *
+ * Snapshots: see the section below.  Options, the backends' set-up and
+ * teardown are in virtio_console_setup.c (virtio_console_priv.h). */
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
-#include "core/opts.h"
-#include "virtio/virtio_pci.h"
-
-#define CON_QUEUE_SIZE 128
-#define CON_RXQ 0
-#define CON_TXQ 1
-#define CON_CTRL_RXQ 2
-#define CON_CTRL_TXQ 3
-#define CON_NQUEUES 4
-#define CON_CTRL_PENDING 8
-#define CON_CFG_SIZE 12
-#define CON_CFG_EMERG_WR 8
-#define CON_RX_BUF 16384u
-#define CON_OUT_BUF 65536u
-#define VIRTIO_CONSOLE_F_MULTIPORT 1
-#define VIRTIO_CONSOLE_F_EMERG_WRITE 2
-
-/* control events (spec 5.3.6.2) */
-enum {
-    CTRL_DEVICE_READY = 0,
-    CTRL_PORT_ADD = 1,
-    CTRL_PORT_REMOVE = 2,
-    CTRL_PORT_READY = 3,
-    CTRL_CONSOLE_PORT = 4,
-    CTRL_RESIZE = 5,
-    CTRL_PORT_OPEN = 6,
-    CTRL_PORT_NAME = 7,
-};
-#define CTRL_MSG_SIZE 8         /* le32 id, le16 event, le16 value */
-
-struct ctrl_msg {
-    uint32_t id;
-    uint16_t event, value;
-};
-
-#define PCI_CLASS_COMMUNICATION_OTHER 0x078000
-
-/* tags of the private epoll set's members */
-enum { TAG_LISTEN = 1, TAG_CLIENT = 2 };
-
-/* A byte ring of fixed capacity. */
-struct ring {
-    uint8_t *buf;
-    size_t cap, head, len;
-};
-
-struct virtio_console {
-    struct virtio_pci vp;
-    struct evloop *loop;
-    /* socket backend */
-    char path[PATH_MAX];        /* the socket's or the file's, for messages */
-    bool bound;                 /* path is ours to unlink */
-    dev_t sock_dev;
-    ino_t sock_ino;
-    int epfd, lfd, cfd;
-    bool lfd_watched;
-    bool accept_error_logged;   /* e.g. out of descriptors: said once */
-    bool cfd_watched;
-    uint32_t cfd_events;        /* interest currently registered for cfd */
-    bool in_eof;                /* the client sends nothing more */
-    bool out_dead;              /* the client takes nothing more */
-    struct ring rx, out;
-    /* the guest's port (MULTIPORT control protocol) */
-    bool port_open;             /* the driver sent PORT_OPEN(0, 1) */
-    struct ctrl_msg ctrl[CON_CTRL_PENDING];   /* for the driver, in order */
-    unsigned ctrl_head, ctrl_len;
-    /* file backend */
-    int file_fd;
-    bool file_error_logged;
-    /* statistics */
-    uint64_t dropped, dropped_logged;
-    struct virtq_chain chain;
-};
+#include "core/snapshot.h"
+#include "virtio/virtio_console_priv.h"
 
 /* --- rings ------------------------------------------------------------------ */
 
@@ -228,7 +157,7 @@ static void drop(struct virtio_console *c, uint64_t n)
     c->dropped += n;
 }
 
-static void log_dropped(struct virtio_console *c, const char *when)
+void con_log_dropped(struct virtio_console *c, const char *when)
 {
     if (c->dropped != c->dropped_logged)
         log_info("virtio-console %s: %llu byte(s) of guest output dropped %s", c->path,
@@ -267,14 +196,14 @@ static void con_output(struct virtio_console *c, const uint8_t *p, size_t n)
     }
 }
 
-static void discard_output(struct virtio_console *c)
+void con_discard_output(struct virtio_console *c)
 {
     drop(c, c->out.len);
     c->out.len = c->out.head = 0;
 }
 
 /* Send what the output ring holds, without blocking. */
-static void con_flush(struct virtio_console *c)
+void con_flush(struct virtio_console *c)
 {
     while (c->cfd >= 0 && !c->out_dead && c->out.len) {
         ssize_t n = send(c->cfd, c->out.buf + c->out.head, ring_head_run(&c->out),
@@ -289,7 +218,7 @@ static void con_flush(struct virtio_console *c)
             log_info("virtio-console %s: client stopped reading: %s", c->path,
                      n < 0 ? strerror(errno) : "send returned 0");
             c->out_dead = true;
-            discard_output(c);
+            con_discard_output(c);
         }
     }
 }
@@ -367,10 +296,10 @@ static void client_close(struct virtio_console *c)
     unwatch(c, c->cfd, &c->cfd_watched);
     close(c->cfd);
     c->cfd = -1;
-    discard_output(c);
+    con_discard_output(c);
     c->in_eof = c->out_dead = false;
     log_info("virtio-console %s: client disconnected", c->path);
-    log_dropped(c, "so far");
+    con_log_dropped(c, "so far");
     watch(c, c->lfd, TAG_LISTEN, &c->lfd_watched, EPOLLIN);
 }
 
@@ -423,7 +352,7 @@ static void client_accept(struct virtio_console *c)
 }
 
 /* evloop handler: something in the private epoll set is ready. */
-static void con_event(void *opaque)
+void con_event(void *opaque)
 {
     struct virtio_console *c = opaque;
     struct epoll_event ev[2];
@@ -444,7 +373,7 @@ static void con_event(void *opaque)
             if (!c->out_dead)
                 log_info("virtio-console %s: client hung up", c->path);
             c->out_dead = true;
-            discard_output(c);
+            con_discard_output(c);
         }
     }
     rx_deliver(c);
@@ -621,196 +550,86 @@ static void con_cfg_write(struct virtio_dev *vd, unsigned off, unsigned size, ui
     client_update(c);
 }
 
-static const struct virtio_dev_ops con_ops = {
+/* --- snapshots ----------------------------------------------------------------
+ *
+ * No quiesce: every chain is returned inside the call that took it (a
+ * receive chain is filled and pushed in one step, even with nothing
+ * written), so none is ever held.  Saved after the core: bool port open,
+ * u32 control messages waiting for the driver and each as u32 id, u16
+ * event, u16 value, u32 bytes of client input not yet in guest buffers and
+ * the bytes.  Guest output not yet sent to a client is not saved: that
+ * client's connection does not survive a restore, and output with no client
+ * connected is dropped anyway. */
+static void con_save(struct virtio_dev *vd, struct snap_writer *w)
+{
+    struct virtio_console *c = vd->opaque;
+    snapw_bool(w, c->port_open);
+    snapw_u32(w, c->ctrl_len);
+    for (unsigned i = 0; i < c->ctrl_len; i++) {
+        const struct ctrl_msg *m = &c->ctrl[(c->ctrl_head + i) % CON_CTRL_PENDING];
+        snapw_u32(w, m->id);
+        snapw_u16(w, m->event);
+        snapw_u16(w, m->value);
+    }
+    snapw_u32(w, (uint32_t)c->rx.len);
+    if (c->rx.len) {
+        size_t run = ring_head_run(&c->rx);
+        snapw_bytes(w, c->rx.buf + c->rx.head, run);
+        snapw_bytes(w, c->rx.buf, c->rx.len - run);
+    }
+}
+
+static int con_load(struct virtio_dev *vd, struct snap_reader *r, struct snap_file *f,
+                    struct err *e)
+{
+    (void)f;
+    struct virtio_console *c = vd->opaque;
+    struct ctrl_msg ctrl[CON_CTRL_PENDING];
+    bool port_open = snapr_bool(r);
+    uint32_t nctrl = snapr_u32(r);
+    if (snapr_check(r, r->fail || nctrl <= CON_CTRL_PENDING, "too many control messages"))
+        for (unsigned i = 0; i < nctrl && !r->fail; i++) {
+            ctrl[i].id = snapr_u32(r);
+            ctrl[i].event = snapr_u16(r);
+            ctrl[i].value = snapr_u16(r);
+            /* what the device sends: PORT_ADD(0) and CONSOLE_PORT(0), value 1 */
+            snapr_check(r, r->fail || (ctrl[i].id == 0 && ctrl[i].value == 1 &&
+                                       (ctrl[i].event == CTRL_PORT_ADD ||
+                                        ctrl[i].event == CTRL_CONSOLE_PORT)),
+                        "a control message the device does not send");
+        }
+    uint32_t nrx = snapr_u32(r);
+    uint8_t *rx = NULL;
+    if (snapr_check(r, r->fail || nrx <= CON_RX_BUF, "more buffered input than the device "
+                    "holds") && nrx && !r->fail) {
+        rx = malloc(nrx);
+        if (snapr_check(r, rx != NULL, "out of memory"))
+            snapr_bytes(r, rx, nrx);
+    }
+    int ret = snapr_end(r, e);
+    if (ret < 0) {
+        free(rx);
+        return ret;
+    }
+    c->port_open = port_open;
+    memcpy(c->ctrl, ctrl, nctrl * sizeof(ctrl[0]));
+    c->ctrl_head = 0;
+    c->ctrl_len = nctrl;
+    c->rx.head = c->rx.len = 0;
+    if (nrx && c->rx.cap)
+        ring_put(&c->rx, rx, nrx);
+    else if (nrx)
+        log_info("virtio-console %s: %u byte(s) of input the snapshot held dropped (a file "
+                 "backend takes no input)", c->path, nrx);
+    free(rx);
+    return 0;
+}
+
+const struct virtio_dev_ops virtio_console_ops = {
     .queue_notify = con_queue_notify,
     .cfg_read = con_cfg_read,
     .cfg_write = con_cfg_write,
     .reset = con_reset,
+    .save = con_save,
+    .load = con_load,
 };
-
-/* --- set-up and teardown ----------------------------------------------------- */
-
-static void con_teardown(struct virtio_console *c)
-{
-    con_flush(c);               /* best effort: what the client can take now */
-    if (c->epfd >= 0 && c->loop)
-        evloop_del(c->loop, c->epfd);
-    if (c->cfd >= 0)
-        close(c->cfd);
-    if (c->lfd >= 0)
-        close(c->lfd);
-    if (c->epfd >= 0)
-        close(c->epfd);
-    if (c->file_fd >= 0)
-        close(c->file_fd);
-    /* remove the socket only if it is still the one we created */
-    struct stat st;
-    if (c->bound && lstat(c->path, &st) == 0 && S_ISSOCK(st.st_mode) &&
-        st.st_dev == c->sock_dev && st.st_ino == c->sock_ino)
-        unlink(c->path);
-    discard_output(c);
-    log_dropped(c, "in all");
-    free(c->rx.buf);
-    free(c->out.buf);
-    free(c);
-}
-
-static void con_free(struct virtio_pci *vp)
-{
-    con_teardown(vp->vdev.opaque);
-}
-
-/* Whether a listener accepts connections on the unix socket at addr. */
-static int socket_live(const struct sockaddr_un *addr, bool *live)
-{
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -errno;
-    int ret = connect(fd, (const struct sockaddr *)addr, sizeof(*addr)) == 0 ? 0 : -errno;
-    close(fd);
-    /* EAGAIN: a listener whose backlog is full is still a listener */
-    *live = ret == 0 || ret == -EAGAIN || ret == -EINPROGRESS;
-    return *live || ret == -ECONNREFUSED ? 0 : ret;
-}
-
-static int socket_open(struct virtio_console *c, const char *path, struct err *e)
-{
-    struct sockaddr_un addr = { .sun_family = AF_UNIX };
-    if (strlen(path) >= sizeof(addr.sun_path))
-        return err_set(e, -ENAMETOOLONG,
-                       "virtio-console: socket path '%s' is too long (at most %zu bytes)", path,
-                       sizeof(addr.sun_path) - 1);
-    memcpy(addr.sun_path, path, strlen(path) + 1);
-    memcpy(c->path, path, strlen(path) + 1);
-    c->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (c->lfd < 0)
-        return err_set(e, -errno, "virtio-console: socket: %s", strerror(errno));
-    for (unsigned attempt = 0;; attempt++) {
-        if (bind(c->lfd, (const struct sockaddr *)&addr, sizeof(addr)) == 0)
-            break;
-        int err = errno;
-        if (err != EADDRINUSE || attempt)
-            return err_set(e, -err, "virtio-console: cannot create socket '%s': %s", path,
-                           strerror(err));
-        struct stat st;
-        if (lstat(path, &st) < 0)
-            return err_set(e, -errno, "virtio-console: cannot create socket '%s': %s", path,
-                           strerror(errno));
-        if (!S_ISSOCK(st.st_mode))
-            return err_set(e, -EEXIST,
-                           "virtio-console: '%s' exists and is not a socket (not replacing it)",
-                           path);
-        bool live = false;
-        int ret = socket_live(&addr, &live);
-        if (ret < 0)
-            return err_set(e, ret, "virtio-console: cannot probe existing socket '%s': %s",
-                           path, strerror(-ret));
-        if (live)
-            return err_set(e, -EADDRINUSE,
-                           "virtio-console: socket '%s' is in use by another process", path);
-        if (unlink(path) < 0 && errno != ENOENT)
-            return err_set(e, -errno, "virtio-console: cannot remove stale socket '%s': %s",
-                           path, strerror(errno));
-        log_info("virtio-console: replacing stale socket %s", path);
-    }
-    struct stat st;
-    if (lstat(path, &st) == 0) {
-        c->bound = true;
-        c->sock_dev = st.st_dev;
-        c->sock_ino = st.st_ino;
-    }
-    if (listen(c->lfd, 1) < 0)
-        return err_set(e, -errno, "virtio-console: listen on '%s': %s", path, strerror(errno));
-    c->epfd = epoll_create1(EPOLL_CLOEXEC);
-    if (c->epfd < 0)
-        return err_set(e, -errno, "virtio-console: epoll_create1: %s", strerror(errno));
-    struct epoll_event ev = { .events = EPOLLIN, .data.u32 = TAG_LISTEN };
-    if (epoll_ctl(c->epfd, EPOLL_CTL_ADD, c->lfd, &ev) < 0)
-        return err_set(e, -errno, "virtio-console: epoll_ctl: %s", strerror(errno));
-    c->lfd_watched = true;
-    c->rx.cap = CON_RX_BUF;
-    c->out.cap = CON_OUT_BUF;
-    c->rx.buf = malloc(c->rx.cap);
-    c->out.buf = malloc(c->out.cap);
-    if (!c->rx.buf || !c->out.buf)
-        return err_set(e, -ENOMEM, "virtio-console: out of memory");
-    int ret = evloop_add(c->loop, c->epfd, con_event, c, e);
-    if (ret < 0) {
-        close(c->epfd);         /* not registered: keep teardown from evloop_del */
-        c->epfd = -1;
-        return ret;
-    }
-    log_info("virtio-console: listening on %s", path);
-    return 0;
-}
-
-static int file_open(struct virtio_console *c, const char *path, bool append, struct err *e)
-{
-    memcpy(c->path, path, strlen(path) + 1);     /* fits: the option buffer is smaller */
-    c->file_fd = open(path, O_WRONLY | O_CREAT | O_NOCTTY | O_CLOEXEC |
-                      (append ? O_APPEND : O_TRUNC), 0644);
-    if (c->file_fd < 0)
-        return err_set(e, -errno, "virtio-console: cannot open output file '%s': %s", path,
-                       strerror(errno));
-    return 0;
-}
-
-#define CON_OPTS_HELP "socket=PATH, or file=PATH[,append=on|off]"
-
-int virtio_console_create(const struct virtio_host *h, const char *opts, struct err *e)
-{
-    char item[PATH_MAX], sock[PATH_MAX] = "", file[PATH_MAX] = "";
-    int append = -1, ret;
-    const char *p = opts;
-    while ((ret = opts_next(&p, item, sizeof(item), e)) > 0) {
-        char *val;
-        opts_split(item, &val);
-        char *dst = !strcmp(item, "socket") ? sock : !strcmp(item, "file") ? file : NULL;
-        if (dst) {
-            if (!val || !*val)
-                return err_set(e, -EINVAL, "virtio-console: %s= needs a path (%s=PATH)", item,
-                               item);
-            if (*dst)
-                return err_set(e, -EINVAL, "virtio-console: %s= given twice", item);
-            memcpy(dst, val, strlen(val) + 1);   /* val lies inside item, same size */
-        } else if (!strcmp(item, "append")) {
-            append = opts_bool(val);
-            if (append < 0)
-                return err_set(e, -EINVAL, "virtio-console: append=%s: expected on or off",
-                               val ? val : "");
-        } else {
-            return err_set(e, -EINVAL, "virtio-console: unknown option '%s' (options: "
-                           CON_OPTS_HELP ")", item);
-        }
-    }
-    if (ret < 0)
-        return ret;
-    if (*sock && *file)
-        return err_set(e, -EINVAL, "virtio-console: give either socket= or file=, not both");
-    if (!*sock && !*file)
-        return err_set(e, -EINVAL, "virtio-console needs a backend: " CON_OPTS_HELP);
-    if (append >= 0 && !*file)
-        return err_set(e, -EINVAL, "virtio-console: append= only applies to file=");
-    if (*sock && !h->loop)
-        return err_set(e, -EINVAL, "virtio-console: socket= needs the VM's event loop");
-
-    struct virtio_console *c = calloc(1, sizeof(*c));
-    if (!c)
-        return err_set(e, -ENOMEM, "virtio-console: out of memory");
-    c->epfd = c->lfd = c->cfd = c->file_fd = -1;
-    c->loop = h->loop;
-    ret = *sock ? socket_open(c, sock, e) : file_open(c, file, append == 1, e);
-    if (ret < 0)
-        goto fail;
-    virtio_dev_init(&c->vp.vdev, "virtio-console", VIRTIO_ID_CONSOLE,
-                    1ull << VIRTIO_CONSOLE_F_MULTIPORT | 1ull << VIRTIO_CONSOLE_F_EMERG_WRITE,
-                    CON_NQUEUES, CON_QUEUE_SIZE, CON_CFG_SIZE,
-                    h->mem, &con_ops, c);
-    if ((ret = virtio_pci_init(&c->vp, PCI_CLASS_COMMUNICATION_OTHER, con_free, e)) < 0 ||
-        (ret = pci_bus_plug(h->pb, &c->vp.pci, e)) < 0)
-        goto fail;
-    return 0;
-fail:
-    con_teardown(c);
-    return ret;
-}

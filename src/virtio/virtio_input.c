@@ -63,6 +63,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/snapshot.h"
 #include "virtio/virtio_pci.h"
 
 #define INPUT_QUEUE_SIZE 64             /* Linux posts min(size, 64) event buffers */
@@ -428,11 +429,98 @@ static void input_reset(struct virtio_dev *vd)
     d->mid_report = false;
 }
 
+/* --- snapshots ---------------------------------------------------------------
+ *
+ * No quiesce: event and status chains are returned inside the call that
+ * took them (the one left unreturned by a broken queue stays with the
+ * broken queue until the driver resets the device).  Saved after the core:
+ * u8 select, u8 subsel (the answer is derived again), u8 LEDs, u32 waiting
+ * events and each as u16 type, u16 code, u32 value, bool mid-report, the
+ * guest's and the host's key bitmaps, bool dropping, u64 dropped. */
+static void input_save(struct virtio_dev *vd, struct snap_writer *w)
+{
+    struct virtio_input *d = vd->opaque;
+    snapw_u8(w, d->cfg[VIRTIO_INPUT_CFG_SELECT]);
+    snapw_u8(w, d->cfg[VIRTIO_INPUT_CFG_SUBSEL]);
+    snapw_u8(w, d->leds);
+    snapw_u32(w, d->len);
+    for (unsigned i = 0; i < d->len; i++) {
+        const struct kbd_event *ev = ring_at(d, i);
+        snapw_u16(w, ev->type);
+        snapw_u16(w, ev->code);
+        snapw_u32(w, ev->value);
+    }
+    snapw_bool(w, d->mid_report);
+    snapw_bytes(w, d->guest_down, KEY_BITMAP_LEN);
+    snapw_bytes(w, d->host_down, KEY_BITMAP_LEN);
+    snapw_bool(w, d->dropping);
+    snapw_u64(w, d->dropped);
+}
+
+/* Only keys the keyboard has. */
+static bool keys_subset(const struct virtio_input *d, const uint8_t *b)
+{
+    for (unsigned i = 0; i < KEY_BITMAP_LEN; i++)
+        if (b[i] & ~d->keys[i])
+            return false;
+    return true;
+}
+
+static int input_load(struct virtio_dev *vd, struct snap_reader *r, struct snap_file *f,
+                      struct err *e)
+{
+    (void)f;
+    struct virtio_input *d = vd->opaque;
+    struct kbd_event ring[VIRTIO_INPUT_RING];
+    uint8_t sel = snapr_u8(r), sub = snapr_u8(r), leds = snapr_u8(r);
+    uint32_t len = snapr_u32(r);
+    snapr_check(r, leds < 1u << (LED_SCROLLL + 1), "unknown LEDs");
+    if (snapr_check(r, r->fail || len <= VIRTIO_INPUT_RING, "too many waiting events"))
+        for (unsigned i = 0; i < len && !r->fail; i++) {
+            struct kbd_event *ev = &ring[i];
+            ev->type = snapr_u16(r);
+            ev->code = snapr_u16(r);
+            ev->value = snapr_u32(r);
+            /* what the device queues: a key of its own pressed or released,
+             * or the report's end */
+            snapr_check(r, r->fail || (ev->type == VIRTIO_INPUT_EV_KEY &&
+                                       key_valid(d, ev->code) && ev->value <= 1) ||
+                        (is_report_end(ev) && ev->value == 0),
+                        "a waiting event the keyboard does not make");
+        }
+    bool mid_report = snapr_bool(r);
+    uint8_t guest_down[KEY_BITMAP_LEN], host_down[KEY_BITMAP_LEN];
+    snapr_bytes(r, guest_down, KEY_BITMAP_LEN);
+    snapr_bytes(r, host_down, KEY_BITMAP_LEN);
+    bool dropping = snapr_bool(r);
+    uint64_t dropped = snapr_u64(r);
+    snapr_check(r, r->fail || (keys_subset(d, guest_down) && keys_subset(d, host_down)),
+                "keys down that the keyboard does not have");
+    int ret = snapr_end(r, e);
+    if (ret < 0)
+        return ret;
+    d->cfg[VIRTIO_INPUT_CFG_SELECT] = sel;
+    d->cfg[VIRTIO_INPUT_CFG_SUBSEL] = sub;
+    cfg_answer(d);
+    d->leds = leds;
+    d->head = 0;
+    d->len = len;
+    memcpy(d->ring, ring, len * sizeof(ring[0]));
+    d->mid_report = mid_report;
+    memcpy(d->guest_down, guest_down, KEY_BITMAP_LEN);
+    memcpy(d->host_down, host_down, KEY_BITMAP_LEN);
+    d->dropping = dropping;
+    d->dropped = dropped;
+    return 0;
+}
+
 static const struct virtio_dev_ops input_ops = {
     .queue_notify = input_queue_notify,
     .cfg_read = input_cfg_read,
     .cfg_write = input_cfg_write,
     .reset = input_reset,
+    .save = input_save,
+    .load = input_load,
 };
 
 /* --- set-up and teardown ----------------------------------------------------- */

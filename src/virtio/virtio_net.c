@@ -71,6 +71,7 @@
 #include <string.h>
 
 #include "core/opts.h"
+#include "core/snapshot.h"
 #include "core/vm.h"
 #include "net/firewall.h"
 #include "net/net.h"
@@ -407,11 +408,97 @@ static void net_cfg_write(struct virtio_dev *vd, unsigned off, unsigned size, ui
     virtio_log(vd, "write of %u byte(s) to read-only config offset %u (ignored)", size, off);
 }
 
+/* --- snapshots ------------------------------------------------------------------ */
+
+/* Nothing to settle: a receive or transmit chain is never held between two
+ * calls into the device (a frame waiting for buffers has put its chains
+ * back), so no quiesce.  Saved after the core: the MAC (6 bytes), u32
+ * frames waiting for receive buffers and each as u32 length + bytes, str
+ * the backend's kind, bool whether the backend's state follows, then that
+ * (net_backend_ops.save).  Counters are metrics, not guest state. */
+static void net_save(struct virtio_dev *vd, struct snap_writer *w)
+{
+    struct virtio_net *n = vd->opaque;
+    snapw_bytes(w, n->mac, 6);
+    snapw_u32(w, n->pend_len);
+    for (unsigned i = 0; i < n->pend_len; i++) {
+        const struct rx_frame *f = &n->pending[(n->pend_head + i) % NET_RX_PENDING];
+        snapw_u32(w, (uint32_t)f->len);
+        snapw_bytes(w, f->data, f->len);
+    }
+    snapw_str(w, n->be->name);
+    snapw_bool(w, n->be->ops->save != NULL);
+    if (n->be->ops->save)
+        n->be->ops->save(n->be, w);
+}
+
+/* A restored VM may have another MAC (a clone's): the device then offers
+ * its own, the guest's driver keeps the one it read until it probes again. */
+static int net_load(struct virtio_dev *vd, struct snap_reader *r, struct snap_file *f,
+                    struct err *e)
+{
+    (void)f;
+    struct virtio_net *n = vd->opaque;
+    uint8_t mac[6];
+    struct rx_frame frames[NET_RX_PENDING];
+    unsigned nframes = 0;
+    char *kind = NULL;
+    snapr_bytes(r, mac, 6);
+    uint32_t pend = snapr_u32(r);
+    if (snapr_check(r, r->fail || pend <= NET_RX_PENDING, "too many waiting frames"))
+        for (; nframes < pend && !r->fail && !r->bad[0]; nframes++) {
+            uint32_t len = snapr_u32(r);
+            frames[nframes] = (struct rx_frame){ NULL, 0 };
+            if (!snapr_check(r, r->fail || (len >= NET_ETH_HLEN && len <= NET_MAX_FRAME),
+                             "a waiting frame of a bad length") || r->fail)
+                break;
+            uint8_t *p = malloc(len);
+            if (!snapr_check(r, p != NULL, "out of memory"))
+                break;
+            snapr_bytes(r, p, len);
+            frames[nframes] = (struct rx_frame){ p, len };
+        }
+    snapr_str(r, 32, &kind);
+    bool has_state = snapr_bool(r);
+    if (!r->fail && !r->bad[0] && (!kind || strcmp(kind, n->be->name))) {
+        char msg[96];
+        snprintf(msg, sizeof(msg), "the snapshot's network backend is net=%.20s, this VM's "
+                 "net=%.20s", kind ? kind : "?", n->be->name);
+        snapr_check(r, false, msg);
+    }
+    if (!r->fail && !r->bad[0] &&
+        snapr_check(r, has_state == (n->be->ops->load != NULL), "backend state mismatch") &&
+        has_state)
+        n->be->ops->load(n->be, r);
+    free(kind);
+    int ret = snapr_end(r, e);
+    struct err be_err;
+    if (ret == 0 && has_state && (ret = n->be->ops->restore(n->be, &be_err)) < 0)
+        ret = err_set(e, ret, "%s: %s", vd->name, be_err.msg);
+    if (ret < 0) {
+        for (unsigned i = 0; i < nframes; i++)
+            free(frames[i].data);
+        return ret;
+    }
+    if (memcmp(mac, n->mac, 6))
+        log_info("%s: the snapshot's MAC was %02x:%02x:%02x:%02x:%02x:%02x, this device has "
+                 "%02x:%02x:%02x:%02x:%02x:%02x", vd->name, mac[0], mac[1], mac[2], mac[3],
+                 mac[4], mac[5], n->mac[0], n->mac[1], n->mac[2], n->mac[3], n->mac[4],
+                 n->mac[5]);
+    pending_clear(n);
+    for (unsigned i = 0; i < nframes; i++)
+        n->pending[i] = frames[i];
+    n->pend_len = nframes;
+    return 0;
+}
+
 static const struct virtio_dev_ops net_ops = {
     .queue_notify = net_queue_notify,
     .cfg_read = net_cfg_read,
     .cfg_write = net_cfg_write,
     .reset = net_reset,
+    .save = net_save,
+    .load = net_load,
 };
 
 /* --- set-up and teardown --------------------------------------------------------- */

@@ -7,6 +7,8 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "core/snapshot.h"
+
 #define VP(vd) ((struct virtio_pci *)((char *)(vd) - offsetof(struct virtio_pci, vdev)))
 #define VP_OF_PCI(d) ((struct virtio_pci *)((char *)(d) - offsetof(struct virtio_pci, pci)))
 
@@ -156,9 +158,9 @@ static void common_field_write(struct virtio_pci *vp, unsigned field, uint64_t v
     case VIRTIO_PCI_COMMON_Q_SELECT: vp->queue_sel = (uint16_t)v; break;
     case VIRTIO_PCI_COMMON_Q_SIZE:
         if ((q = writable_queue(vp, "queue_size"))) {
-            if (v == 0 || v > q->max_size)
-                virtio_log(vd, "queue %u: size %u refused (1..%u)", vp->queue_sel, (unsigned)v,
-                           q->max_size);
+            if (v == 0 || v > q->max_size || (v & (v - 1)))
+                virtio_log(vd, "queue %u: size %u refused (a power of 2, 1..%u)", vp->queue_sel,
+                           (unsigned)v, q->max_size);
             else
                 q->size = (uint16_t)v;
         }
@@ -451,12 +453,90 @@ static void vp_destroy(struct pci_device *d)
         vp->free(vp);
 }
 
+/* --- snapshots ------------------------------------------------------------ */
+
+/* Settle: kicks the board took through an ioeventfd that the event loop has
+ * not handled yet are handled now (an eventfd's count is host state that
+ * no snapshot holds: a kick left there would be lost), then the device
+ * type finishes its own work in flight. */
+static void vp_quiesce(struct pci_device *d)
+{
+    struct virtio_pci *vp = VP_OF_PCI(d);
+    if (vp->kick_on_loop)
+        for (unsigned q = 0; q < vp->vdev.nqueues; q++)
+            vp_kick_ready(&vp->kick[q]);
+    if (vp->vdev.ops->quiesce)
+        vp->vdev.ops->quiesce(&vp->vdev);
+}
+
+/* After the bus's part of the device's section: u32 device feature select,
+ * u32 driver feature select, u16 queue select, u8 ISR, bool MSI-X, the
+ * MSI-X state (pci_msix_save) if so, the core (virtio_dev_save), then the
+ * device type's own state (virtio_dev_ops.save). */
+static void vp_save(struct pci_device *d, struct snap_writer *w)
+{
+    struct virtio_pci *vp = VP_OF_PCI(d);
+    snapw_u32(w, vp->dfselect);
+    snapw_u32(w, vp->gfselect);
+    snapw_u16(w, vp->queue_sel);
+    snapw_u8(w, vp->isr);
+    snapw_bool(w, vp->has_msix);
+    if (vp->has_msix)
+        pci_msix_save(&vp->msix, w);
+    virtio_dev_save(&vp->vdev, w);
+    if (vp->vdev.ops->save)
+        vp->vdev.ops->save(&vp->vdev, w);
+}
+
+/* Everything is read and checked first; the device type's load (which
+ * reads the rest, calls snapr_end and applies its own state) runs once the
+ * transport's and the core's fields passed, and they are applied last. */
+static int vp_load(struct pci_device *d, struct snap_reader *r, struct snap_file *f,
+                   struct err *e)
+{
+    struct virtio_pci *vp = VP_OF_PCI(d);
+    struct virtio_dev *vd = &vp->vdev;
+    uint32_t dfselect = snapr_u32(r), gfselect = snapr_u32(r);
+    uint16_t queue_sel = snapr_u16(r);
+    uint8_t isr = snapr_u8(r);
+    bool has_msix = snapr_bool(r);
+    snapr_check(r, !(isr & ~(VIRTIO_PCI_ISR_QUEUE | VIRTIO_PCI_ISR_CONFIG)),
+                "undefined ISR bits");
+    if (!snapr_check(r, r->fail || has_msix == vp->has_msix,
+                     has_msix ? "the device had MSI-X, which this board does not offer"
+                              : "the device had no MSI-X, which this board offers"))
+        return snapr_end(r, e);
+    struct pci_msix_snap ms;
+    if (has_msix)
+        pci_msix_load(&vp->msix, r, &ms);
+    struct virtio_dev_snap vs;
+    virtio_dev_load(vd, r, vp->has_msix ? vp->msix.nvec : 0, &vs);
+    if (r->fail || r->bad[0])
+        return snapr_end(r, e);
+    int ret;
+    if (vd->ops->load && (ret = vd->ops->load(vd, r, f, e)) < 0)
+        return ret;
+    if ((ret = snapr_end(r, e)) < 0)
+        return ret;
+    vp->dfselect = dfselect;
+    vp->gfselect = gfselect;
+    vp->queue_sel = queue_sel;
+    vp->isr = isr;
+    if (vp->has_msix)
+        pci_msix_restore(&vp->msix, &ms);
+    virtio_dev_restore(vd, &vs);
+    return 0;
+}
+
 static const struct pci_device_ops vp_pci_ops = {
     .cfg_read = vp_cfg_read,
     .cfg_write = vp_cfg_write,
     .plug = vp_plug,
     .bar_mapped = vp_bar_mapped,
     .destroy = vp_destroy,
+    .quiesce = vp_quiesce,
+    .save = vp_save,
+    .load = vp_load,
 };
 
 /* --- set-up ------------------------------------------------------------ */

@@ -35,6 +35,17 @@
  * queue on the device event loop.  They follow BAR 0 wherever the guest
  * maps it (pci_device_ops.bar_mapped) and are gone while memory decoding
  * is off.  Other write sizes still take the MMIO path.
+ *
+ * Snapshots (pci_device_ops quiesce/save/load; layout in virtio_pci.c):
+ * quiesce first handles kicks still sitting in the ioeventfds (an eventfd's
+ * count is not saved), then the device type's quiesce; the state is the
+ * transport's registers (feature selects, queue select, ISR), the MSI-X
+ * table and PBA, the core (virtio.h), then the device type's.  A load
+ * checks all of it before applying any; the board's MSI routes and the
+ * ioeventfds are host state, set up again (routes at first use, ioeventfds
+ * when pci_bus_load decodes BAR 0 where the restored registers say).
+ * Queue sizes must be powers of two (virtio 1.0 section 2.4; the ring
+ * index arithmetic relies on it): other sizes are refused when written.
  */
 #ifndef PETREL_VIRTIO_PCI_H
 #define PETREL_VIRTIO_PCI_H

@@ -27,10 +27,13 @@ static uint32_t fill_random(const struct virtq_chain *c, uint32_t max)
             ssize_t n = getrandom(s->p + got, want - got, 0);
             if (n < 0 && errno == EINTR)
                 continue;
-            if (n <= 0)
+            if (n <= 0) {
+                virtq_chain_mark_dirty(c, s->p, got);
                 return done + got;
+            }
             got += (uint32_t)n;
         }
+        virtq_chain_mark_dirty(c, s->p, got);   /* diff snapshots */
         done += got;
     }
     return done;

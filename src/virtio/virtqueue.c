@@ -80,6 +80,53 @@ int virtq_enable(struct virtq *q, bool event_idx, bool indirect, struct err *e)
     return 0;
 }
 
+void virtq_get_state(const struct virtq *q, struct virtq_state *s)
+{
+    *s = (struct virtq_state){
+        .size = q->size, .enabled = q->enabled, .desc_gpa = q->desc_gpa,
+        .avail_gpa = q->avail_gpa, .used_gpa = q->used_gpa, .event_idx = q->event_idx,
+        .indirect = q->indirect, .last_avail = q->last_avail, .used_idx = q->used_idx,
+        .signalled_used = q->signalled_used, .broken = q->broken,
+    };
+}
+
+int virtq_restore(struct virtq *q, const struct virtq_state *s, struct err *e)
+{
+    if (s->size == 0 || s->size > q->max_size || (s->size & (s->size - 1)))
+        return err_set(e, -EINVAL, "queue size %u (a power of 2, at most %u)", s->size,
+                       q->max_size);
+    struct virtq n = *q;
+    n.size = s->size;
+    n.desc_gpa = s->desc_gpa;
+    n.avail_gpa = s->avail_gpa;
+    n.used_gpa = s->used_gpa;
+    if (!s->enabled) {
+        if (s->event_idx || s->indirect || s->broken || s->last_avail || s->used_idx ||
+            s->signalled_used)
+            return err_set(e, -EINVAL, "a disabled queue with indices or flags");
+        n.enabled = false;
+        n.desc = NULL;
+        n.avail = NULL;
+        n.used = NULL;
+        n.event_idx = n.indirect = n.broken = false;
+        n.last_avail = n.used_idx = n.signalled_used = 0;
+        *q = n;
+        return 0;
+    }
+    if ((uint16_t)(s->last_avail - s->used_idx) > s->size)
+        return err_set(e, -EINVAL, "%u chains taken and not returned (queue size %u)",
+                       (uint16_t)(s->last_avail - s->used_idx), s->size);
+    int ret = virtq_enable(&n, s->event_idx, s->indirect, e);
+    if (ret < 0)
+        return ret;
+    n.last_avail = s->last_avail;
+    n.used_idx = s->used_idx;
+    n.signalled_used = s->signalled_used;
+    n.broken = s->broken;
+    *q = n;
+    return 0;
+}
+
 static uint16_t load16_acquire(const uint16_t *p)
 {
     return le16toh(__atomic_load_n(p, __ATOMIC_ACQUIRE));
@@ -119,6 +166,7 @@ static int walk_chain(struct virtq *q, uint16_t head, struct virtq_chain *c, str
     uint32_t tsize = q->size, steps = 0, idx = head;
     bool in_indirect = false;
     uint64_t total = 0;
+    c->mem = q->mem;
     c->head = head;
     c->nout = c->nin = 0;
     c->out_bytes = c->in_bytes = 0;
@@ -200,6 +248,7 @@ int virtq_pop(struct virtq *q, struct virtq_chain *c, struct err *e)
         /* ask for a kick on the next buffer, then look again: the driver
          * may have added one before it saw avail_event */
         __atomic_store_n(avail_event_ptr(q), htole16(q->last_avail), __ATOMIC_RELAXED);
+        gmem_mark_dirty_hva(q->mem, avail_event_ptr(q), 2);
         __atomic_thread_fence(__ATOMIC_SEQ_CST);
         idx = load16_acquire(avail_idx);
         if (idx == q->last_avail)
@@ -213,8 +262,10 @@ int virtq_pop(struct virtq *q, struct virtq_chain *c, struct err *e)
     if (ret < 0)
         return ret;
     q->last_avail++;
-    if (q->event_idx)
+    if (q->event_idx) {
         __atomic_store_n(avail_event_ptr(q), htole16(q->last_avail), __ATOMIC_RELAXED);
+        gmem_mark_dirty_hva(q->mem, avail_event_ptr(q), 2);
+    }
     return 1;
 }
 
@@ -225,8 +276,10 @@ void virtq_push(struct virtq *q, uint16_t head, uint32_t len)
     uint8_t *elem = q->used + 4 + 8 * (size_t)(q->used_idx % q->size);
     uint32_t v[2] = { htole32(head), htole32(len) };
     memcpy(elem, v, sizeof(v));
+    gmem_mark_dirty_hva(q->mem, elem, sizeof(v));
     q->used_idx++;
     __atomic_store_n(used_idx_ptr(q), htole16(q->used_idx), __ATOMIC_RELEASE);
+    gmem_mark_dirty_hva(q->mem, used_idx_ptr(q), 2);
 }
 
 bool virtq_should_notify(struct virtq *q)
@@ -259,9 +312,10 @@ static size_t chain_copy(const struct virtq_chain *c, unsigned first, unsigned c
         size_t n = s->len - off;
         if (n > len - done)
             n = len - done;
-        if (to_guest)
+        if (to_guest) {
             memcpy(s->p + off, buf + done, n);
-        else
+            gmem_mark_dirty_hva(c->mem, s->p + off, n);
+        } else
             memcpy(buf + done, s->p + off, n);
         done += n;
         off = 0;

@@ -13,7 +13,13 @@
  * make the device use a value it did not check.  Indices are read with
  * acquire and published with release ordering; the notification decision
  * (virtq_should_notify) is preceded by a full fence, as the spec's event
- * index protocol needs. */
+ * index protocol needs.
+ *
+ * Diff snapshots: everything written into guest RAM here (used ring
+ * entries and index, avail_event, virtq_chain_to_guest) is marked dirty
+ * (gmem_mark_dirty_hva; nothing while dirty tracking is off).  A device
+ * that writes a chain's buffers by other means (the block layer's reads,
+ * getrandom) marks them itself: virtq_chain_mark_dirty. */
 #ifndef PETREL_VIRTQUEUE_H
 #define PETREL_VIRTQUEUE_H
 
@@ -51,6 +57,7 @@ struct virtq_seg {
 /* A validated chain: seg[0..nout) are device-readable, seg[nout..nout+nin)
  * device-writable. */
 struct virtq_chain {
+    const struct gmem *mem;     /* the guest RAM the segments point into */
     uint16_t head;
     unsigned nout, nin;
     uint32_t out_bytes, in_bytes;
@@ -81,6 +88,24 @@ void virtq_reset(struct virtq *q);
 /* Validate the programmed rings and start the queue. */
 int virtq_enable(struct virtq *q, bool event_idx, bool indirect, struct err *e);
 
+/* What a snapshot keeps of a queue: the driver's programming and the
+ * device's indices (the host pointers are derived again on restore). */
+struct virtq_state {
+    uint16_t size;
+    bool enabled;
+    uint64_t desc_gpa, avail_gpa, used_gpa;
+    bool event_idx, indirect;
+    uint16_t last_avail, used_idx, signalled_used;
+    bool broken;
+};
+void virtq_get_state(const struct virtq *q, struct virtq_state *s);
+/* Put q into state s, a snapshot's: size a power of two up to max_size; a
+ * disabled queue has no indices or flags; an enabled one passes
+ * virtq_enable's ring checks (aligned, in RAM) and keeps s's indices, with
+ * no more chains taken than the ring holds.  -EINVAL/-EFAULT with a
+ * message, q unchanged. */
+int virtq_restore(struct virtq *q, const struct virtq_state *s, struct err *e);
+
 /* Take the next available chain: 1 (c filled), 0 (none available), or a
  * negative errno for a malformed ring or chain (message in e; the queue is
  * then broken and takes nothing more until reset). */
@@ -95,6 +120,12 @@ bool virtq_should_notify(struct virtq *q);
 /* Copy into the chain's writable buffers from byte `off` on; returns the
  * number of bytes copied (less than len if the buffers end). */
 size_t virtq_chain_to_guest(const struct virtq_chain *c, size_t off, const void *src, size_t len);
+/* Mark len bytes at hva (inside c's writable buffers) written. */
+static inline void virtq_chain_mark_dirty(const struct virtq_chain *c, const void *hva,
+                                          size_t len)
+{
+    gmem_mark_dirty_hva(c->mem, hva, len);
+}
 /* Copy out of the chain's readable buffers from byte `off` on. */
 size_t virtq_chain_from_guest(const struct virtq_chain *c, size_t off, void *dst, size_t len);
 
