@@ -298,6 +298,8 @@ static const struct route {
     { "metrics", NULL, NULL, &fc_metrics, NULL },
     { "entropy", NULL, NULL, &fc_entropy, NULL },
     { "actions", NULL, NULL, &action_res, NULL },
+    { "snapshot", "create", NULL, &fc_snapshot_create, NULL },
+    { "snapshot", "load", NULL, &fc_snapshot_load, NULL },
     { "vm", NULL, NULL, NULL, &vm_res },
     { "vm", "config", fc_config_json, NULL, NULL },
     { "petrel", "info", info_json, NULL, NULL },
@@ -328,7 +330,7 @@ static bool has_ids(const char *p0)
 /* Firecracker's resources Petrel does not have. */
 static bool fc_unsupported(const char *res)
 {
-    static const char *const names[] = { "balloon", "vsock", "mmds", "snapshot", "cpu-config",
+    static const char *const names[] = { "balloon", "vsock", "mmds", "cpu-config",
                                          "serial", "pmem", "hotplug", "memory", NULL };
     for (unsigned i = 0; names[i]; i++)
         if (!strcmp(names[i], res))
@@ -463,6 +465,8 @@ const struct fc_host_ops fc_vm_host_ops = {
     .power_button = vm_power_button,
     .stop = vm_stop,
     .open_sink = default_open_sink,
+    .snapshot = vm_snapshot_save,
+    .restore = vm_restore,
 };
 
 void fc_api_set_host_ops(struct fc_api *api, const struct fc_host_ops *ops)

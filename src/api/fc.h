@@ -85,6 +85,9 @@ int fc_api_set_metrics(struct fc_api *api, const char *metrics_path, struct err 
 /* What the API does to the host and the VM, replaceable for tests and
  * fuzzing (a never-started VM must stay so, and no file may be opened).
  * fc_api_new starts with fc_vm_host_ops (vm_start, vm_pause, ...). */
+struct vm_snapshot_params;
+struct vm_restore_params;
+
 struct fc_host_ops {
     int (*start)(struct vm *vm, struct err *e);
     int (*pause)(struct vm *vm, struct err *e);
@@ -93,6 +96,9 @@ struct fc_host_ops {
     int (*stop)(struct vm *vm, unsigned timeout_s, bool force, struct err *e);
     /* open a log or metrics sink (a file appended to, or a FIFO): an fd */
     int (*open_sink)(const char *path, struct err *e);
+    /* PUT /snapshot/create and /snapshot/load (NULL: refused) */
+    int (*snapshot)(struct vm *vm, const struct vm_snapshot_params *p, struct err *e);
+    int (*restore)(struct vm *vm, const struct vm_restore_params *p, struct err *e);
 };
 extern const struct fc_host_ops fc_vm_host_ops;
 void fc_api_set_host_ops(struct fc_api *api, const struct fc_host_ops *ops);

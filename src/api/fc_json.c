@@ -128,7 +128,7 @@ static int check_value(struct fc_req *q, const struct fc_field *d, json_t *v)
 
 /* o against f: an object, no unknown field, every field's type, the
  * required ones there (required), then every field's value. */
-static int check_object(struct fc_req *q, json_t *o, const struct fc_field *f, bool required)
+int fc_check_object(struct fc_req *q, json_t *o, const struct fc_field *f, bool required)
 {
     if (!json_is_object(o))
         return fc_fail(q, "expected a JSON object, got %s", jtype(o));
@@ -162,7 +162,7 @@ static int check_object(struct fc_req *q, json_t *o, const struct fc_field *f, b
 
 int fc_res_apply(struct fc_req *q, const struct fc_res *res, json_t *o)
 {
-    int ret = check_object(q, o, res->fields, !res->partial);
+    int ret = fc_check_object(q, o, res->fields, !res->partial);
     return ret < 0 ? ret : res->apply(q, o);
 }
 

@@ -9,6 +9,7 @@
  *             boot-source, drives, network-interfaces, entropy, logger,
  *             metrics): each resource's fields and what it does, the
  *             config-file loader
+ * fc_snapshot.c  PUT /snapshot/create and /snapshot/load
  * fc_vm.c     the model and vm->cfg: seeding the model from the command
  *             line, InstanceStart (a fresh vm->cfg), GET /vm/config
  * fc.c        routing, requests and replies, actions, PATCH /vm, the
@@ -138,6 +139,9 @@ struct fc_res {
     int (*apply)(struct fc_req *q, json_t *o);
 };
 
+/* o against the fields f: an object, no unknown field, the types, the
+ * required ones present (required), then the values. */
+int fc_check_object(struct fc_req *q, json_t *o, const struct fc_field *f, bool required);
 /* Check o against res->fields, then apply it. */
 int fc_res_apply(struct fc_req *q, const struct fc_res *res, json_t *o);
 
@@ -157,6 +161,7 @@ int fc_check_id(struct fc_req *q, const char *field, const char *id);
 /* The resources. */
 extern const struct fc_res fc_machine_put, fc_machine_patch, fc_boot_source, fc_drive_put,
     fc_drive_patch, fc_net_put, fc_net_patch, fc_entropy, fc_logger, fc_metrics;
+extern const struct fc_res fc_snapshot_create, fc_snapshot_load;   /* fc_snapshot.c */
 
 bool fc_started(const struct fc_api *api);
 const char *fc_arch(const struct fc_api *api);      /* "riscv64" when none was given */

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <signal.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "api/fc.h"
@@ -78,6 +79,12 @@ void cli_run_usage(void)
         "                         guest cannot write (VIRTIO_BLK_F_RO); serial: the disk's ID (up\n"
         "                         to 20 characters). A comma in PATH is written ',,'.\n"
         "                         Images are locked: one VM writes an image at a time.\n"
+        "  --restore DIR          start from a snapshot instead of booting: DIR/state and\n"
+        "                         DIR/memory (docs/snapshots.md); qcow2 disks are reverted\n"
+        "                         to the snapshot's internal snapshot; --disk and --device\n"
+        "                         replace the snapshot's own (disks then used as they are)\n"
+        "  --paused               with --restore: stay paused (resume with the API)\n"
+        "  --verify-memory        with --restore: check the memory file's checksums first\n"
         "  --api-sock PATH        serve the REST API (Firecracker's resources and Petrel's\n"
         "                         /petrel paths) on the unix socket PATH; without --boot or\n"
         "                         --config-file, wait for PUT /actions InstanceStart\n"
@@ -134,13 +141,17 @@ static int usage_error(const char *fmt, const char *arg)
 enum { OPT_ARCH = 256, OPT_KERNEL, OPT_INITRD, OPT_APPEND, OPT_FIRMWARE, OPT_MEMORY, OPT_CPUS,
        OPT_TIMEOUT, OPT_DEVICE, OPT_DISK, OPT_API_SOCK, OPT_BOOT, OPT_ID, OPT_CONFIG_FILE,
        OPT_NO_API, OPT_CONSOLE_SOCK, OPT_CONSOLE_LOG, OPT_FC_IGNORED_ARG, OPT_FC_IGNORED,
-       OPT_LOG_PATH, OPT_LEVEL, OPT_METRICS_PATH, OPT_SHOW_LEVEL, OPT_SHOW_LOG_ORIGIN };
+       OPT_LOG_PATH, OPT_LEVEL, OPT_METRICS_PATH, OPT_SHOW_LEVEL, OPT_SHOW_LOG_ORIGIN,
+       OPT_RESTORE, OPT_PAUSED, OPT_VERIFY_MEMORY };
 
 struct run_opts {
     const char *api_sock, *id, *config_file, *console_sock, *console_log;
     const char *fc_log_path, *fc_level, *fc_metrics_path;
     bool boot, no_api, fc_show_level, fc_show_log_origin;
     int verbose;
+    const char *restore;        /* --restore DIR */
+    bool paused, verify_memory;
+    const char *machine_flag;   /* a flag that describes the machine (not with --restore) */
 };
 
 /* SIGTERM, SIGINT, SIGHUP: stop the VM (hard) and exit cleanly. */
@@ -185,6 +196,9 @@ static int parse_args(int argc, char **argv, struct vm_config *cfg, struct run_o
         { "show-level", no_argument, NULL, OPT_SHOW_LEVEL },
         { "show-log-origin", no_argument, NULL, OPT_SHOW_LOG_ORIGIN },
         { "boot-timer", no_argument, NULL, OPT_FC_IGNORED },
+        { "restore", required_argument, NULL, OPT_RESTORE },
+        { "paused", no_argument, NULL, OPT_PAUSED },
+        { "verify-memory", no_argument, NULL, OPT_VERIFY_MEMORY },
         { "verbose", no_argument, NULL, 'v' },
         { "help", no_argument, NULL, 'h' },
         { 0 },
@@ -198,16 +212,16 @@ static int parse_args(int argc, char **argv, struct vm_config *cfg, struct run_o
     int o;
     while ((o = getopt_long(argc, argv, ":hv", opts, NULL)) != -1) {
         switch (o) {
-        case OPT_ARCH:
+        case OPT_ARCH: ro->machine_flag = "arch";
             if (!vm_board(optarg))
                 return usage_error("unknown --arch '%s' (riscv64 or x86_64)", optarg);
             vm_config_set(&cfg->arch, optarg);
             break;
-        case OPT_KERNEL: vm_config_set(&cfg->kernel, optarg); break;
-        case OPT_INITRD: vm_config_set(&cfg->initrd, optarg); break;
-        case OPT_APPEND: vm_config_set(&cfg->append, optarg); break;
-        case OPT_FIRMWARE: vm_config_set(&cfg->firmware, optarg); break;
-        case OPT_MEMORY:
+        case OPT_KERNEL: ro->machine_flag = "kernel"; vm_config_set(&cfg->kernel, optarg); break;
+        case OPT_INITRD: ro->machine_flag = "initrd"; vm_config_set(&cfg->initrd, optarg); break;
+        case OPT_APPEND: ro->machine_flag = "append"; vm_config_set(&cfg->append, optarg); break;
+        case OPT_FIRMWARE: ro->machine_flag = "firmware"; vm_config_set(&cfg->firmware, optarg); break;
+        case OPT_MEMORY: ro->machine_flag = "memory";
             if (opts_size(optarg, 20, &ull) < 0)
                 return usage_error("invalid --memory size '%s' (use e.g. 512M or 2G)", optarg);
             if (ull > MAX_MEM)
@@ -218,12 +232,12 @@ static int parse_args(int argc, char **argv, struct vm_config *cfg, struct run_o
                 return usage_error("--memory %s is not a multiple of 4K", optarg);
             cfg->mem_size = ull;
             break;
-        case OPT_CPUS:
+        case OPT_CPUS: ro->machine_flag = "cpus";
             if (parse_uint(optarg, 1024, &ul) < 0 || ul < 1)
                 return usage_error("invalid --cpus '%s' (a number from 1)", optarg);
             cfg->cpus = (unsigned)ul;
             break;
-        case OPT_TIMEOUT:
+        case OPT_TIMEOUT: ro->machine_flag = "timeout";
             if (parse_uint(optarg, 1000000, &ul) < 0 || ul < 1)
                 return usage_error("invalid --timeout '%s' (seconds, 1..1000000)", optarg);
             cfg->timeout_s = (unsigned)ul;
@@ -263,6 +277,9 @@ static int parse_args(int argc, char **argv, struct vm_config *cfg, struct run_o
         case OPT_FC_IGNORED:
             log_debug("ignoring Firecracker's %s", argv[optind - 1]);
             break;
+        case OPT_RESTORE: ro->restore = optarg; break;
+        case OPT_PAUSED: ro->paused = true; break;
+        case OPT_VERIFY_MEMORY: ro->verify_memory = true; break;
         case 'v': ro->verbose++; break;
         case 'h': cli_run_usage(); return -1;
         case ':': return usage_error("option '%s' needs an argument", argv[optind - 1]);
@@ -277,7 +294,41 @@ static int parse_args(int argc, char **argv, struct vm_config *cfg, struct run_o
         return usage_error("%s", "--boot goes with --api-sock (without it petrel run boots at once)");
     if (ro->no_api && !ro->config_file)
         return usage_error("%s", "--no-api goes with --config-file");
+    if (ro->restore && ro->machine_flag)
+        return usage_error("--%s: a restored VM is the machine its snapshot describes (only "
+                           "--disk and --device may replace its own)", ro->machine_flag);
+    if (ro->restore && (ro->config_file || ro->boot))
+        return usage_error("%s", "--restore goes without --config-file and --boot");
+    if ((ro->paused || ro->verify_memory) && !ro->restore)
+        return usage_error("%s goes with --restore", ro->paused ? "--paused" : "--verify-memory");
     return 0;
+}
+
+/* --restore DIR: DIR/state and DIR/memory (or DIR is the state file, the
+ * memory file next to it); --disk and --device replace the snapshot's. */
+static int restore(struct vm *vm, const struct run_opts *ro, struct err *e)
+{
+    char state[4096];
+    struct stat st;
+    if (stat(ro->restore, &st) < 0)
+        return err_set(e, -errno, "--restore %s: %s", ro->restore, strerror(errno));
+    if (S_ISDIR(st.st_mode)) {
+        if (snprintf(state, sizeof(state), "%s/state", ro->restore) >= (int)sizeof(state))
+            return err_set(e, -ENAMETOOLONG, "--restore: path too long");
+    } else {
+        snprintf(state, sizeof(state), "%s", ro->restore);
+    }
+    struct vm_restore_params p = { .state_path = state, .paused = ro->paused,
+                                   .verify_memory = ro->verify_memory };
+    /* the command line's disks and devices were parsed into vm->cfg */
+    struct vm_config given = vm->cfg;
+    p.ndisks = given.ndisks;
+    for (unsigned i = 0; i < given.ndisks; i++)
+        p.disks[i] = given.disk_specs[i];
+    p.ndevices = given.ndevices;
+    for (unsigned i = 0; i < given.ndevices; i++)
+        p.devices[i] = given.devices[i];
+    return vm_restore(vm, &p, e);
 }
 
 int cli_run(int argc, char **argv)
@@ -352,6 +403,9 @@ int cli_run(int argc, char **argv)
     }
     if (ro.config_file) {
         if (fc_api_instance_start(api, &e) < 0)
+            goto fail;
+    } else if (ro.restore) {
+        if ((ret = restore(vm, &ro, &e)) < 0)
             goto fail;
     } else if (!ro.api_sock || ro.boot) {
         if ((ret = vm_config_defaults(&vm->cfg, &e)) < 0 || (ret = vm_start(vm, &e)) < 0)

@@ -243,6 +243,14 @@ int console_getc(struct console *c)
     return ch;
 }
 
+size_t console_peek_input(const struct console *c, uint8_t *buf, size_t max)
+{
+    size_t n = c->in_len < max ? c->in_len : max;
+    for (size_t i = 0; i < n; i++)
+        buf[i] = c->in[(c->in_head + i) % CONSOLE_INBUF];
+    return n;
+}
+
 void console_putc(struct console *c, uint8_t ch)
 {
     /* Streaming match of the panic line (no self-overlap in the marker, so a

@@ -74,6 +74,9 @@ void console_flush(struct console *c);
 /* Queue host input bytes (the server's clients; no escape handling).
  * Returns how many fit. */
 size_t console_input(struct console *c, const uint8_t *buf, size_t n);
+/* Copy up to max bytes of pending input without consuming them (snapshots:
+ * input the guest has not read); returns how many. */
+size_t console_peek_input(const struct console *c, uint8_t *buf, size_t max);
 /* Room left in the input ring. */
 static inline unsigned console_input_room(const struct console *c)
 {

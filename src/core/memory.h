@@ -4,6 +4,7 @@
 #ifndef PETREL_MEMORY_H
 #define PETREL_MEMORY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -15,7 +16,10 @@ struct gmem_region {
     uint64_t gpa;
     uint64_t size;
     uint8_t *hva;
+    uint64_t *dirty;    /* one bit per GMEM_PAGE written since the last reset, or NULL */
 };
+
+#define GMEM_PAGE 4096ull
 
 struct gmem {
     struct gmem_region r[GMEM_MAX_REGIONS];
@@ -23,10 +27,33 @@ struct gmem {
 };
 
 int gmem_add_ram(struct gmem *m, uint64_t gpa, uint64_t size, struct err *e);
+/* RAM whose contents come from fd at file offset off, mapped privately: pages
+ * are read from the file when first touched and copied when first written,
+ * so the file is never changed and several VMs share its unwritten pages
+ * (snapshot restore).  The file must be at least off + size bytes. */
+int gmem_add_ram_file(struct gmem *m, uint64_t gpa, uint64_t size, int fd, uint64_t off,
+                      struct err *e);
 void gmem_free(struct gmem *m);
 /* Host pointer for [gpa, gpa+len), or NULL if not entirely inside RAM. */
 void *gmem_ptr(const struct gmem *m, uint64_t gpa, uint64_t len);
 /* Copy into guest memory with bounds checking; -EFAULT outside RAM. */
 int gmem_write(const struct gmem *m, uint64_t gpa, const void *src, uint64_t len);
+
+/* Dirty page tracking (diff snapshots).  Once enabled, every writer of guest
+ * RAM other than the guest's own stores through the engine's TLB (which
+ * marks at fill time) marks what it writes: device DMA (virtqueues), the
+ * engine's page-table A/D updates.  Marking is atomic (any thread);
+ * gmem_dirty_reset clears every bit (the CPUs must be paused, and engines
+ * must forget cached writable translations). */
+int gmem_dirty_enable(struct gmem *m, struct err *e);
+void gmem_mark_dirty(const struct gmem *m, uint64_t gpa, uint64_t len);
+/* The same by host address (inside a region), for device code that holds
+ * host pointers; addresses outside RAM are ignored. */
+void gmem_mark_dirty_hva(const struct gmem *m, const void *hva, uint64_t len);
+void gmem_dirty_reset(struct gmem *m);
+static inline bool gmem_page_dirty(const struct gmem_region *r, uint64_t page)
+{
+    return r->dirty && (__atomic_load_n(&r->dirty[page / 64], __ATOMIC_RELAXED) >> (page % 64) & 1);
+}
 
 #endif

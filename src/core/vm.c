@@ -73,6 +73,7 @@ void vm_free(struct vm *vm)
         close(vm->sig_fd);
     evloop_free(vm->loop);
     vm_config_free(&vm->cfg);
+    free(vm->snap_parent);
     pthread_mutex_destroy(&vm->dev_lock);
     free(vm);
 }
@@ -183,7 +184,9 @@ static void watchdog_fire(void *opaque)
     pthread_mutex_unlock(&vm->dev_lock);
 }
 
-int vm_start(struct vm *vm, struct err *e)
+/* Build the machine (board create) from vm->cfg: the first half of
+ * vm_start, shared with vm_restore. */
+int vm_build(struct vm *vm, struct err *e)
 {
     if (vm->state != VM_NOT_STARTED)
         return err_set(e, -EINVAL, "the VM was already started");
@@ -204,23 +207,56 @@ int vm_start(struct vm *vm, struct err *e)
     vm->ops = b;
     vm->nstat_src = 0;
     int ret = b->create(vm, e);
+    if (ret == 0 && b->save && (ret = gmem_dirty_enable(&vm->mem, e)) < 0)
+        b->destroy(vm);
     if (ret < 0) {
         memset(&vm->bus, 0, sizeof(vm->bus));
         vm->nstat_src = 0;
         vm->ops = NULL;
         return ret;
     }
-    log_info("booting %s with %lluM, %u cpu(s)", vm->cfg.kernel,
-             (unsigned long long)(vm->cfg.mem_size >> 20), vm->cfg.cpus);
+    return 0;
+}
+
+/* Undo vm_build (nothing started). */
+void vm_unbuild(struct vm *vm)
+{
+    if (vm->ops && vm->board)
+        vm->ops->destroy(vm);
+    memset(&vm->bus, 0, sizeof(vm->bus));
+    vm->nstat_src = 0;
+    vm->ops = NULL;
+}
+
+/* Start the CPUs of a built machine: the second half of vm_start. */
+int vm_launch(struct vm *vm, struct err *e)
+{
+    const struct board_ops *b = vm->ops;
     vm->boot_ns = time_now_ns();
     vm->state = VM_STATE_RUNNING;
-    if ((ret = b->start(vm, e)) < 0) {
+    int ret = b->start(vm, e);
+    if (ret < 0) {
         vm->state = VM_STOPPED;
         return ret;
+    }
+    if (vm->start_paused) {
+        vm->start_paused = false;
+        vm->paused_at_ns = time_now_ns();
+        vm->state = VM_PAUSED;
     }
     if (vm->watchdog)
         evloop_timer_set(vm->watchdog, (uint64_t)vm->cfg.timeout_s * 1000000000ull, 0);
     return 0;
+}
+
+int vm_start(struct vm *vm, struct err *e)
+{
+    int ret = vm_build(vm, e);
+    if (ret < 0)
+        return ret;
+    log_info("booting %s with %lluM, %u cpu(s)", vm->cfg.kernel,
+             (unsigned long long)(vm->cfg.mem_size >> 20), vm->cfg.cpus);
+    return vm_launch(vm, e);
 }
 
 int vm_pause(struct vm *vm, struct err *e)

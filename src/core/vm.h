@@ -107,6 +107,12 @@ struct vm {
     void *board;            /* arch board state */
     struct { enum vm_dev_kind kind; vm_stats_fn fn; void *opaque; } stat_src[VM_MAX_STAT_SOURCES];
     unsigned nstat_src;
+    /* snapshots (vm_snapshot.c) */
+    struct vm_restore *restore;     /* while a snapshot is being restored */
+    bool start_paused;      /* vm_start leaves the CPUs parked (board.h) */
+    char *snap_parent;      /* state file of the last snapshot taken or restored:
+                             * what a diff snapshot is relative to */
+    uint64_t snap_id;       /* that snapshot's id */
     /* called on the event-loop thread when the VM has ended, before vm_run
      * returns (the API uses it to answer waiting clients) */
     void (*on_exit)(void *opaque);
@@ -165,6 +171,56 @@ void vm_cpu_stats(struct vm *vm, unsigned i, struct vm_cpu_stats *out);
  * device lock) and returns how many. */
 void vm_add_stat_source(struct vm *vm, enum vm_dev_kind kind, vm_stats_fn fn, void *opaque);
 unsigned vm_dev_stats(struct vm *vm, struct vm_dev_stats *out, unsigned max);
+
+/* What vm_ram_add maps guest RAM from while vm->restore is set. */
+struct vm_restore {
+    int fd;                     /* the (full) memory file */
+    uint64_t off;               /* where the next RAM region comes from */
+};
+
+/* vm_start's halves, also used by vm_restore: build the machine from
+ * vm->cfg (board create), undo that, start its CPUs. */
+int vm_build(struct vm *vm, struct err *e);
+void vm_unbuild(struct vm *vm);
+int vm_launch(struct vm *vm, struct err *e);
+
+/* Add guest RAM at gpa: anonymous memory, or (restoring a snapshot) the
+ * next size bytes of the memory file, mapped privately.  Boards call this
+ * from create instead of gmem_add_ram. */
+int vm_ram_add(struct vm *vm, uint64_t gpa, uint64_t size, struct err *e);
+
+/* Snapshots (vm_snapshot.c, docs/snapshots.md). */
+struct vm_snapshot_params {
+    const char *state_path;     /* the state file to write */
+    const char *mem_path;       /* the memory file to write */
+    int type;                   /* SNAP_FULL or SNAP_DIFF (core/snapshot.h) */
+    const char *tag;            /* internal snapshot name for the disks; NULL: made up */
+};
+/* Save the paused VM.  Writes the memory file, takes the disks' internal
+ * snapshots, then writes the state file (last: a state file exists only for
+ * a complete snapshot).  The VM stays paused. */
+int vm_snapshot_save(struct vm *vm, const struct vm_snapshot_params *p, struct err *e);
+
+struct vm_restore_params {
+    const char *state_path;
+    const char *mem_path;       /* NULL: "memory" next to the state file */
+    bool verify_memory;         /* check the memory file's checksums (reads it all) */
+    /* overrides (clones): non-zero counts replace the saved disks (used as
+     * they are, not reverted) or devices (same kinds in the same order) */
+    const char *disks[VM_MAX_DISKS];
+    unsigned ndisks;
+    const char *devices[VM_MAX_DEVICES];
+    unsigned ndevices;
+    bool paused;                /* leave the restored VM paused */
+};
+/* Build the VM from a snapshot instead of booting it (the VM must not have
+ * started).  On failure nothing was started or changed (not the disks, not
+ * vm->cfg) and the message names what does not match. */
+int vm_restore(struct vm *vm, const struct vm_restore_params *p, struct err *e);
+/* Check a state file's configuration and memory sections (what vm_restore
+ * reads before it builds anything): for tools and the fuzz target. */
+struct snap_file;
+int vm_snapshot_check(struct snap_file *f, struct err *e);
 
 int vm_exit_status(const struct vm *vm);
 const char *vm_exit_name(enum vm_exit_reason r);

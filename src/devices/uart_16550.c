@@ -1,6 +1,9 @@
 #include "devices/uart_16550.h"
 
+#include <errno.h>
 #include <string.h>
+
+#include "core/snapshot.h"
 
 enum {
     REG_RBR_THR = 0, REG_IER = 1, REG_IIR_FCR = 2, REG_LCR = 3,
@@ -145,3 +148,59 @@ static void uart_write(void *opaque, uint64_t off, uint64_t val, unsigned size)
 }
 
 const struct mmio_ops uart16550_ops = { .read = uart_read, .write = uart_write };
+
+/* Snapshot section (name given by the board), version 1: the registers,
+ * the interrupt state, and the input the host sent that the guest has not
+ * read yet (the console's input ring plays the receive FIFO: the guest may
+ * already have been interrupted for it). */
+#define UART_SNAP_MAX_INPUT CONSOLE_INBUF
+
+void uart16550_save(const struct uart16550 *u, const char *name, struct snap_writer *w)
+{
+    snapw_section(w, name, 1);
+    const uint8_t regs[] = { u->ier, u->lcr, u->mcr, u->scr, u->dll, u->dlm, u->fcr };
+    snapw_bytes(w, regs, sizeof(regs));
+    snapw_bool(w, u->thr_ipending);
+    snapw_bool(w, u->rx_enabled);
+    snapw_bool(w, u->irq_level != 0);
+    uint8_t in[UART_SNAP_MAX_INPUT];
+    size_t n = u->con ? console_peek_input(u->con, in, sizeof(in)) : 0;
+    snapw_u32(w, (uint32_t)n);
+    snapw_bytes(w, in, n);
+}
+
+int uart16550_load(struct uart16550 *u, const char *name, struct snap_file *f, struct err *e)
+{
+    struct snap_reader r;
+    int ret = snap_section(f, name, 1, 1, &r, e);
+    if (ret < 0)
+        return ret;
+    uint8_t regs[7];
+    snapr_bytes(&r, regs, sizeof(regs));
+    bool thr = snapr_bool(&r), rx = snapr_bool(&r);
+    (void)snapr_bool(&r);   /* the line's level: recomputed below */
+    uint32_t n = snapr_u32(&r);
+    uint8_t in[UART_SNAP_MAX_INPUT];
+    if (snapr_check(&r, n <= sizeof(in), "too much pending input"))
+        snapr_bytes(&r, in, n);
+    snapr_check(&r, (regs[0] & 0xf0) == 0, "bad IER");
+    if ((ret = snapr_end(&r, e)) < 0)
+        return ret;
+    if (n && u->con && console_input_room(u->con) < n)
+        return err_set(e, -ENOSPC, "state file: '%s': console input does not fit", name);
+    u->ier = regs[0];
+    u->lcr = regs[1];
+    u->mcr = regs[2];
+    u->scr = regs[3];
+    u->dll = regs[4];
+    u->dlm = regs[5];
+    u->fcr = regs[6];
+    u->thr_ipending = thr;
+    u->rx_enabled = rx;
+    if (n && u->con)
+        console_input(u->con, in, n);
+    /* drive the line as these registers make it, whatever it was */
+    u->irq_level = -1;
+    uart16550_update(u);
+    return 0;
+}

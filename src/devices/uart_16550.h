@@ -32,4 +32,10 @@ void uart16550_init(struct uart16550 *u, struct console *con,
 /* Re-evaluate the interrupt line (call after console input arrived). */
 void uart16550_update(struct uart16550 *u);
 
+/* Snapshots (core/snapshot.h): one section named `name`. */
+struct snap_writer;
+struct snap_file;
+void uart16550_save(const struct uart16550 *u, const char *name, struct snap_writer *w);
+int uart16550_load(struct uart16550 *u, const char *name, struct snap_file *f, struct err *e);
+
 #endif

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "core/snapshot.h"
 #include "engine/rv64/rv64.h"
 
 void clint_init(struct clint *c, struct rv64_hart **harts, unsigned nharts)
@@ -121,3 +122,46 @@ static void clint_write(void *opaque, uint64_t off, uint64_t val, unsigned size)
 }
 
 const struct mmio_ops clint_ops = { .read = clint_read, .write = clint_write };
+
+/* Snapshot section "clint", version 1: mtime, then msip and mtimecmp per
+ * hart.  mtime continues from the saved value on load (no jump, forwards or
+ * backwards: the guest sees no time pass between snapshot and restore). */
+void clint_save(const struct clint *c, struct snap_writer *w)
+{
+    snapw_section(w, "clint", 1);
+    snapw_u64(w, clint_mtime(c));
+    snapw_u32(w, c->nharts);
+    for (unsigned i = 0; i < c->nharts; i++) {
+        snapw_u32(w, c->msip[i]);
+        snapw_u64(w, c->mtimecmp[i]);
+    }
+}
+
+int clint_load(struct clint *c, struct snap_file *f, struct err *e)
+{
+    struct snap_reader r;
+    int ret = snap_section(f, "clint", 1, 1, &r, e);
+    if (ret < 0)
+        return ret;
+    uint64_t mtime = snapr_u64(&r);
+    uint32_t n = snapr_u32(&r);
+    if (!snapr_check(&r, n == c->nharts, "hart count differs"))
+        return snapr_end(&r, e);
+    uint32_t msip[CLINT_MAX_HARTS];
+    uint64_t cmp[CLINT_MAX_HARTS];
+    for (unsigned i = 0; i < n; i++) {
+        msip[i] = snapr_u32(&r);
+        cmp[i] = snapr_u64(&r);
+        snapr_check(&r, msip[i] <= 1, "bad msip");
+    }
+    if ((ret = snapr_end(&r, e)) < 0)
+        return ret;
+    uint64_t now = c->frozen_ns ? c->frozen_ns : time_now_ns();
+    c->base_ns = now - mtime * (1000000000ull / CLINT_FREQ);   /* modular: any mtime works */
+    for (unsigned i = 0; i < n; i++) {
+        c->msip[i] = msip[i];
+        c->mtimecmp[i] = cmp[i];
+        update_hart(c, i, mtime);
+    }
+    return 0;
+}

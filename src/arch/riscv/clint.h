@@ -37,4 +37,11 @@ void clint_tick(struct clint *c);
  * (0 if already due, UINT64_MAX if none armed). */
 uint64_t clint_ns_to_deadline(const struct clint *c, uint64_t hart_mask);
 
+/* Snapshots (core/snapshot.h): section "clint". */
+struct snap_writer;
+struct snap_file;
+struct err;
+void clint_save(const struct clint *c, struct snap_writer *w);
+int clint_load(struct clint *c, struct snap_file *f, struct err *e);
+
 #endif

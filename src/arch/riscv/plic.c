@@ -2,6 +2,7 @@
 
 #include <string.h>
 
+#include "core/snapshot.h"
 #include "engine/rv64/rv64.h"
 
 #define PLIC_PENDING 0x1000
@@ -125,3 +126,63 @@ static void plic_write(void *opaque, uint64_t off, uint64_t val, unsigned size)
 }
 
 const struct mmio_ops plic_ops = { .read = plic_read, .write = plic_write };
+
+/* Snapshot section "plic", version 1: priorities, source levels, pending
+ * and claimed bits, then enables and threshold per context. */
+void plic_save(const struct plic *p, struct snap_writer *w)
+{
+    snapw_section(w, "plic", 1);
+    snapw_u32(w, p->nctx);
+    for (unsigned i = 0; i < PLIC_NSRC; i++)
+        snapw_u32(w, p->prio[i]);
+    for (unsigned i = 0; i < PLIC_WORDS; i++) {
+        snapw_u32(w, p->level[i]);
+        snapw_u32(w, p->pending[i]);
+        snapw_u32(w, p->claimed[i]);
+    }
+    for (unsigned c = 0; c < p->nctx; c++) {
+        for (unsigned i = 0; i < PLIC_WORDS; i++)
+            snapw_u32(w, p->enable[c][i]);
+        snapw_u32(w, p->threshold[c]);
+    }
+}
+
+int plic_load(struct plic *p, struct snap_file *f, struct err *e)
+{
+    struct snap_reader r;
+    int ret = snap_section(f, "plic", 1, 1, &r, e);
+    if (ret < 0)
+        return ret;
+    struct plic n;
+    memset(&n, 0, sizeof(n));
+    uint32_t nctx = snapr_u32(&r);
+    if (!snapr_check(&r, nctx == p->nctx, "context count differs"))
+        return snapr_end(&r, e);
+    for (unsigned i = 0; i < PLIC_NSRC; i++) {
+        n.prio[i] = snapr_u32(&r);
+        snapr_check(&r, n.prio[i] <= 7, "bad priority");
+    }
+    for (unsigned i = 0; i < PLIC_WORDS; i++) {
+        n.level[i] = snapr_u32(&r);
+        n.pending[i] = snapr_u32(&r);
+        n.claimed[i] = snapr_u32(&r);
+    }
+    snapr_check(&r, !(n.level[0] & 1) && !(n.pending[0] & 1) && !(n.claimed[0] & 1),
+                "source 0 is set");
+    for (unsigned c = 0; c < nctx; c++) {
+        for (unsigned i = 0; i < PLIC_WORDS; i++)
+            n.enable[c][i] = snapr_u32(&r);
+        n.threshold[c] = snapr_u32(&r);
+        snapr_check(&r, !(n.enable[c][0] & 1) && n.threshold[c] <= 7, "bad context state");
+    }
+    if ((ret = snapr_end(&r, e)) < 0)
+        return ret;
+    memcpy(p->prio, n.prio, sizeof(n.prio));
+    memcpy(p->level, n.level, sizeof(n.level));
+    memcpy(p->pending, n.pending, sizeof(n.pending));
+    memcpy(p->claimed, n.claimed, sizeof(n.claimed));
+    memcpy(p->enable, n.enable, sizeof(n.enable));
+    memcpy(p->threshold, n.threshold, sizeof(n.threshold));
+    plic_update(p);
+    return 0;
+}

@@ -31,4 +31,11 @@ extern const struct mmio_ops plic_ops;
 void plic_init(struct plic *p, struct rv64_hart **harts, unsigned nharts);
 void plic_set_irq(struct plic *p, unsigned src, int level);
 
+/* Snapshots (core/snapshot.h): section "plic". */
+struct snap_writer;
+struct snap_file;
+struct err;
+void plic_save(const struct plic *p, struct snap_writer *w);
+int plic_load(struct plic *p, struct snap_file *f, struct err *e);
+
 #endif

@@ -6,6 +6,7 @@
 
 #include "arch/riscv/loader.h"
 #include "core/board.h"
+#include "core/snapshot.h"
 #include "core/vm.h"
 #include "engine/rv64/rv64.h"
 #include "virtio/virtio_input.h"
@@ -173,12 +174,12 @@ int riscv_virt_create(struct vm *vm, struct err *e)
         return err_set(e, -ENOMEM, "out of memory");
     vm->board = b;
     b->vm = vm;
-    ret = gmem_add_ram(&vm->mem, VIRT_RAM_BASE, c->mem_size, e);
+    ret = vm_ram_add(vm, VIRT_RAM_BASE, c->mem_size, e);
     if (ret < 0)
         goto fail;
     uint64_t entry = 0, fdt_addr = 0, info_addr = 0;
-    ret = load_images(vm, b, &entry, &fdt_addr, &info_addr, e);
-    if (ret < 0)
+    /* a restored machine's memory already holds firmware, kernel and FDT */
+    if (!vm->restore && (ret = load_images(vm, b, &entry, &fdt_addr, &info_addr, e)) < 0)
         goto fail;
     b->cpu = rv64_new(vm, &vm->bus, gmem_ptr(&vm->mem, VIRT_RAM_BASE, c->mem_size), VIRT_RAM_BASE,
                       c->mem_size, c->cpus, e);
@@ -221,7 +222,47 @@ fail:
 static int riscv_virt_start(struct vm *vm, struct err *e)
 {
     struct riscv_virt *b = vm->board;
-    return rv64_start(b->cpu, e);
+    if (vm->start_paused) {
+        b->cpu->pause_req = 1;      /* parks before its first instruction */
+        clint_freeze(&b->clint);
+    }
+    int ret = rv64_start(b->cpu, e);
+    if (ret == 0 && vm->start_paused)
+        rv64_pause(b->cpu);         /* returns once parked */
+    return ret;
+}
+
+/* Snapshots: harts, CLINT, PLIC, UART, then the PCI bus and its devices.
+ * The test device and the FDT hold no state (the FDT is in RAM). */
+static void riscv_virt_save(struct vm *vm, struct snap_writer *w)
+{
+    struct riscv_virt *b = vm->board;
+    pci_bus_quiesce(&b->pci);
+    rv64_save(b->cpu, w);
+    clint_save(&b->clint, w);
+    plic_save(&b->plic, w);
+    uart16550_save(&b->uart, "uart0", w);
+    pci_bus_save(&b->pci, w);
+}
+
+static int riscv_virt_load(struct vm *vm, struct snap_file *f, struct err *e)
+{
+    struct riscv_virt *b = vm->board;
+    int ret;
+    /* the PLIC first: the devices then drive their lines as their loaded
+     * state makes them (a level the PLIC remembered from the snapshot but
+     * no device holds any more would interrupt forever) */
+    if ((ret = rv64_load(b->cpu, f, e)) < 0 || (ret = plic_load(&b->plic, f, e)) < 0 ||
+        (ret = uart16550_load(&b->uart, "uart0", f, e)) < 0 ||
+        (ret = pci_bus_load(&b->pci, f, e)) < 0 || (ret = clint_load(&b->clint, f, e)) < 0)
+        return ret;
+    return 0;
+}
+
+static void riscv_virt_dirty_reset(struct vm *vm)
+{
+    struct riscv_virt *b = vm->board;
+    rv64_dirty_reset(b->cpu);
 }
 
 static void riscv_virt_pause(struct vm *vm)
@@ -298,4 +339,7 @@ const struct board_ops riscv_virt_board = {
     .destroy = riscv_virt_destroy,
     .power_button = riscv_virt_power_button,
     .cpu_stats = riscv_virt_cpu_stats,
+    .save = riscv_virt_save,
+    .load = riscv_virt_load,
+    .dirty_reset = riscv_virt_dirty_reset,
 };

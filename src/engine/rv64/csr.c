@@ -4,17 +4,10 @@
 #include "arch/riscv/clint.h"
 #include "engine/rv64/rv64.h"
 
-#define MSTATUS_WMASK (MSTATUS_SIE | MSTATUS_MIE | MSTATUS_SPIE | MSTATUS_MPIE | MSTATUS_SPP | \
-                       MSTATUS_MPP | MSTATUS_FS | MSTATUS_MPRV | MSTATUS_SUM | MSTATUS_MXR |  \
-                       MSTATUS_TVM | MSTATUS_TW | MSTATUS_TSR)
 #define SSTATUS_MASK (MSTATUS_SIE | MSTATUS_SPIE | MSTATUS_SPP | MSTATUS_FS | MSTATUS_SUM | \
                       MSTATUS_MXR | MSTATUS_UXL | MSTATUS_SD)
 #define SSTATUS_WMASK (MSTATUS_SIE | MSTATUS_SPIE | MSTATUS_SPP | MSTATUS_FS | MSTATUS_SUM | \
                        MSTATUS_MXR)
-#define MIP_S_MASK (MIP_SSIP | MIP_STIP | MIP_SEIP)
-#define MIP_ALL (MIP_S_MASK | MIP_MSIP | MIP_MTIP | MIP_MEIP)
-/* Exceptions that may be delegated: everything we raise except ecall-M. */
-#define MEDELEG_MASK 0xb3ffull
 #define SATP_MODE_SHIFT 60
 
 void rv64_tlb_flush(struct rv64_hart *h)

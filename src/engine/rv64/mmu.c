@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "core/bus.h"
+#include "core/vm.h"
 #include "engine/rv64/rv64.h"
 
 /* Device accesses run in device context: under the VM's device lock. */
@@ -21,6 +22,14 @@ static int rv64_bus_write(struct rv64_machine *m, uint64_t pa, unsigned size, ui
     int r = bus_write(m->bus, pa, size, val);
     pthread_mutex_unlock(m->dev_lock);
     return r;
+}
+
+/* Dirty tracking: a store translation is cached only after this, so every
+ * page the guest writes is marked once per TLB generation. */
+static inline void mark_dirty(struct rv64_machine *m, uint64_t pa)
+{
+    if (m->vm)
+        gmem_mark_dirty(&m->vm->mem, pa, 1);
 }
 
 #define PTE_V (1ull << 0)
@@ -101,8 +110,10 @@ int rv64_translate(struct rv64_hart *h, uint64_t va, int acc, uint64_t *pa)
             return page_fault[acc];
         /* hardware A/D update */
         uint64_t npte = pte | PTE_A | (acc == ACC_STORE ? PTE_D : 0);
-        if (npte != pte)
+        if (npte != pte) {
             memcpy(pp, &npte, 8);
+            mark_dirty(h->m, pte_pa);
+        }
         *pa = ((ppn & ~low_mask) << 12) | (va & ((1ull << (12 + 9 * i)) - 1));
         return 0;
     }
@@ -124,6 +135,8 @@ static int resolve(struct rv64_hart *h, uint64_t va, int acc, unsigned size, uin
         e->tag = (va & ~0xfffull) | h->tlb_gen;
         e->addend = (uintptr_t)page - (uintptr_t)(va & ~0xfffull);
         *host = page + (*pa & 0xfff);
+        if (acc == ACC_STORE)
+            mark_dirty(h->m, *pa);
         return 0;
     }
     *host = NULL;

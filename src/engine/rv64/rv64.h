@@ -53,6 +53,9 @@ enum { PRV_U = 0, PRV_S = 1, PRV_M = 3 };
 #define MSTATUS_UXL (3ull << 32)
 #define MSTATUS_SXL (3ull << 34)
 #define MSTATUS_SD (1ull << 63)
+#define MSTATUS_WMASK (MSTATUS_SIE | MSTATUS_MIE | MSTATUS_SPIE | MSTATUS_MPIE | MSTATUS_SPP | \
+                       MSTATUS_MPP | MSTATUS_FS | MSTATUS_MPRV | MSTATUS_SUM | MSTATUS_MXR |  \
+                       MSTATUS_TVM | MSTATUS_TW | MSTATUS_TSR)
 
 /* interrupt bits (mip/mie) */
 #define IRQ_SSI 1
@@ -67,6 +70,10 @@ enum { PRV_U = 0, PRV_S = 1, PRV_M = 3 };
 #define MIP_MTIP (1ull << IRQ_MTI)
 #define MIP_SEIP (1ull << IRQ_SEI)
 #define MIP_MEIP (1ull << IRQ_MEI)
+#define MIP_S_MASK (MIP_SSIP | MIP_STIP | MIP_SEIP)
+#define MIP_ALL (MIP_S_MASK | MIP_MSIP | MIP_MTIP | MIP_MEIP)
+/* Exceptions that may be delegated: everything we raise except ecall-M. */
+#define MEDELEG_MASK 0xb3ffull
 
 /* exception causes */
 enum {
@@ -181,6 +188,18 @@ void rv64_stop(struct rv64_machine *m);
 void rv64_kick(struct rv64_machine *m);
 /* Host CPU time of the hart thread, in ns (0 when not started). */
 uint64_t rv64_thread_cpu_ns(const struct rv64_machine *m);
+/* Snapshots (core/snapshot.h): sections "cpu0".."cpuN-1", one per hart,
+ * with every architectural register and CSR, the LR reservation and the
+ * WFI state (the TLB is not saved: a loaded hart starts with it flushed).
+ * The machine must be paused or not started. */
+struct snap_writer;
+struct snap_file;
+void rv64_save(struct rv64_machine *m, struct snap_writer *w);
+int rv64_load(struct rv64_machine *m, struct snap_file *f, struct err *e);
+/* Guest RAM pages the harts write are marked in vm->mem's dirty bitmap
+ * (when enabled) as their store translations are cached; after
+ * gmem_dirty_reset every hart must forget those (paused). */
+void rv64_dirty_reset(struct rv64_machine *m);
 /* Run harts on the calling thread until a stop request or the VM's end. */
 void rv64_run(struct rv64_machine *m);
 
