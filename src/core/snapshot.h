@@ -10,7 +10,7 @@
  *     header   magic "PETRELVM", u32 format version, u32 header bytes,
  *              char petrel_version[16], char arch[16], u64 mem_size,
  *              u32 cpus, u32 sections, u64 created (unix ns), u32 flags,
- *              u32 reserved
+ *              12 reserved bytes (zero): 88 bytes
  *     section  char name[24] (NUL padded), u32 version, u32 reserved,
  *              u64 length, then `length` bytes of payload padded with
  *              zeroes to a multiple of 8  ... `sections` times
