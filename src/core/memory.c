@@ -35,7 +35,8 @@ int gmem_add_ram_file(struct gmem *m, uint64_t gpa, uint64_t size, int fd, uint6
     if (p == MAP_FAILED)
         return err_set(e, -errno, "cannot map %llu MiB of guest RAM from its file: %s",
                        (unsigned long long)(size >> 20), strerror(errno));
-    m->r[m->n++] = (struct gmem_region){ .gpa = gpa, .size = size, .hva = p };
+    m->r[m->n++] = (struct gmem_region){ .gpa = gpa, .size = size, .hva = p,
+                                         .file_backed = true };
     return 0;
 }
 

@@ -17,6 +17,7 @@ struct gmem_region {
     uint64_t size;
     uint8_t *hva;
     uint64_t *dirty;    /* one bit per GMEM_PAGE written since the last reset, or NULL */
+    bool file_backed;   /* mapped from a file (gmem_add_ram_file), else anonymous */
 };
 
 #define GMEM_PAGE 4096ull
