@@ -3,6 +3,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/snapshot.h"
+
 enum { REG_SEC = 0, REG_MIN = 2, REG_HOUR = 4, REG_WDAY = 6, REG_MDAY = 7, REG_MON = 8,
        REG_YEAR = 9, REG_A = 0x0a, REG_B = 0x0b, REG_C = 0x0c, REG_D = 0x0d, REG_CENTURY = 0x32 };
 
@@ -59,3 +61,32 @@ static void cmos_write(void *opaque, uint64_t off, uint64_t val, unsigned size)
 }
 
 const struct mmio_ops cmos_rtc_ops = { .read = cmos_read, .write = cmos_write };
+
+/* Snapshot section "cmos", version 1: u8 index, 128 bytes of registers and
+ * RAM.  The time registers are not used (reads come from the host's
+ * clock), so a restored guest reads the current time. */
+void cmos_rtc_save(const struct cmos_rtc *c, struct snap_writer *w)
+{
+    snapw_section(w, "cmos", 1);
+    snapw_u8(w, c->index);
+    snapw_bytes(w, c->ram, sizeof(c->ram));
+}
+
+int cmos_rtc_load(struct cmos_rtc *c, struct snap_file *f, struct err *e)
+{
+    struct snap_reader r;
+    int ret = snap_section(f, "cmos", 1, 1, &r, e);
+    if (ret < 0)
+        return ret;
+    uint8_t index = snapr_u8(&r), ram[sizeof(c->ram)];
+    snapr_bytes(&r, ram, sizeof(ram));
+    /* what cmos_write lets a guest do */
+    snapr_check(&r, index < sizeof(ram), "bad index");
+    snapr_check(&r, ram[REG_A] < 0x80 && (ram[REG_B] & 0x06) == 0x02 && ram[REG_C] == 0 &&
+                    ram[REG_D] == 0x80, "bad status registers");
+    if ((ret = snapr_end(&r, e)) < 0)
+        return ret;
+    c->index = index;
+    memcpy(c->ram, ram, sizeof(ram));
+    return 0;
+}

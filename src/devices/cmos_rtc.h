@@ -18,4 +18,11 @@ struct cmos_rtc {
 extern const struct mmio_ops cmos_rtc_ops;
 void cmos_rtc_init(struct cmos_rtc *c);
 
+/* Snapshots (core/snapshot.h): section "cmos". */
+struct snap_writer;
+struct snap_file;
+struct err;
+void cmos_rtc_save(const struct cmos_rtc *c, struct snap_writer *w);
+int cmos_rtc_load(struct cmos_rtc *c, struct snap_file *f, struct err *e);
+
 #endif

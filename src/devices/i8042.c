@@ -2,6 +2,8 @@
 
 #include <string.h>
 
+#include "core/snapshot.h"
+
 #define STATUS_OBF 0x01
 #define STATUS_SYS 0x04
 #define STATUS_CMD 0x08
@@ -63,3 +65,34 @@ static void i8042_write(void *opaque, uint64_t off, uint64_t val, unsigned size)
 }
 
 const struct mmio_ops i8042_ops = { .read = i8042_read, .write = i8042_write };
+
+/* Snapshot section "i8042", version 1: u8 ctr, u8 out, bool out_full, u8
+ * pending_cmd (0 or a command waiting for its data byte). */
+void i8042_save(const struct i8042 *k, struct snap_writer *w)
+{
+    snapw_section(w, "i8042", 1);
+    snapw_u8(w, k->ctr);
+    snapw_u8(w, k->out);
+    snapw_bool(w, k->out_full);
+    snapw_u8(w, k->pending_cmd);
+}
+
+int i8042_load(struct i8042 *k, struct snap_file *f, struct err *e)
+{
+    struct snap_reader r;
+    int ret = snap_section(f, "i8042", 1, 1, &r, e);
+    if (ret < 0)
+        return ret;
+    uint8_t ctr = snapr_u8(&r), out = snapr_u8(&r);
+    bool full = snapr_bool(&r);
+    uint8_t cmd = snapr_u8(&r);
+    snapr_check(&r, cmd == 0 || cmd == 0x60 || (cmd >= 0xd1 && cmd <= 0xd4),
+                "bad pending command");
+    if ((ret = snapr_end(&r, e)) < 0)
+        return ret;
+    k->ctr = ctr;
+    k->out = out;
+    k->out_full = full;
+    k->pending_cmd = cmd;
+    return 0;
+}

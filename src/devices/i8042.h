@@ -25,4 +25,11 @@ struct i8042 {
 extern const struct mmio_ops i8042_ops;
 void i8042_init(struct i8042 *k, void (*reset)(void *opaque), void *opaque);
 
+/* Snapshots (core/snapshot.h): section "i8042". */
+struct snap_writer;
+struct snap_file;
+struct err;
+void i8042_save(const struct i8042 *k, struct snap_writer *w);
+int i8042_load(struct i8042 *k, struct snap_file *f, struct err *e);
+
 #endif

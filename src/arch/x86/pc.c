@@ -9,6 +9,7 @@
 #include "arch/x86/boot.h"
 #include "core/board.h"
 #include "core/file.h"
+#include "core/snapshot.h"
 #include "core/vm.h"
 #include "engine/kvm/kvm.h"
 #include "virtio/virtio_input.h"
@@ -233,13 +234,20 @@ static int pc_create(struct vm *vm, struct err *e)
     uint64_t base[2], size[2];
     unsigned n = x86_ram_layout(c->mem_size, base, size);
     for (unsigned i = 0; i < n; i++) {
-        if ((ret = gmem_add_ram(&vm->mem, base[i], size[i], e)) < 0 ||
+        if ((ret = vm_ram_add(vm, base[i], size[i], e)) < 0 ||
             (ret = kvm_add_ram(pc->kvm, base[i], size[i], gmem_ptr(&vm->mem, base[i], size[i]),
                                e)) < 0)
             goto fail;
     }
-    if ((ret = add_devices(pc, e)) < 0 || (ret = add_pci(pc, e)) < 0 ||
-        (ret = load_and_boot(pc, e)) < 0)
+    if ((ret = add_devices(pc, e)) < 0 || (ret = add_pci(pc, e)) < 0)
+        goto fail;
+    /* a restored machine's RAM already holds the kernel, boot parameters
+     * and ACPI tables, and pc_load gives the vCPUs their state */
+    if (vm->restore)
+        ret = kvm_create_vcpus(pc->kvm, c->cpus, NULL, e);
+    else
+        ret = load_and_boot(pc, e);
+    if (ret < 0)
         goto fail;
     return 0;
 fail:
@@ -250,7 +258,69 @@ fail:
 static int pc_start(struct vm *vm, struct err *e)
 {
     struct x86_pc *pc = vm->board;
-    return kvm_start(pc->kvm, e);
+    return kvm_start(pc->kvm, vm->start_paused, e);
+}
+
+/* --- snapshots (core/board.h) --------------------------------------------
+ * Sections: the kvm state ("cpu0".., "irqchip", "pit", "kvmclock": see
+ * engine/kvm/vmstate.c), "uart0" (COM1), "i8042", "cmos", then the PCI bus
+ * and its devices ("pci", "pci-SS").  The debug-exit, POST and ACPI sleep
+ * ports hold no state; the ACPI tables, MP table and boot parameters are
+ * in RAM. */
+static void pc_save(struct vm *vm, struct snap_writer *w)
+{
+    struct x86_pc *pc = vm->board;
+    pci_bus_quiesce(&pc->pci);
+    /* the pages the guest (and KVM for it) wrote since the last snapshot,
+     * for a diff snapshot; devices mark their own writes in vm->mem.
+     * Without KVM's log (it could not be turned on), every page counts. */
+    if (pc->kvm->dirty_log) {
+        struct err e;
+        int ret = kvm_dirty_log_sync(pc->kvm, &vm->mem, &e);
+        if (ret < 0) {
+            snapw_fail(w, ret, "%s", e.msg);
+            return;
+        }
+    } else {
+        for (unsigned i = 0; i < vm->mem.n; i++)
+            gmem_mark_dirty(&vm->mem, vm->mem.r[i].gpa, vm->mem.r[i].size);
+    }
+    kvm_save(pc->kvm, w);
+    uart16550_save(&pc->uart, "uart0", w);
+    i8042_save(&pc->kbc, w);
+    cmos_rtc_save(&pc->rtc, w);
+    pci_bus_save(&pc->pci, w);
+}
+
+static int pc_load(struct vm *vm, struct snap_file *f, struct err *e)
+{
+    struct x86_pc *pc = vm->board;
+    int ret;
+    /* the vCPUs and the irqchip before the devices, which drive their
+     * interrupt lines as they load (KVM keeps each line's level outside
+     * KVM_GET_IRQCHIP: uart16550_load sets COM1's again) */
+    if ((ret = kvm_load(pc->kvm, f, e)) < 0 || (ret = pci_bus_load(&pc->pci, f, e)) < 0 ||
+        (ret = uart16550_load(&pc->uart, "uart0", f, e)) < 0 ||
+        (ret = i8042_load(&pc->kbc, f, e)) < 0 || (ret = cmos_rtc_load(&pc->rtc, f, e)) < 0)
+        return ret;
+    /* snapshots of this VM may be diffs against the one it came from */
+    struct err le;
+    if (kvm_dirty_log_start(pc->kvm, &le) < 0)
+        log_warn("%s: diff snapshots of this VM will hold all of its memory", le.msg);
+    return 0;
+}
+
+/* After a snapshot was written (paused): KVM's log starts again from here. */
+static void pc_dirty_reset(struct vm *vm)
+{
+    struct x86_pc *pc = vm->board;
+    struct err e;
+    if (pc->kvm->dirty_log) {
+        if (kvm_dirty_log_sync(pc->kvm, NULL, &e) < 0)
+            log_warn("%s: the next diff snapshot may hold pages that did not change", e.msg);
+    } else if (kvm_dirty_log_start(pc->kvm, &e) < 0) {
+        log_warn("%s: diff snapshots of this VM will hold all of its memory", e.msg);
+    }
 }
 
 static void pc_pause(struct vm *vm)
@@ -312,4 +382,7 @@ const struct board_ops x86_pc_board = {
     .destroy = pc_destroy,
     .power_button = pc_power_button,
     .cpu_stats = pc_cpu_stats,
+    .save = pc_save,
+    .load = pc_load,
+    .dirty_reset = pc_dirty_reset,
 };

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "core/evloop.h"
+#include "core/memory.h"
 #include "core/vm.h"
 
 #define KVM_TSS_ADDR 0xfffbd000ull
@@ -242,6 +243,9 @@ void kvm_free(struct kvm_machine *k)
     for (unsigned i = 0; i < k->nmsi; i++)
         if (k->msi[i].efd >= 0)
             close(k->msi[i].efd);
+    for (unsigned i = 0; i < k->nslots; i++)
+        free(k->slots[i].dirty);
+    free(k->msr_index);
     if (k->vm_fd >= 0)
         close(k->vm_fd);
     if (k->kvm_fd >= 0)
@@ -251,17 +255,87 @@ void kvm_free(struct kvm_machine *k)
     free(k);
 }
 
-int kvm_add_ram(struct kvm_machine *k, uint64_t gpa, uint64_t size, void *hva, struct err *e)
+static int set_slot(struct kvm_machine *k, unsigned i, bool log_dirty, struct err *e)
 {
+    const struct kvm_slot *sl = &k->slots[i];
     struct kvm_userspace_memory_region r = {
-        .slot = k->nslots, .guest_phys_addr = gpa, .memory_size = size,
-        .userspace_addr = (uintptr_t)hva,
+        .slot = i, .flags = log_dirty ? KVM_MEM_LOG_DIRTY_PAGES : 0,
+        .guest_phys_addr = sl->gpa, .memory_size = sl->size, .userspace_addr = (uintptr_t)sl->hva,
     };
     if (ioctl(k->vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0)
-        return err_set(e, -errno, "KVM_SET_USER_MEMORY_REGION (%llu MiB at 0x%llx): %s",
-                       (unsigned long long)(size >> 20), (unsigned long long)gpa,
-                       strerror(errno));
+        return err_set(e, -errno, "KVM_SET_USER_MEMORY_REGION (slot %u, %llu MiB at 0x%llx%s): %s",
+                       i, (unsigned long long)(sl->size >> 20), (unsigned long long)sl->gpa,
+                       log_dirty ? ", logging dirty pages" : "", strerror(errno));
+    return 0;
+}
+
+/* KVM's dirty bitmap of a slot: one bit per 4 KiB page, in 64-bit words. */
+static size_t dirty_words(const struct kvm_slot *sl)
+{
+    return (size_t)((sl->size / GMEM_PAGE + 63) / 64);
+}
+
+int kvm_add_ram(struct kvm_machine *k, uint64_t gpa, uint64_t size, void *hva, struct err *e)
+{
+    if (k->nslots == KVM_MAX_SLOTS)
+        return err_set(e, -ENOSPC, "more than %d RAM regions", KVM_MAX_SLOTS);
+    struct kvm_slot *sl = &k->slots[k->nslots];
+    *sl = (struct kvm_slot){ .gpa = gpa, .size = size, .hva = hva };
+    if (k->dirty_log && !(sl->dirty = calloc(dirty_words(sl), 8)))
+        return err_set(e, -ENOMEM, "out of memory");
+    int ret = set_slot(k, k->nslots, k->dirty_log, e);
+    if (ret < 0) {
+        free(sl->dirty);
+        sl->dirty = NULL;
+        return ret;
+    }
     k->nslots++;
+    return 0;
+}
+
+/* Changing only a slot's flags is allowed while the VM exists (KVM keeps
+ * its contents and mappings); the log starts empty and KVM write-protects
+ * the slot, so every later guest write is logged. */
+int kvm_dirty_log_start(struct kvm_machine *k, struct err *e)
+{
+    if (k->dirty_log)
+        return 0;
+    for (unsigned i = 0; i < k->nslots; i++)
+        if (!k->slots[i].dirty && !(k->slots[i].dirty = calloc(dirty_words(&k->slots[i]), 8)))
+            return err_set(e, -ENOMEM, "out of memory");
+    for (unsigned i = 0; i < k->nslots; i++) {
+        int ret = set_slot(k, i, true, e);
+        if (ret < 0) {
+            while (i-- > 0)     /* back to no logging: all slots alike */
+                if (set_slot(k, i, false, NULL) < 0)
+                    log_warn("slot %u keeps logging dirty pages", i);
+            return ret;
+        }
+    }
+    k->dirty_log = true;
+    log_debug("kvm: logging dirty pages on %u memory slot(s)", k->nslots);
+    return 0;
+}
+
+int kvm_dirty_log_sync(struct kvm_machine *k, struct gmem *m, struct err *e)
+{
+    if (!k->dirty_log)
+        return err_set(e, -EINVAL, "kvm: dirty pages are not being logged");
+    for (unsigned i = 0; i < k->nslots; i++) {
+        struct kvm_slot *sl = &k->slots[i];
+        size_t words = dirty_words(sl);
+        memset(sl->dirty, 0, words * 8);
+        struct kvm_dirty_log dl = { .slot = i, .dirty_bitmap = sl->dirty };
+        if (ioctl(k->vm_fd, KVM_GET_DIRTY_LOG, &dl) < 0)
+            return err_set(e, -errno, "KVM_GET_DIRTY_LOG (slot %u): %s", i, strerror(errno));
+        if (!m)
+            continue;
+        for (size_t w = 0; w < words; w++)
+            for (uint64_t bits = sl->dirty[w]; bits; bits &= bits - 1) {
+                uint64_t page = (uint64_t)w * 64 + (unsigned)__builtin_ctzll(bits);
+                gmem_mark_dirty(m, sl->gpa + page * GMEM_PAGE, GMEM_PAGE);
+            }
+    }
     return 0;
 }
 
@@ -309,8 +383,31 @@ static void kick_all(struct kvm_machine *k)
     }
 }
 
-int kvm_start(struct kvm_machine *k, struct err *e)
+/* Wait until every started vCPU thread that has not returned is parked. */
+static void wait_parked(struct kvm_machine *k)
 {
+    pthread_mutex_lock(&k->park_mu);
+    for (;;) {
+        unsigned started = 0;
+        for (unsigned i = 0; i < k->nvcpus; i++)
+            started += k->vcpus[i].started && !k->vcpus[i].ended;
+        if (k->nparked >= started)
+            break;
+        pthread_cond_wait(&k->park_cv, &k->park_mu);
+    }
+    pthread_mutex_unlock(&k->park_mu);
+}
+
+int kvm_start(struct kvm_machine *k, bool paused, struct err *e)
+{
+    /* a restored kvmclock: the guest's time goes on from the snapshot's */
+    if (k->clock_restored && !paused) {
+        struct kvm_clock_data c = { .clock = k->clock.clock };
+        if (ioctl(k->vm_fd, KVM_SET_CLOCK, &c) < 0)
+            return err_set(e, -errno, "KVM_SET_CLOCK: %s", strerror(errno));
+    }
+    if (paused)     /* the threads park before their first KVM_RUN */
+        __atomic_store_n(&k->pause_req, 1, __ATOMIC_SEQ_CST);
     for (unsigned i = 0; i < k->nvcpus; i++) {
         struct kvm_vcpu *v = &k->vcpus[i];
         int ret = pthread_create(&v->thread, NULL, kvm_vcpu_thread, v);
@@ -320,6 +417,15 @@ int kvm_start(struct kvm_machine *k, struct err *e)
         }
         v->started = true;
     }
+    if (paused) {
+        wait_parked(k);
+        /* kvm_resume sets the clock back to this: the snapshot's, or now */
+        if (!k->clock_restored)
+            k->clock_saved = ioctl(k->vm_fd, KVM_GET_CLOCK, &k->clock) == 0;
+        else
+            k->clock_saved = true;
+    }
+    k->clock_restored = false;
     return 0;
 }
 
@@ -332,17 +438,7 @@ void kvm_pause(struct kvm_machine *k)
     __atomic_store_n(&k->pause_req, 1, __ATOMIC_SEQ_CST);
     pthread_mutex_unlock(&k->park_mu);
     kick_all(k);
-    pthread_mutex_lock(&k->park_mu);
-    unsigned started = 0;
-    for (unsigned i = 0; i < k->nvcpus; i++)
-        started += k->vcpus[i].started && !k->vcpus[i].ended;
-    while (k->nparked < started) {
-        pthread_cond_wait(&k->park_cv, &k->park_mu);
-        started = 0;
-        for (unsigned i = 0; i < k->nvcpus; i++)
-            started += k->vcpus[i].started && !k->vcpus[i].ended;
-    }
-    pthread_mutex_unlock(&k->park_mu);
+    wait_parked(k);
     k->clock_saved = ioctl(k->vm_fd, KVM_GET_CLOCK, &k->clock) == 0;
 }
 

@@ -28,6 +28,15 @@
  * no SA_RESTART) so a blocked KVM_RUN returns EINTR; a paused thread waits
  * on park_cv.
  *
+ * Snapshots (core/board.h): state.c saves and loads each vCPU (section
+ * "cpuN"), vmstate.c the in-kernel irqchip, PIT and kvmclock, both through
+ * state_format.c (the sections' layouts, checks on load); the VM is
+ * paused (every vCPU parked, outside KVM_RUN, its last port or MMIO exit
+ * completed) while they run.  Diff snapshots use KVM's dirty log: once a
+ * snapshot was taken or restored, every memory slot has
+ * KVM_MEM_LOG_DIRTY_PAGES, and kvm_dirty_log_sync merges KVM_GET_DIRTY_LOG
+ * into the VM's own dirty bitmap (core/memory.h) when a snapshot is saved.
+ *
  * PVM hosts (HOST-NOTES.md: /dev/kvm provided by kvm_pvm, guest kernel code
  * instruction-emulated with known gaps): detected through /sys/module/
  * kvm_pvm.  Emulation failures on `int3` are turned into an injected #BP,
@@ -48,8 +57,12 @@
 #include "core/log.h"
 
 struct vm;
+struct gmem;
+struct snap_writer;
+struct snap_file;
 
 #define KVM_MAX_VCPUS 64
+#define KVM_MAX_SLOTS 4             /* RAM regions (core/memory.h) */
 #define KVM_MSI_GSI_BASE 24         /* after the IOAPIC's 24 pins */
 #define KVM_MAX_MSI_ROUTES 512
 
@@ -69,6 +82,8 @@ struct kvm_vcpu {
     pthread_t thread;
     bool started;
     bool ended;                 /* the thread returned (under park_mu) */
+    bool io_pending;            /* the last exit was port I/O or MMIO: the next
+                                 * KVM_RUN completes the instruction */
     uint64_t exits;             /* exits to the VMM (metrics) */
 };
 
@@ -86,8 +101,16 @@ struct kvm_machine {
     pthread_cond_t park_cv;
     unsigned nparked;           /* under park_mu */
     bool clock_saved;
-    struct kvm_clock_data clock;    /* kvmclock at pause */
+    struct kvm_clock_data clock;    /* kvmclock at pause (or from a snapshot) */
+    bool clock_restored;        /* clock came from a snapshot: kvm_start sets it */
     unsigned nslots;
+    struct kvm_slot {
+        uint64_t gpa, size;
+        void *hva;
+        uint64_t *dirty;        /* KVM_GET_DIRTY_LOG's bitmap, while logging */
+    } slots[KVM_MAX_SLOTS];
+    bool dirty_log;             /* every slot has KVM_MEM_LOG_DIRTY_PAGES */
+    struct kvm_msr_list *msr_index; /* KVM_GET_MSR_INDEX_LIST, read once (state.c) */
     struct log_limit guest_log;
     bool has_ioeventfd;
     enum { KVM_MSI_NONE, KVM_MSI_IRQFD, KVM_MSI_SIGNAL } msi_mode;
@@ -118,15 +141,36 @@ void kvm_msi_fire(struct kvm_machine *k, int id);
 /* Bind (assign) or unbind fd to guest writes of len bytes at addr. */
 int kvm_ioeventfd(struct kvm_machine *k, uint64_t addr, unsigned len, int fd, bool assign,
                   struct err *e);
-/* Start the vCPU threads; park them (returns once all are parked, guest
- * time frozen) and let them go on; stop and join them.  Event-loop thread,
- * without the device lock. */
-int kvm_start(struct kvm_machine *k, struct err *e);
+/* Start the vCPU threads (paused: they park before their first KVM_RUN and
+ * this returns once all are parked, guest time frozen, as after
+ * kvm_pause); park them (returns once all are parked, guest time frozen)
+ * and let them go on; stop and join them.  Event-loop thread, without the
+ * device lock. */
+int kvm_start(struct kvm_machine *k, bool paused, struct err *e);
 void kvm_pause(struct kvm_machine *k);
 void kvm_resume(struct kvm_machine *k);
 void kvm_stop(struct kvm_machine *k);
 /* Host CPU time of a vCPU's thread, in ns. */
 uint64_t kvm_vcpu_cpu_ns(const struct kvm_vcpu *v);
+
+/* Dirty page logging for diff snapshots.  start: KVM_MEM_LOG_DIRTY_PAGES
+ * on every slot (and on slots added later); sync: KVM_GET_DIRTY_LOG on
+ * every slot (which clears KVM's log), the pages marked in m with
+ * gmem_mark_dirty, or dropped when m is NULL.  The vCPUs must be parked. */
+int kvm_dirty_log_start(struct kvm_machine *k, struct err *e);
+int kvm_dirty_log_sync(struct kvm_machine *k, struct gmem *m, struct err *e);
+
+/* Snapshots (the VM paused, the device lock held).  kvm_save writes the
+ * vCPUs ("cpu0".."cpuN-1"), "irqchip", "pit" and "kvmclock"; a failure is
+ * recorded in w (snapw_fail).  kvm_load reads and checks each section,
+ * then applies it: vCPUs (in the order KVM needs), irqchip, PIT, kvmclock
+ * (kept for kvm_start / kvm_resume). */
+void kvm_save(struct kvm_machine *k, struct snap_writer *w);
+int kvm_load(struct kvm_machine *k, struct snap_file *f, struct err *e);
+
+/* state.c: one vCPU's section "cpu<index>" */
+void kvm_vcpu_save(struct kvm_vcpu *v, struct snap_writer *w);
+int kvm_vcpu_load(struct kvm_vcpu *v, struct snap_file *f, struct err *e);
 
 /* vcpu.c */
 void *kvm_vcpu_thread(void *arg);

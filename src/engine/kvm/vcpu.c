@@ -222,9 +222,10 @@ static int access_linear(struct kvm_vcpu *v, uint64_t la, void *buf, unsigned le
     uint8_t *p = gmem_ptr(&v->k->vm->mem, t.physical_address, len);
     if (!p)
         return -1;
-    if (write)
+    if (write) {
         memcpy(p, buf, len);
-    else
+        gmem_mark_dirty(&v->k->vm->mem, t.physical_address, len);  /* diff snapshots */
+    } else
         memcpy(buf, p, len);
     return 0;
 }
@@ -368,6 +369,104 @@ static bool should_stop(struct kvm_vcpu *v)
     return __atomic_load_n(&v->k->stop_req, __ATOMIC_SEQ_CST) != 0;
 }
 
+static void run_failed(struct kvm_vcpu *v)
+{
+    struct kvm_machine *k = v->k;
+    int err = errno;
+    pthread_mutex_lock(k->dev_lock);
+    log_error("vCPU %u: KVM_RUN: %s", v->index, strerror(err));
+    vm_request_exit(k->vm, VM_EXIT_ERROR, 0);
+    pthread_mutex_unlock(k->dev_lock);
+}
+
+/* Handle the exit KVM_RUN returned.  false: the thread ends. */
+static bool handle_exit(struct kvm_vcpu *v)
+{
+    struct kvm_machine *k = v->k;
+    struct kvm_run *run = v->run;
+    switch (run->exit_reason) {
+    case KVM_EXIT_IO:
+        handle_io(v);
+        v->io_pending = true;
+        return true;
+    case KVM_EXIT_MMIO:
+        handle_mmio(v);
+        v->io_pending = true;
+        return true;
+    case KVM_EXIT_INTR:
+    case KVM_EXIT_HLT:
+        return true;
+    case KVM_EXIT_SHUTDOWN: /* triple fault: a PC resets */
+        log_info("vCPU %u: triple fault, resetting", v->index);
+        end_run(k, VM_EXIT_REBOOT);
+        return false;
+    case KVM_EXIT_SYSTEM_EVENT:
+        switch (run->system_event.type) {
+        case KVM_SYSTEM_EVENT_SHUTDOWN: end_run(k, VM_EXIT_POWEROFF); break;
+        case KVM_SYSTEM_EVENT_RESET: end_run(k, VM_EXIT_REBOOT); break;
+        default: end_run(k, VM_EXIT_PANIC); break;
+        }
+        return false;
+    case KVM_EXIT_INTERNAL_ERROR:
+        if (run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION &&
+            handle_emulation_failure(v))
+            return true;
+        if (run->internal.suberror != KVM_INTERNAL_ERROR_EMULATION) {
+            pthread_mutex_lock(k->dev_lock);
+            log_error("vCPU %u: KVM internal error, suberror %u", v->index,
+                      run->internal.suberror);
+            vm_request_exit(k->vm, VM_EXIT_ERROR, 0);
+            pthread_mutex_unlock(k->dev_lock);
+        }
+        return false;
+    case KVM_EXIT_FAIL_ENTRY:
+        pthread_mutex_lock(k->dev_lock);
+        log_error("vCPU %u: KVM entry failed, hardware reason 0x%llx", v->index,
+                  (unsigned long long)run->fail_entry.hardware_entry_failure_reason);
+        vm_request_exit(k->vm, VM_EXIT_ERROR, 0);
+        pthread_mutex_unlock(k->dev_lock);
+        return false;
+    default:
+        pthread_mutex_lock(k->dev_lock);
+        log_error("vCPU %u: unexpected KVM exit reason %u", v->index, run->exit_reason);
+        vm_request_exit(k->vm, VM_EXIT_ERROR, 0);
+        pthread_mutex_unlock(k->dev_lock);
+        return false;
+    }
+}
+
+/* Before parking.  A port I/O or MMIO exit is finished (the IN's or the
+ * load's value in the guest's register, RIP past the instruction) only
+ * when KVM_RUN is entered again, and KVM keeps that pending work where
+ * KVM_GET_REGS and friends cannot see it.  Entering with immediate_exit set
+ * makes KVM finish it and return EINTR without running guest code, so a
+ * parked vCPU's registers are consistent (snapshots) and no device access
+ * is repeated.  A string instruction may exit again: bounded loop.
+ * false: the thread ends. */
+static bool complete_io(struct kvm_vcpu *v)
+{
+    for (unsigned n = 0; v->io_pending; n++) {
+        if (n == 4096) {
+            log_warn("vCPU %u: a port or MMIO access still pending after %u completions; "
+                     "parking anyway", v->index, n);
+            break;
+        }
+        __atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+        int r = ioctl(v->fd, KVM_RUN, 0);
+        v->io_pending = false;
+        if (r < 0) {
+            if (errno == EINTR || errno == EAGAIN)
+                return true;
+            run_failed(v);
+            return false;
+        }
+        v->exits++;
+        if (!handle_exit(v))
+            return false;
+    }
+    return true;
+}
+
 static void *vcpu_loop(struct kvm_vcpu *v);
 
 void *kvm_vcpu_thread(void *arg)
@@ -381,14 +480,16 @@ void *kvm_vcpu_thread(void *arg)
 static void *vcpu_loop(struct kvm_vcpu *v)
 {
     struct kvm_machine *k = v->k;
-    struct kvm_run *run = v->run;
     bool first = v->index == 0;
     while (!should_stop(v)) {
         if (__atomic_load_n(&k->pause_req, __ATOMIC_SEQ_CST)) {
+            if (!complete_io(v))
+                return NULL;
             kvm_vcpu_park(v);
             continue;
         }
         int r = ioctl(v->fd, KVM_RUN, 0);
+        v->io_pending = false;
         v->exits++;
         if (first) {
             first = false;
@@ -398,59 +499,11 @@ static void *vcpu_loop(struct kvm_vcpu *v)
         if (r < 0) {
             if (errno == EINTR || errno == EAGAIN)
                 continue;
-            pthread_mutex_lock(k->dev_lock);
-            log_error("vCPU %u: KVM_RUN: %s", v->index, strerror(errno));
-            vm_request_exit(k->vm, VM_EXIT_ERROR, 0);
-            pthread_mutex_unlock(k->dev_lock);
+            run_failed(v);
             break;
         }
-        switch (run->exit_reason) {
-        case KVM_EXIT_IO:
-            handle_io(v);
-            break;
-        case KVM_EXIT_MMIO:
-            handle_mmio(v);
-            break;
-        case KVM_EXIT_INTR:
-        case KVM_EXIT_HLT:
-            break;
-        case KVM_EXIT_SHUTDOWN: /* triple fault: a PC resets */
-            log_info("vCPU %u: triple fault, resetting", v->index);
-            end_run(k, VM_EXIT_REBOOT);
+        if (!handle_exit(v))
             return NULL;
-        case KVM_EXIT_SYSTEM_EVENT:
-            switch (run->system_event.type) {
-            case KVM_SYSTEM_EVENT_SHUTDOWN: end_run(k, VM_EXIT_POWEROFF); break;
-            case KVM_SYSTEM_EVENT_RESET: end_run(k, VM_EXIT_REBOOT); break;
-            default: end_run(k, VM_EXIT_PANIC); break;
-            }
-            return NULL;
-        case KVM_EXIT_INTERNAL_ERROR:
-            if (run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION &&
-                handle_emulation_failure(v))
-                break;
-            if (run->internal.suberror != KVM_INTERNAL_ERROR_EMULATION) {
-                pthread_mutex_lock(k->dev_lock);
-                log_error("vCPU %u: KVM internal error, suberror %u", v->index,
-                          run->internal.suberror);
-                vm_request_exit(k->vm, VM_EXIT_ERROR, 0);
-                pthread_mutex_unlock(k->dev_lock);
-            }
-            return NULL;
-        case KVM_EXIT_FAIL_ENTRY:
-            pthread_mutex_lock(k->dev_lock);
-            log_error("vCPU %u: KVM entry failed, hardware reason 0x%llx", v->index,
-                      (unsigned long long)run->fail_entry.hardware_entry_failure_reason);
-            vm_request_exit(k->vm, VM_EXIT_ERROR, 0);
-            pthread_mutex_unlock(k->dev_lock);
-            return NULL;
-        default:
-            pthread_mutex_lock(k->dev_lock);
-            log_error("vCPU %u: unexpected KVM exit reason %u", v->index, run->exit_reason);
-            vm_request_exit(k->vm, VM_EXIT_ERROR, 0);
-            pthread_mutex_unlock(k->dev_lock);
-            return NULL;
-        }
     }
     return NULL;
 }
