@@ -9,7 +9,8 @@ For the default riscv64 guest, booted to its shell, per RAM size:
    snapshot taken 5 s later (time and size);
 2. restore with `petrel run --restore`: from exec to the CPUs starting (the
    VMM logs the CLOCK_MONOTONIC instant) and to the guest's shell answering
-   a command on the console; the median of 5;
+   a command on the console; and PUT /snapshot/load with resume_vm on a
+   waiting VMM, request to answer (Firecracker's measure); medians of 5;
 3. memory of N clones of one snapshot running at once against one VM's:
    the sum of their PSS (pages shared through the memory file's page cache
    are split between them) and RSS;
@@ -91,6 +92,26 @@ def restore_once(petrel, tmp, name, snap, env):
     return (int(m.group(1)) - t0) / 1e6, (t_shell - t0) / 1e6
 
 
+def api_load_once(petrel, tmp, name, snap, env):
+    """Firecracker's measure: PUT /snapshot/load (resume_vm) on a waiting
+    VMM, request to answer (the CPUs run when it answers)."""
+    sock, con = tmp / f"{name}.api", tmp / f"{name}.con"
+    p = subprocess.Popen([petrel, "run", "--api-sock", str(sock), "--console-sock", str(con)],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    wait_for_socket(str(sock), p, 60)
+    t = time.perf_counter()
+    st, body = api(str(sock), "PUT", "/snapshot/load",
+                   {"snapshot_path": str(snap / "state"),
+                    "mem_backend": {"backend_path": str(snap / "memory"), "backend_type": "File"},
+                    "resume_vm": True})
+    dt = (time.perf_counter() - t) * 1e3
+    kill(p)
+    if st != 204:
+        raise SystemExit(f"snapshot/load: {st} {body}")
+    return dt
+
+
 def pss_rss_kib(pid):
     pss = rss = 0
     for line in open(f"/proc/{pid}/smaps_rollup"):
@@ -126,6 +147,9 @@ def bench_size(petrel, mib, nclones, tmp, env):
         shell.append(b)
     print(f"restore          exec -> CPUs started: median {statistics.median(first):7.1f} ms "
           f"(min {min(first):.1f});  exec -> shell answers: median {statistics.median(shell):7.1f} ms")
+    loads = [api_load_once(petrel, tmp, f"l{mib}-{i}", full, env) for i in range(5)]
+    print(f"                 PUT /snapshot/load (resume_vm) request -> answer: median "
+          f"{statistics.median(loads):6.2f} ms (min {min(loads):.2f})")
     procs = []
     try:
         for i in range(nclones):
@@ -150,13 +174,26 @@ def bench_size(petrel, mib, nclones, tmp, env):
 
 
 def hmp(sock, cmd, timeout=600):
+    """Run an HMP command; returns (seconds, output) once the monitor's
+    prompt follows the command's echo."""
+    sock.settimeout(timeout)
+    t = time.perf_counter()
     sock.sendall(cmd.encode() + b"\n")
     buf = b""
-    t = time.perf_counter()
-    sock.settimeout(timeout)
-    while not buf.rstrip().endswith(b"(qemu)"):
+    while True:
+        i = buf.find(cmd.encode())
+        if i >= 0 and buf.find(b"(qemu)", i + len(cmd)) >= 0:
+            break
         buf += sock.recv(65536)
     return time.perf_counter() - t, buf.decode(errors="replace")
+
+
+def hmp_drain(sock):
+    """Consume the banner and prompt the monitor greets with."""
+    sock.settimeout(5)
+    buf = b""
+    while b"(qemu)" not in buf:
+        buf += sock.recv(65536)
 
 
 def bench_qemu(mib, tmp):
@@ -188,7 +225,7 @@ def bench_qemu(mib, tmp):
                 pass
         s = socket.socket(socket.AF_UNIX)
         s.connect(str(mon))
-        hmp(s, "")
+        hmp_drain(s)
         t_save, out = hmp(s, "savevm s1")
         t_load, out2 = hmp(s, "loadvm s1")
         size = alloc_mib(disk)

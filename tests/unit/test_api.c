@@ -647,7 +647,33 @@ static void test_methods_paths(void)
     EXPECT(api, "GET", "/", "{}", 400, "GET request cannot have a body.");
     EXPECT(api, "PUT", "/balloon", "{\"amount_mib\": 1, \"deflate_on_oom\": true}", 400,
            "balloon is not supported by Petrel");
-    EXPECT(api, "PUT", "/snapshot/create", "{}", 400, "not supported by Petrel");
+    /* snapshots: bodies are checked, create needs a started VM */
+    EXPECT(api, "PUT", "/snapshot/create", "{}", 400, "missing field `snapshot_path`");
+    EXPECT(api, "PUT", "/snapshot/create",
+           "{\"snapshot_path\": \"/s\", \"mem_file_path\": \"/m\"}", 400,
+           "not supported before starting the microVM");
+    EXPECT(api, "PUT", "/snapshot/create",
+           "{\"snapshot_type\": \"Incremental\", \"snapshot_path\": \"/s\", "
+           "\"mem_file_path\": \"/m\"}", 400, "snapshot_type: unknown value `Incremental`");
+    EXPECT(api, "PUT", "/snapshot/create",
+           "{\"snapshot_path\": \"/s\", \"mem_file_path\": \"/m\", \"tag\": \"a b\"}", 400,
+           "tag: expected 1 to 64 letters");
+    EXPECT(api, "PUT", "/snapshot/load", "{\"snapshot_path\": \"/s\"}", 400,
+           "exactly one of `mem_file_path` and `mem_backend`");
+    EXPECT(api, "PUT", "/snapshot/load",
+           "{\"snapshot_path\": \"/s\", \"mem_file_path\": \"/m\", "
+           "\"mem_backend\": {\"backend_path\": \"/m\", \"backend_type\": \"File\"}}", 400,
+           "exactly one of `mem_file_path` and `mem_backend`");
+    EXPECT(api, "PUT", "/snapshot/load",
+           "{\"snapshot_path\": \"/s\", \"mem_backend\": {\"backend_path\": \"/m\", "
+           "\"backend_type\": \"Uffd\"}}", 400, "only the `File` backend");
+    EXPECT(api, "PUT", "/snapshot/load",
+           "{\"snapshot_path\": \"/s\", \"mem_backend\": {\"backend_path\": \"/m\"}}",
+           400, "missing field `backend_type`");
+    EXPECT(api, "PUT", "/snapshot/load",
+           "{\"snapshot_path\": \"/s\", \"mem_file_path\": \"/m\", "
+           "\"network_overrides\": [{\"iface_id\": \"eth0\", \"host_dev_name\": \"t\"}]}",
+           400, "network overrides");
     EXPECT(api, "PUT", "/actions", "{\"action_type\": \"Reboot\"}", 400,
            "action_type: unknown value `Reboot`");
     EXPECT(api, "PUT", "/actions", "{}", 400, "missing field `action_type`");
