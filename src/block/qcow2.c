@@ -22,6 +22,56 @@ static uint64_t be64_at(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); return
 static void put_be32(uint8_t *p, uint32_t v) { v = htobe32(v); memcpy(p, &v, 4); }
 static void put_be64(uint8_t *p, uint64_t v) { v = htobe64(v); memcpy(p, &v, 8); }
 
+/* The escaped form of c in out (up to 4 bytes); its length. */
+static size_t escape_byte(unsigned char c, char *out)
+{
+    static const char hex[] = "0123456789abcdef";
+    if (c == '\\') {
+        out[0] = out[1] = '\\';
+        return 2;
+    }
+    if (c >= 0x20 && c < 0x7f) {
+        out[0] = (char)c;
+        return 1;
+    }
+    out[0] = '\\';
+    out[1] = 'x';
+    out[2] = hex[c >> 4];
+    out[3] = hex[c & 15];
+    return 4;
+}
+
+const char *qimg_printable(char *out, size_t outlen, const char *s, size_t n)
+{
+    char tmp[4];
+    size_t total = 0, i, o = 0;
+    if (!outlen)
+        return out;
+    for (i = 0; i < n && s[i]; i++)
+        total += escape_byte((unsigned char)s[i], tmp);
+    size_t room = total + 1 <= outlen ? outlen - 1 : outlen > 4 ? outlen - 4 : 0;
+    for (i = 0; i < n && s[i]; i++) {
+        size_t k = escape_byte((unsigned char)s[i], tmp);
+        if (o + k > room)
+            break;
+        memcpy(out + o, tmp, k);
+        o += k;
+    }
+    if (total + 1 > outlen && outlen > 4) {
+        memcpy(out + o, "...", 3);
+        o += 3;
+    }
+    out[o] = 0;
+    return out;
+}
+
+char *qimg_printable_dup(const char *s)
+{
+    size_t n = strlen(s), len = 4 * n + 1;
+    char *out = malloc(len);
+    return out ? (char *)qimg_printable(out, len, s, n) : NULL;
+}
+
 int qcow2_pread_full(struct qimg *q, void *buf, uint64_t len, uint64_t off)
 {
     uint8_t *p = buf;
@@ -108,11 +158,8 @@ static void feature_name(const uint8_t *hdr, uint64_t cs, uint32_t hlen, int bit
             for (uint32_t i = 0; i + 48 <= len; i += 48) {
                 const uint8_t *f = hdr + p + 8 + i;
                 if (f[0] == 0 && f[1] == bit) {
-                    char name[47] = { 0 };
-                    memcpy(name, f + 2, 46);
-                    for (char *c = name; *c; c++)
-                        if (*c < 0x20 || *c > 0x7e)
-                            *c = '?';
+                    char name[64];
+                    qimg_printable(name, sizeof(name), (const char *)f + 2, 46);
                     snprintf(out, outlen, "bit %d '%s'", bit, name);
                     return;
                 }
@@ -206,9 +253,6 @@ static int parse_header(struct qimg *q, struct err *e)
     else if (!q->ro && !q->repair && (q->incompat & QCOW2_INCOMPAT_CORRUPT))
         r = err_set(e, -EINVAL, "%s: the image is marked corrupt; repair it with "
                     "'petrel img check -r all' (or open it read-only)", q->path);
-    else if (!q->ro && !q->repair && (q->incompat & QCOW2_INCOMPAT_DIRTY))
-        r = err_set(e, -EINVAL, "%s: the image is dirty (lazy refcounts were not written "
-                    "back); repair it with 'petrel img check -r all'", q->path);
     if (r == 0 && (q->incompat & QCOW2_INCOMPAT_COMPRESSION)) {
         q->compression = q->header_length > 104 ? hdr[104] : 0;
         if (q->compression != 1)
@@ -217,21 +261,38 @@ static int parse_header(struct qimg *q, struct err *e)
         r = err_set(e, -EINVAL, "%s: compression type %u without the compression type feature "
                     "bit", q->path, hdr[104]);
     }
-    /* header extensions */
-    uint64_t p = q->header_length, ext_end = q->header_length;
-    while (r == 0 && q->version == 3) {
-        if (p + 8 > hc) {
-            r = err_set(e, -EINVAL, "%s: header extensions run past the first cluster", q->path);
+    /* Header extensions (v2 images have them too: QEMU writes the backing
+     * format there), from the end of the header up to the backing file name
+     * or, without one, to the end of the first cluster; an END marker, or
+     * that limit reached exactly, ends them.  So the header, the extensions
+     * and the backing file name never overlap (as QEMU checks). */
+    uint64_t p = q->header_length, ext_limit = hc;
+    if (r == 0 && backing_off) {
+        if (backing_len == 0 || backing_len > 1023)
+            r = err_set(e, -EINVAL, "%s: backing file name length %u out of range (1..1023)",
+                        q->path, backing_len);
+        else if (backing_off < q->header_length)
+            r = err_set(e, -EINVAL, "%s: backing file name at %llu overlaps the header (%u "
+                        "bytes)", q->path, (unsigned long long)backing_off, q->header_length);
+        else if (backing_off > hc || backing_len > hc - backing_off)
+            r = err_set(e, -EINVAL, "%s: backing file name at %llu (%u bytes) is outside the "
+                        "header cluster", q->path, (unsigned long long)backing_off, backing_len);
+        ext_limit = backing_off;
+    }
+    while (r == 0 && p < ext_limit) {
+        if (ext_limit - p < 8) {
+            r = err_set(e, -EINVAL, "%s: header extension at %llu runs into the %s", q->path,
+                        (unsigned long long)p,
+                        backing_off ? "backing file name" : "end of the first cluster");
             break;
         }
         uint32_t type = be32_at(hdr + p), len = be32_at(hdr + p + 4);
-        if (type == EXT_END) {
-            ext_end = p + 8;
+        if (type == EXT_END)
             break;
-        }
-        if (len > hc - p - 8) {
-            r = err_set(e, -EINVAL, "%s: header extension 0x%08x (%u bytes) runs past the "
-                        "first cluster", q->path, type, len);
+        if (len > ext_limit - p - 8) {
+            r = err_set(e, -EINVAL, "%s: header extension 0x%08x at %llu (%u bytes) runs into "
+                        "the %s", q->path, type, (unsigned long long)p, len,
+                        backing_off ? "backing file name" : "end of the first cluster");
             break;
         }
         if (type == EXT_BACKING_FMT) {
@@ -246,13 +307,7 @@ static int parse_header(struct qimg *q, struct err *e)
         p += 8 + (((uint64_t)len + 7) & ~7ull);
     }
     if (r == 0 && backing_off) {
-        if (backing_len == 0 || backing_len > 1023)
-            r = err_set(e, -EINVAL, "%s: backing file name length %u out of range (1..1023)",
-                        q->path, backing_len);
-        else if (backing_off < ext_end || backing_off + backing_len > hc)
-            r = err_set(e, -EINVAL, "%s: backing file name at %llu is outside the header "
-                        "cluster", q->path, (unsigned long long)backing_off);
-        else if (!(q->backing_name = strndup((char *)hdr + backing_off, backing_len)))
+        if (!(q->backing_name = strndup((char *)hdr + backing_off, backing_len)))
             r = err_set(e, -ENOMEM, "out of memory");
         else if (strlen(q->backing_name) != backing_len)
             r = err_set(e, -EINVAL, "%s: backing file name contains a NUL byte", q->path);
@@ -371,39 +426,65 @@ static char *backing_path(const char *overlay, const char *name)
     return out;
 }
 
+/* A read-write open of an image left dirty (lazy refcounts not written back
+ * before a crash or kill) repairs it, as QEMU does: every refcount is
+ * recounted and fixed (check -r all), then the dirty bit is cleared. */
+static int repair_dirty(struct qimg *q, struct err *e)
+{
+    struct qimg_check res;
+    struct err ce = { "" };
+    int r = qimg_check(q, 2, &res, NULL, &ce);
+    if (r == 0 && (q->incompat & QCOW2_INCOMPAT_DIRTY))
+        snprintf(ce.msg, sizeof(ce.msg), "%llu errors remain",
+                 (unsigned long long)(res.corruptions - res.fixed_corruptions));
+    if (r < 0 || (q->incompat & QCOW2_INCOMPAT_DIRTY))
+        return err_set(e, r < 0 ? r : -EINVAL, "%s: the image is dirty (not closed cleanly, "
+                       "lazy refcounts) and repairing it failed: %s; see 'petrel img check'",
+                       q->path, ce.msg);
+    log_warn("%s: the image was not closed cleanly (dirty, lazy refcounts): refcounts "
+             "repaired (%llu wrong, %llu leaked), dirty bit cleared", q->path,
+             (unsigned long long)res.fixed_corruptions, (unsigned long long)res.fixed_leaks);
+    return 0;
+}
+
 static int open_depth(struct qimg **out, const char *path, const char *fmt, bool ro, int depth,
                       bool repair, unsigned flags, struct err *e)
 {
     *out = NULL;
-    if (depth > QCOW2_MAX_BACKING_DEPTH)
-        return err_set(e, -ELOOP, "%s: backing chain deeper than %d images (a loop?)", path,
-                       QCOW2_MAX_BACKING_DEPTH);
+    /* q->path is for messages: a backing file's name comes from the image
+     * file, so its odd bytes are escaped there */
     struct qimg *q = calloc(1, sizeof(*q));
-    if (!q || !(q->path = strdup(path))) {
+    if (!q || !(q->path = depth ? qimg_printable_dup(path) : strdup(path))) {
         free(q);
         return err_set(e, -ENOMEM, "out of memory");
+    }
+    q->fd = -1;
+    int r = 0;
+    if (depth > QCOW2_MAX_BACKING_DEPTH) {
+        r = err_set(e, -ELOOP, "%s: backing chain deeper than %d images (a loop?)", q->path,
+                    QCOW2_MAX_BACKING_DEPTH);
+        goto fail;
     }
     q->ro = ro;
     q->repair = repair;
     q->fd = open(path, (ro ? O_RDONLY : O_RDWR) | O_CLOEXEC);
-    int r = 0;
     if (q->fd < 0) {
-        r = err_set(e, -errno, "%s: %s", path, strerror(errno));
+        r = err_set(e, -errno, "%s: %s", q->path, strerror(errno));
         goto fail;
     }
     struct stat st;
     if (fstat(q->fd, &st) < 0) {
-        r = err_set(e, -errno, "%s: %s", path, strerror(errno));
+        r = err_set(e, -errno, "%s: %s", q->path, strerror(errno));
         goto fail;
     }
     if (!S_ISREG(st.st_mode)) {
-        r = err_set(e, -EINVAL, "%s: not a regular file", path);
+        r = err_set(e, -EINVAL, "%s: not a regular file", q->path);
         goto fail;
     }
     q->file_size = (uint64_t)st.st_size;
     struct flock fl = { .l_type = ro ? F_RDLCK : F_WRLCK, .l_whence = SEEK_SET };
     if (fcntl(q->fd, F_OFD_SETLK, &fl) < 0) {
-        r = err_set(e, -EBUSY, "%s: in use by another VM or process (image locked)", path);
+        r = err_set(e, -EBUSY, "%s: in use by another VM or process (image locked)", q->path);
         goto fail;
     }
     if (!fmt) {
@@ -417,7 +498,9 @@ static int open_depth(struct qimg **out, const char *path, const char *fmt, bool
         return 0;
     }
     if (strcmp(fmt, "qcow2")) {
-        r = err_set(e, -EINVAL, "%s: unknown image format '%s' (raw, qcow2)", path, fmt);
+        char f[64];
+        r = err_set(e, -EINVAL, "%s: unknown image format '%s' (raw, qcow2)", q->path,
+                    qimg_printable(f, sizeof(f), fmt, SIZE_MAX));
         goto fail;
     }
     if ((r = qcow2_open_meta(q, e)) < 0)
@@ -433,12 +516,15 @@ static int open_depth(struct qimg **out, const char *path, const char *fmt, bool
                        e);
         if (r < 0) {
             struct err inner = *e;
-            err_set(e, r, "%s: cannot open its backing file: %s", path, inner.msg);
+            err_set(e, r, "%s: cannot open its backing file: %s", q->path, inner.msg);
         }
         free(bp);
         if (r < 0)
             goto fail;
     }
+    if (!q->ro && !q->repair && (q->incompat & QCOW2_INCOMPAT_DIRTY) &&
+        (r = repair_dirty(q, e)) < 0)
+        goto fail;
     *out = q;
     return 0;
 fail:
@@ -541,11 +627,12 @@ int qimg_create(const char *path, const struct qimg_create_opts *o, struct err *
     if (strcmp(o->fmt, "qcow2"))
         return err_set(e, -EINVAL, "unknown image format '%s' (raw, qcow2)", o->fmt);
     uint32_t cb = o->cluster_bits ? o->cluster_bits : 16;
-    uint32_t order = o->refcount_order ? o->refcount_order : 4;
+    uint32_t bits = o->refcount_bits ? o->refcount_bits : 16;
+    uint32_t order = (uint32_t)__builtin_ctz(bits);
     uint32_t version = o->version ? o->version : 3;
     if (cb < QCOW2_MIN_CLUSTER_BITS || cb > QCOW2_MAX_CLUSTER_BITS)
         return err_set(e, -EINVAL, "cluster size must be a power of two from 512 to 2M");
-    if (order > 6 || (version == 2 && order != 4))
+    if (bits > 64 || (bits & (bits - 1)) || (version == 2 && bits != 16))
         return err_set(e, -EINVAL, "refcount bits must be 1..64 (16 for compat=0.10)");
     if (version != 2 && version != 3)
         return err_set(e, -EINVAL, "qcow2 version must be 2 or 3");

@@ -32,10 +32,14 @@
  * driver (qcow2_drv.c) gives each image a worker thread that owns it; the
  * tools call it directly.
  *
+ * A read-write open of a dirty image (lazy refcounts left stale by a crash)
+ * repairs it first, like QEMU: refcounts recounted, the dirty bit cleared,
+ * one warning logged; a read-only open just reads it.
+ *
  * What can fail: open (I/O errors, malformed or hostile headers, unknown
- * incompatible features, the dirty or corrupt bit on a read-write open,
- * encryption, external data files, extended L2 entries, a broken backing
- * chain) with a message in struct err; I/O calls return a negative errno
+ * incompatible features, the corrupt bit on a read-write open, a dirty
+ * image that cannot be repaired, encryption, external data files, extended
+ * L2 entries, a broken backing chain) with a message in struct err; I/O calls return a negative errno
  * and leave a message in q->err (corrupt tables: -EIO; a full refcount:
  * -ERANGE; out of memory: -ENOMEM). */
 #ifndef PETREL_QCOW2_H
@@ -79,7 +83,9 @@ struct qcow2_cache_ent {
 };
 
 struct qimg {
-    char *path;
+    char *path;                     /* for messages: as opened for the top image; a
+                                     * backing file's (its name came from the image)
+                                     * escaped by qimg_printable, so not for open() */
     int fd;
     bool ro;
     bool raw;                       /* a raw file: no qcow2 metadata */
@@ -124,6 +130,14 @@ struct qimg {
     void *zlib;                     /* z_stream, lazily */
     void *zstd;                     /* ZSTD_DCtx, lazily */
 };
+
+/* Strings from image files (backing file names and formats, snapshot
+ * names) for messages and listings: up to n bytes of s (or to its NUL),
+ * with bytes outside printable ASCII as \xNN and the backslash doubled, cut
+ * with "..." to fit outlen.  Returns out. */
+const char *qimg_printable(char *out, size_t outlen, const char *s, size_t n);
+/* The same, whole, in a new string (NULL: out of memory). */
+char *qimg_printable_dup(const char *s);
 
 /* Probe: 1 if path starts with the qcow2 magic, 0 if not, <0 on error. */
 int qimg_probe(const char *path, struct err *e);
@@ -170,7 +184,7 @@ struct qimg_create_opts {
     const char *fmt;                /* "qcow2" or "raw" */
     uint64_t size;                  /* 0 with a backing file: its size */
     uint32_t cluster_bits;          /* 0: 16 */
-    uint32_t refcount_order;        /* 0: 4; qcow2 v3 only */
+    uint32_t refcount_bits;         /* 1, 2, 4, ..., 64; 0: 16 (v2: 16 only) */
     uint32_t version;               /* 0: 3 */
     const char *backing;            /* as written into the header */
     const char *backing_fmt;

@@ -147,6 +147,98 @@ static int walk_snapshots(struct counter *c)
     return 0;
 }
 
+static void rb_put(const struct qimg *q, uint8_t *blk, uint64_t idx, uint64_t v)
+{
+    unsigned bits = 1u << q->refcount_order;
+    if (bits < 8) {
+        unsigned sh = idx * bits % 8;
+        blk[idx * bits / 8] |= (uint8_t)(v << sh);
+        return;
+    }
+    for (unsigned i = 0; i < bits / 8; i++)
+        blk[idx * (bits / 8) + i] = (uint8_t)(v >> (8 * (bits / 8 - 1 - i)));
+}
+
+/* Write a new refcount table and blocks after the end of the file from the
+ * counted references, then switch the header to them: for refcounts that
+ * cannot be fixed in place (a referenced cluster whose refcount block is
+ * missing).  The old table and blocks become free clusters.  Ordering: the
+ * new structures are complete and synced before the header points at them. */
+static int rebuild(struct counter *c)
+{
+    struct qimg *q = c->q;
+    uint64_t cs = q->cluster_size, rbe = q->rb_entries, n0 = c->n;
+    for (uint64_t k = 0; k < q->rt_clusters; k++)
+        if (q->rt_off / cs + k < n0 && c->ref[q->rt_off / cs + k])
+            c->ref[q->rt_off / cs + k]--;
+    for (uint64_t i = 0; i < q->rt_entries; i++)
+        if (q->rt[i] && q->rt[i] / cs < n0 && c->ref[q->rt[i] / cs])
+            c->ref[q->rt[i] / cs]--;
+    for (uint64_t i = 0; i < n0; i++)
+        if (c->ref[i] > q->refcount_max)
+            return err_set(&q->err, -ERANGE, "%s: cluster %llu has %u references, more than "
+                           "%u-bit refcounts hold", q->path, (unsigned long long)i, c->ref[i],
+                           1u << q->refcount_order);
+    uint64_t rtc = 1, rbc = 0;
+    for (;;) {
+        uint64_t end = n0 + rtc + rbc;
+        uint64_t nrbc = (end + rbe - 1) / rbe, nrtc = (nrbc * 8 + cs - 1) / cs;
+        if (nrbc == rbc && nrtc == rtc)
+            break;
+        rbc = nrbc;
+        rtc = nrtc;
+    }
+    if (rtc * cs > QCOW2_MAX_RT_BYTES)
+        return err_set(&q->err, -ENOSPC, "%s: the refcount table would exceed %u bytes",
+                       q->path, QCOW2_MAX_RT_BYTES);
+    uint64_t end = n0 + rtc + rbc, entries = rtc * cs / 8;
+    uint64_t *rt = calloc(entries, 8);
+    uint8_t *blk = malloc(cs);
+    int r = 0;
+    if (!rt || !blk) {
+        r = err_set(&q->err, -ENOMEM, "out of memory");
+        goto out;
+    }
+    for (uint64_t b = 0; b < rbc; b++) {
+        memset(blk, 0, cs);
+        for (uint64_t idx = 0; idx < rbe; idx++) {
+            uint64_t cl = b * rbe + idx;
+            uint64_t v = cl < n0 ? c->ref[cl] : cl < end ? 1 : 0;
+            if (v)
+                rb_put(q, blk, idx, v);
+        }
+        rt[b] = (n0 + rtc + b) * cs;
+        if ((r = qcow2_pwrite_full(q, blk, cs, rt[b])) < 0)
+            goto out;
+    }
+    for (uint64_t i = 0; i < entries; i++)
+        rt[i] = htobe64(rt[i]);
+    if ((r = qcow2_pwrite_full(q, rt, entries * 8, n0 * cs)) < 0 || (r = qimg_flush(q)) < 0)
+        goto out;
+    uint8_t h[12];
+    uint64_t be = htobe64(n0 * cs);
+    uint32_t be32 = htobe32((uint32_t)rtc);
+    memcpy(h, &be, 8);
+    memcpy(h + 8, &be32, 4);
+    if ((r = qcow2_pwrite_full(q, h, 12, 48)) < 0 || (r = qimg_flush(q)) < 0)
+        goto out;
+    for (uint64_t i = 0; i < entries; i++)
+        rt[i] = be64toh(rt[i]);
+    free(q->rt);
+    q->rt = rt;
+    rt = NULL;
+    q->rt_off = n0 * cs;
+    q->rt_clusters = (uint32_t)rtc;
+    q->rt_entries = entries;
+    for (unsigned k = 0; k < QCOW2_RB_CACHE; k++)
+        q->rbc[k].off = 0;
+    q->free_hint = 1;
+out:
+    free(rt);
+    free(blk);
+    return r;
+}
+
 int qimg_check(struct qimg *q, int repair, struct qimg_check *res, FILE *log, struct err *e)
 {
     memset(res, 0, sizeof(*res));
@@ -167,6 +259,16 @@ int qimg_check(struct qimg *q, int repair, struct qimg_check *res, FILE *log, st
     for (uint64_t i = 0; i < q->rt_entries; i++)
         if (q->rt[i])
             ref(&c, q->rt[i], cs, "refcount block");
+    /* what refcount repair cannot fix: references past the end of the file,
+     * bad tables */
+    uint64_t structural = res->corruptions;
+    /* a referenced cluster without a refcount block: -r all rebuilds all of
+     * them (a new block placed in its range could hit a cluster in use) */
+    bool rebuild_all = false;
+    for (uint64_t i = 0; repair >= 2 && i < c.n && !rebuild_all; i++) {
+        uint64_t ti = i / q->rb_entries;
+        rebuild_all = c.ref[i] && (ti >= q->rt_entries || !q->rt[ti]);
+    }
     /* compare over the file (refcounts past its end are ignored, as by
      * qemu-img check; the allocator does not trust them either) */
     for (uint64_t i = 0; i < c.n; i++) {
@@ -186,6 +288,8 @@ int qimg_check(struct qimg *q, int repair, struct qimg_check *res, FILE *log, st
             res->leaks++;
         else
             res->corruptions++;
+        if (rebuild_all)
+            continue;
         if ((leak && repair >= 1) || (!leak && repair >= 2)) {
             if (!leak && (ti >= q->rt_entries || !q->rt[ti])) {
                 if (log)
@@ -202,6 +306,15 @@ int qimg_check(struct qimg *q, int repair, struct qimg_check *res, FILE *log, st
             else
                 res->fixed_corruptions++;
         }
+    }
+    if (rebuild_all) {
+        if (log)
+            fprintf(log, "Rebuilding the refcount structure (a referenced cluster has no "
+                    "refcount block)\n");
+        if ((r = rebuild(&c)) < 0)
+            goto io;
+        res->fixed_corruptions = res->corruptions - structural;
+        res->fixed_leaks = res->leaks;
     }
     if (repair && !q->ro && (q->incompat & QCOW2_INCOMPAT_DIRTY) &&
         res->corruptions == res->fixed_corruptions &&

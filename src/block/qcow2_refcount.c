@@ -1,9 +1,10 @@
 /* qcow2 refcounts: the refcount block cache, reading and updating refcounts
  * (every width from 1 to 64 bits), cluster allocation (the lowest free run,
- * or at the end of the file), refcount blocks created on demand and the
- * refcount table grown when the file outgrows it.  Ordering: a new refcount
- * block is written before the table entry pointing at it; a refcount is
- * raised before anything points at its cluster.  See qcow2.h. */
+ * or at the end of the file), refcount blocks created on demand (inside the
+ * range they cover, or elsewhere when the run being allocated covers all of
+ * it) and the refcount table grown when the file outgrows it.  Ordering: a
+ * new refcount block is written before the table entry pointing at it; a
+ * refcount is raised before anything points at its cluster.  See qcow2.h. */
 #include "block/qcow2.h"
 
 #include <endian.h>
@@ -76,11 +77,59 @@ int qcow2_rc_get(struct qimg *q, uint64_t cluster, uint64_t *rc)
 }
 
 static int grow_rt(struct qimg *q, uint64_t need, uint64_t avoid_end);
+static int rb_ensure(struct qimg *q, uint64_t cluster, uint64_t avoid, uint64_t navoid);
+static int rc_add(struct qimg *q, uint64_t cluster, int64_t delta, uint64_t avoid,
+                  uint64_t navoid);
+
+static void rb_count_one(const struct qimg *q, uint8_t *blk, uint64_t idx)
+{
+    unsigned bits = 1u << q->refcount_order;
+    if (bits < 8)
+        blk[idx * bits / 8] |= (uint8_t)(1u << (idx * bits % 8));
+    else
+        blk[idx * (bits / 8) + bits / 8 - 1] = 1;
+}
+
+/* One free cluster outside avoid..avoid+navoid, its refcount raised to 1:
+ * the lowest one whose refcount can be recorded (its own refcount block is
+ * created first if it has none, which may take the cluster itself: then
+ * the next one is tried). */
+static int64_t alloc_one_outside(struct qimg *q, uint64_t avoid, uint64_t navoid)
+{
+    uint64_t c = q->free_hint;
+    for (;;) {
+        if (c >= avoid && c < avoid + navoid) {
+            c = avoid + navoid;
+            continue;
+        }
+        uint64_t rc;
+        int r = qcow2_rc_get(q, c, &rc);
+        if (r < 0)
+            return r;
+        if (rc) {
+            c++;
+            continue;
+        }
+        uint64_t ti = c / q->rb_entries;
+        if (ti >= q->rt_entries || !q->rt[ti]) {
+            /* the block lands in c's region, outside the avoided run; it
+             * (or a new refcount table) may take c: look again */
+            if ((r = rb_ensure(q, c, avoid, navoid)) < 0)
+                return r;
+            continue;
+        }
+        if ((r = rc_add(q, c, 1, avoid, navoid)) < 0)
+            return r;
+        return (int64_t)c;
+    }
+}
 
 /* Make sure the refcount block for cluster exists.  A new block is placed
- * inside the range it covers (all of whose clusters are free by definition,
- * apart from those in avoid..avoid+navoid that the caller is reserving), and
- * counts itself. */
+ * inside the range it covers (all of whose clusters are free by definition)
+ * and counts itself, unless that whole range lies in avoid..avoid+navoid
+ * (the run being allocated: with 64-bit refcounts and 512-byte clusters a
+ * block covers only 64 clusters).  Then the block goes to a free cluster
+ * elsewhere, counted in its own region's block, as QEMU does. */
 static int rb_ensure(struct qimg *q, uint64_t cluster, uint64_t avoid, uint64_t navoid)
 {
     uint64_t ti = cluster / q->rb_entries;
@@ -94,18 +143,22 @@ static int rb_ensure(struct qimg *q, uint64_t cluster, uint64_t avoid, uint64_t 
     uint64_t first = ti * q->rb_entries, c = first;
     while (c < first + q->rb_entries && c >= avoid && c < avoid + navoid)
         c++;
-    if (c == first + q->rb_entries)
-        return err_set(&q->err, -ENOSPC, "%s: no room for a refcount block", q->path);
+    bool inside = c < first + q->rb_entries;
+    if (!inside) {
+        int64_t a = alloc_one_outside(q, avoid, navoid);
+        if (a < 0)
+            return (int)a;
+        c = (uint64_t)a;
+        if (q->rt[ti]) /* cannot happen: the search stays out of the run */
+            return err_set(&q->err, -EIO, "%s: refcount block allocation raced with itself",
+                           q->path);
+    }
     uint64_t off = c * q->cluster_size;
     uint8_t *blk = calloc(1, q->cluster_size);
     if (!blk)
         return err_set(&q->err, -ENOMEM, "out of memory");
-    unsigned bits = 1u << q->refcount_order;
-    uint64_t idx = c - first;
-    if (bits < 8)
-        blk[idx * bits / 8] |= (uint8_t)(1u << (idx * bits % 8));
-    else
-        blk[idx * (bits / 8) + bits / 8 - 1] = 1;
+    if (inside)
+        rb_count_one(q, blk, c - first);
     int r = qcow2_pwrite_full(q, blk, q->cluster_size, off);
     free(blk);
     if (r < 0)
@@ -199,14 +252,8 @@ static int grow_rt(struct qimg *q, uint64_t need, uint64_t avoid_end)
         uint64_t boff = (start + ncl + b) * cs, region = region0 + b;
         memset(blk, 0, cs);
         for (uint64_t c = start; c < start + ncl + nblocks; c++) {
-            if (c / q->rb_entries != region)
-                continue;
-            uint64_t idx = c % q->rb_entries;
-            unsigned bits = 1u << q->refcount_order;
-            if (bits < 8)
-                blk[idx * bits / 8] |= (uint8_t)(1u << (idx * bits % 8));
-            else
-                blk[idx * (bits / 8) + bits / 8 - 1] = 1;
+            if (c / q->rb_entries == region)
+                rb_count_one(q, blk, c % q->rb_entries);
         }
         if ((r = qcow2_pwrite_full(q, blk, cs, boff)) < 0)
             goto out;

@@ -94,7 +94,7 @@ static int parse_create_opts(char *opts, struct qimg_create_opts *o)
                 fprintf(stderr, "petrel img: refcount_bits must be 1, 2, 4, ..., 64\n");
                 return -1;
             }
-            o->refcount_order = (uint32_t)__builtin_ctzll(v);
+            o->refcount_bits = (uint32_t)v;
         } else {
             fprintf(stderr, "petrel img: unknown option '%s' (cluster_size, compat, "
                     "refcount_bits)\n", item);
@@ -234,10 +234,13 @@ static int img_info(int argc, char **argv)
                q->path, format, (unsigned long long)q->size, (unsigned long long)disk);
         if (!q->raw) {
             printf("cluster_size: %llu\n", (unsigned long long)q->cluster_size);
+            char esc[4200];
             if (q->backing_name)
-                printf("backing file: %s\n", q->backing_name);
+                printf("backing file: %s\n",
+                       qimg_printable(esc, sizeof(esc), q->backing_name, SIZE_MAX));
             if (q->backing_fmt[0])
-                printf("backing file format: %s\n", q->backing_fmt);
+                printf("backing file format: %s\n",
+                       qimg_printable(esc, sizeof(esc), q->backing_fmt, SIZE_MAX));
             printf("Format specific information:\n    compat: %s\n    compression type: %s\n"
                    "    lazy refcounts: %s\n    refcount bits: %u\n    corrupt: %s\n"
                    "    dirty: %s\n    snapshots: %u\n",
@@ -566,7 +569,9 @@ static void snapshot_list(const struct qimg_snapshot *s, uint32_t n)
                  (unsigned long long)(ms / 1000 % 60), (unsigned long long)(ms % 1000));
         if (s[i].icount != UINT64_MAX)
             snprintf(ic, sizeof(ic), "%llu", (unsigned long long)s[i].icount);
-        printf("%-9s %-17s %7s %19s %12s %10s\n", s[i].id, s[i].name, vm, date, clk, ic);
+        char id[160], name[4100];
+        printf("%-9s %-17s %7s %19s %12s %10s\n", qimg_printable(id, sizeof(id), s[i].id, SIZE_MAX),
+               qimg_printable(name, sizeof(name), s[i].name, SIZE_MAX), vm, date, clk, ic);
     }
 }
 

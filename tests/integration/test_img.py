@@ -6,6 +6,7 @@ flushed write must be there).  Runs the default build (build/petrel) and,
 when present, the ASan build (build-asan/petrel); PETREL_IMG_BUILD overrides
 the build directory (e.g. build-qcow)."""
 
+import json
 import os
 import random
 import shutil
@@ -16,7 +17,8 @@ import time
 
 import pytest
 
-from petrel_helpers import REPO_ROOT, SANITIZER_MARKERS, child_env, require_tools
+from petrel_helpers import (GUEST_TESTS_DIR, REPO_ROOT, SANITIZER_MARKERS, child_env,
+                            require_file, require_tools)
 
 QEMU_IMG = shutil.which("qemu-img")
 QEMU_IO = shutil.which("qemu-io")
@@ -89,16 +91,29 @@ def assert_qemu_clean(img):
 
 # --- petrel writes, qemu reads ----------------------------------------------
 
+# 64-bit refcounts with 512 B..2 KiB clusters: a refcount block covers no
+# more clusters than one data run, so blocks must go outside the range they
+# cover (issue 15; every width and cluster size: tests/unit/test_qcow2_refcount.c)
 @pytest.mark.parametrize("opts", ["cluster_size=65536", "cluster_size=512",
                                   "cluster_size=4096,refcount_bits=1",
                                   "cluster_size=2M,refcount_bits=64",
-                                  "cluster_size=16384,refcount_bits=8"])
+                                  "cluster_size=16384,refcount_bits=8",
+                                  "cluster_size=512,refcount_bits=64",
+                                  "cluster_size=1024,refcount_bits=64",
+                                  "cluster_size=2048,refcount_bits=64"])
 def test_convert_raw_to_qcow2_passes_qemu_check(petrel, tmp_path, opts):
     raw = tmp_path / "in.raw"
     make_raw(raw)
     out = tmp_path / "out.qcow2"
     petrel("convert", "-f", "raw", "-O", "qcow2", "-o", opts, raw, out)
     assert_qemu_clean(out)
+    # the options were applied (refcount_bits=1 once gave 16-bit refcounts)
+    info = json.loads(qimg("info", "--output=json", out).stdout)
+    want = dict(o.split("=") for o in opts.split(","))
+    cs = want["cluster_size"]
+    assert info["cluster-size"] == (int(cs[:-1]) << 20 if cs.endswith("M") else int(cs))
+    assert info["format-specific"]["data"]["refcount-bits"] == \
+        int(want.get("refcount_bits", 16)), info
     assert qimg("compare", "-f", "raw", "-F", "qcow2", raw, out).returncode == 0
     # and back
     back = tmp_path / "back.raw"
@@ -318,6 +333,147 @@ def test_damaged_image(petrel, tmp_path, case):
     before = bad.read_bytes()[:65536]
     petrel("bench-write", bad, 1, 8, check=False)
     assert bad.read_bytes()[:65536] == before
+
+
+# --- header extensions, the backing file name, strings from files -------------
+
+def _backed_image(tmp_path, compat):
+    """A qemu-img image with a raw backing file: the header, its extensions
+    (backing format, feature table in v3), the END marker, the name."""
+    (tmp_path / "base.raw").write_bytes(bytes(1 << 20))
+    img = tmp_path / f"backed-{compat}.qcow2"
+    qimg("create", "-f", "qcow2", "-o", f"compat={compat}", "-b", "base.raw", "-F", "raw", img)
+    return img
+
+
+def _header_extensions(data):
+    """[(offset, type, length)] of the header extensions before the END marker."""
+    version = struct.unpack(">I", data[4:8])[0]
+    p = 72 if version == 2 else struct.unpack(">I", data[100:104])[0]
+    exts = []
+    while True:
+        typ, length = struct.unpack(">II", data[p:p + 8])
+        if typ == 0:
+            return exts
+        exts.append((p, typ, length))
+        p += 8 + ((length + 7) & ~7)
+
+
+@pytest.mark.parametrize("case", ["v3-ext-into-name", "v2-ext-into-name", "name-in-header"])
+def test_header_extensions_and_backing_name_do_not_overlap(petrel, tmp_path, case):
+    compat = "0.10" if case.startswith("v2") else "1.1"
+    good = _backed_image(tmp_path, compat)
+    # the intact image opens, and its backing format (an extension in v2 too) is read
+    assert "backing file format: raw" in petrel("info", good).stdout
+    data = bytearray(good.read_bytes())
+    name_off = struct.unpack(">Q", data[8:16])[0]
+    if case == "name-in-header":
+        header_len = 72 if compat == "0.10" else struct.unpack(">I", data[100:104])[0]
+        data[8:16] = struct.pack(">Q", header_len - 6)
+        words = "overlaps the header"
+    else:
+        # the last extension grows over the END marker into the name's first byte
+        off, _, _ = _header_extensions(data)[-1]
+        data[off + 4:off + 8] = struct.pack(">I", name_off - off - 8 + 1)
+        words = "runs into the backing file name"
+        bad_for_qemu = tmp_path / "qemu-bad.qcow2"
+        bad_for_qemu.write_bytes(bytes(data))
+        qemu = qimg("info", bad_for_qemu, check=False)
+        assert qemu.returncode != 0 and "Header extension too large" in qemu.stderr, qemu.stderr
+    bad = tmp_path / "bad.qcow2"
+    bad.write_bytes(bytes(data))
+    r = petrel("info", bad, check=False)
+    assert r.returncode == 1 and words in r.stderr, r.stderr
+
+
+def _run_bytes(binary, *args):
+    proc = subprocess.run([str(binary), *map(str, args)], capture_output=True, timeout=120,
+                          env=child_env())
+    for m in SANITIZER_MARKERS:
+        assert m.encode() not in proc.stderr, proc.stderr[-4000:]
+    return proc
+
+
+def _printable(b):
+    return all(32 <= c < 127 or c == 10 for c in b)
+
+
+def test_strings_from_files_are_escaped(petrel, tmp_path):
+    """Backing file names and formats and snapshot names come from the file:
+    messages and listings show their odd bytes as \\xNN, never raw."""
+    good = _backed_image(tmp_path, "1.1")
+    data = good.read_bytes()
+    name_off = struct.unpack(">Q", data[8:16])[0]
+    fmt_off = next(off for off, typ, _ in _header_extensions(data) if typ == 0xe2792aca)
+    bad_fmt = tmp_path / "fmt.qcow2"
+    _patch(good, bad_fmt, fmt_off + 8, b"\xb9")          # backing format "\xb9aw"
+    bad_name = tmp_path / "name.qcow2"
+    _patch(good, bad_name, name_off, b"\x1b[2J\x07.ra")  # all 8 bytes of "base.raw"
+    r = _run_bytes(petrel.binary, "img", "info", bad_fmt)
+    assert r.returncode == 1 and b"unknown image format '\\xb9aw'" in r.stderr, r.stderr
+    assert _printable(r.stderr), r.stderr
+    r = _run_bytes(petrel.binary, "img", "info", bad_name)
+    assert r.returncode == 1 and b"\\x1b[2J\\x07.ra: No such file" in r.stderr, r.stderr
+    assert _printable(r.stderr), r.stderr
+    # a snapshot name with an escape sequence, listed
+    snap = tmp_path / "snap.qcow2"
+    qimg("create", "-f", "qcow2", snap, "1M")
+    subprocess.run([QEMU_IMG, "snapshot", "-c", b"\x1b[31mred\\", str(snap)], check=True)
+    r = _run_bytes(petrel.binary, "img", "snapshot", "-l", snap)
+    assert r.returncode == 0 and b"\\x1b[31mred\\\\" in r.stdout, r.stdout
+    assert _printable(r.stdout), r.stdout
+
+
+# --- a dirty image (lazy refcounts, crashed writer) --------------------------------
+
+def test_dirty_lazy_refcounts_repaired_on_read_write_open(petrel, tmp_path):
+    """QEMU leaves an image dirty when it dies with lazy refcounts on; a
+    read-only open reads it as it is, a read-write open (petrel run --disk)
+    repairs it like QEMU does, saying so in one line."""
+    kernel = require_file(GUEST_TESTS_DIR / "rvtest.elf", "build it with `make guest-tests`")
+    img = tmp_path / "lazy.qcow2"
+    qimg("create", "-f", "qcow2", "-o", "lazy_refcounts=on", img, "64M")
+    proc = subprocess.run([QEMU_IO, "-f", "qcow2", "-c", "write -P 0x5a 0 4M",
+                           "-c", "write -P 0x33 32M 1M", "-c", "abort", str(img)],
+                          capture_output=True, timeout=120)
+    assert proc.returncode != 0, "qemu-io abort should kill qemu-io"
+    assert json.loads(qimg("info", "--output=json", img).stdout)["dirty-flag"] is True
+    assert qimg("check", img, check=False).returncode == 2     # refcounts not written back
+    # read-only: read as it is, left dirty, nothing logged
+    out = tmp_path / "out.raw"
+    r = petrel("convert", "-O", "raw", img, out)
+    assert "not closed cleanly" not in r.stderr, r.stderr
+    data = out.read_bytes()
+    assert data[:4 << 20] == b"\x5a" * (4 << 20)
+    assert data[32 << 20:33 << 20] == b"\x33" * (1 << 20)
+    assert "dirty: true" in petrel("info", img).stdout
+    # a crafted one whose damage needs a rebuilt refcount structure: a
+    # referenced cluster without a refcount block
+    img2 = tmp_path / "noblock.qcow2"
+    qimg("create", "-f", "qcow2", "-o", "cluster_size=512", img2, "4M")
+    qio(img2, "write -P 0x61 0 1M")
+    with open(img2, "r+b") as f:
+        hdr = f.read(104)
+        rt_off = struct.unpack(">Q", hdr[48:56])[0]
+        f.seek(rt_off + 3 * 8)
+        f.write(bytes(8))
+        f.seek(72)
+        f.write(struct.pack(">Q", struct.unpack(">Q", hdr[72:80])[0] | 1))
+    for image, reads in ((img, ["read -P 0x5a 0 4M", "read -P 0x33 32M 1M"]),
+                         (img2, ["read -P 0x61 0 1M"])):
+        args = ["run", "--firmware", "none", "--kernel", kernel, "--timeout", "120",
+                "--disk", image]
+        r = _run_bytes(petrel.binary, *args)
+        assert r.returncode == 0, r.stderr.decode(errors="replace")
+        lines = [l for l in r.stderr.decode(errors="replace").splitlines()
+                 if "not closed cleanly" in l]
+        assert len(lines) == 1 and "repaired" in lines[0], r.stderr
+        assert_qemu_clean(image)
+        assert json.loads(qimg("info", "--output=json", image).stdout)["dirty-flag"] is False
+        qio(image, *reads)
+        # clean now: the next open says nothing
+        r = _run_bytes(petrel.binary, *args)
+        assert r.returncode == 0 and b"not closed cleanly" not in r.stderr, r.stderr
 
 
 # --- crash consistency ----------------------------------------------------------

@@ -1,18 +1,21 @@
 """virtio-blk on the riscv64 board with the default guest's own Linux
 virtio_blk driver: the guest writes a known pattern to a disk with dd, syncs
-and powers off, and the host checks every byte of the image; a second boot
+and powers off, and the host checks every byte of the image (and of a qcow2
+copy with 512-byte clusters and 64-bit refcounts, whose refcount blocks each
+cover 32 KiB: qemu-img check must find it clean); a second boot
 reads it back and discards part of it (blkdiscard: the host file gets a hole).  Read-only disks, serials, several
 disks, and the errors --disk gives for bad images.
 """
 
 import hashlib
 import os
+import subprocess
 
 import pytest
 
 from petrel_helpers import (EXIT_ERROR, EXIT_POWEROFF, FLAVORS, assert_exit,
                             assert_no_sanitizer_report, check, marker_values,
-                            require_guest, run_petrel)
+                            require_guest, require_tools, run_petrel)
 
 BOOT_TIMEOUT = 300
 ASAN_BOOT_TIMEOUT = 600
@@ -31,6 +34,7 @@ echo "SIZE$((0))=$(cat /sys/block/vda/size)"
 echo "RO$((0))=$(cat /sys/block/vda/ro) $(cat /sys/block/vdb/ro)"
 echo "SERIAL$((0))=$(cat /sys/block/vda/serial)"
 seq 1 400000 | dd of=/dev/vda bs=1M seek=3 count=2 iflag=fullblock conv=fsync 2>/dev/null; echo "DD$((0))=$?"
+dd if=/dev/vda of=/dev/vdc bs=1M skip=3 seek=3 count=2 conv=fsync 2>/dev/null; echo "DDQ$((0))=$?"
 dd if=/dev/zero of=/dev/vdb bs=4k count=1 2>/dev/null; echo "ROWRITE$((0))=$?"
 echo "VDB$((0))=$(head -c 16 /dev/vdb)"
 sync
@@ -74,15 +78,24 @@ def test_pattern_written_read_back_and_discarded(flavor, tmp_path):
     ro = tmp_path / "ro.img"
     ro_content = b"read-only-disk!!" + bytes(4096 - 16)
     ro.write_bytes(ro_content * 256)
+    # 64-bit refcounts with 512-byte clusters: new refcount blocks often
+    # cannot live in the range they cover (issue 15: the guest got EIO)
+    require_tools("qemu-img")
+    q64 = tmp_path / "rc64.qcow2"
+    r = run_petrel(flavor, ["img", "create", "-f", "qcow2", "-o",
+                            "cluster_size=512,refcount_bits=64", q64, str(8 * MiB)], timeout=60)
+    assert_exit(r, 0, "petrel img create")
 
     # First boot: the guest writes the pattern.
-    r = _boot(flavor, [f"{data},format=raw,serial=petrel-data", f"{ro},readonly=on"],
+    r = _boot(flavor, [f"{data},format=raw,serial=petrel-data", f"{ro},readonly=on", str(q64)],
               WRITE_SESSION)
     check(marker_values(r, "SIZE") == [str(DISK_SIZE // 512)],
           f"guest sees vda with {marker_values(r, 'SIZE')} sectors, want {DISK_SIZE // 512}", r)
     check(marker_values(r, "RO") == ["0 1"], "vda should be writable and vdb read-only", r)
     check(marker_values(r, "SERIAL") == ["petrel-data"], "vda's serial (GET_ID)", r)
     check(marker_values(r, "DD") == ["0"], "dd of the pattern to /dev/vda failed", r)
+    check(marker_values(r, "DDQ") == ["0"], "dd of the pattern to /dev/vdc (qcow2, 64-bit "
+          "refcounts, 512-byte clusters) failed", r)
     check(marker_values(r, "ROWRITE") != ["0"], "writing the read-only vdb succeeded", r)
     check(marker_values(r, "VDB") == ["read-only-disk!!"], "vdb's content as the guest reads it",
           r)
@@ -99,6 +112,13 @@ def test_pattern_written_read_back_and_discarded(flavor, tmp_path):
     rest = image[OFFSET + LENGTH:]
     assert rest.count(0) == len(rest), "bytes after the pattern are not zero"
     assert ro.read_bytes() == ro_content * 256, "the read-only image changed"
+    chk = subprocess.run(["qemu-img", "check", str(q64)], capture_output=True, text=True,
+                         timeout=120)
+    assert chk.returncode == 0, f"qemu-img check of the qcow2 disk:\n{chk.stdout}{chk.stderr}"
+    q64_raw = tmp_path / "rc64.raw"
+    subprocess.run(["qemu-img", "convert", "-O", "raw", str(q64), str(q64_raw)], check=True,
+                   timeout=120)
+    assert q64_raw.read_bytes() == image[:8 * MiB], "the qcow2 disk holds other data"
 
     # Second boot: the guest reads it back, then discards 512 KiB of it.
     blocks_before = os.stat(data).st_blocks

@@ -31,7 +31,7 @@ static inline struct qimg *mk(const char *name, uint64_t size, uint32_t cb, uint
 {
     struct err e = { "" };
     struct qimg_create_opts o = { .fmt = "qcow2", .size = size, .cluster_bits = cb,
-                                  .refcount_order = order, .backing = backing };
+                                  .refcount_bits = 1u << order, .backing = backing };
     int r = qimg_create(path(name), &o, &e);
     CHECK(r == 0, "create %s: %s", name, e.msg);
     struct qimg *q = NULL;
