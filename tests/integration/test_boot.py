@@ -187,6 +187,33 @@ def test_kernel_not_a_kernel(flavor):
     _bad(flavor, ["run", "--kernel", "/etc/passwd"])
 
 
+def _image_variants(image, tmp_path):
+    """The default guest's kernel Image, cut short or with a broken header."""
+    data = image.read_bytes()
+    broken = bytearray(data[:1 << 20])
+    broken[48:56] = bytes(8)                  # the "RISCV" magic
+    cases = {"13k": (data[:13 * 1024], "truncated"),
+             "one-byte-short": (data[:-1], "truncated"),
+             "in-pe-header": (data[:80], "truncated"),
+             "bad-magic": (bytes(broken), "not a RISC-V Linux Image")}
+    for name, (blob, words) in cases.items():
+        path = tmp_path / f"Image-{name}"
+        path.write_bytes(blob)
+        yield name, path, words
+
+
+def test_truncated_or_broken_kernel_image(flavor, tmp_path):
+    """A cut or mangled Image is a one-line error before the guest starts
+    (the Image header and its PE/COFF section table say how long it is),
+    not a guest that prints nothing until --timeout."""
+    g = require_guest()
+    for name, path, words in _image_variants(g / "Image", tmp_path):
+        result = _bad(flavor, ["run", "--kernel", str(path), "--timeout", "60"])
+        lines = _stderr_lines(result)
+        check(len(lines) == 1 and words in lines[0] and path.name in lines[0],
+              f"{name}: expected a one-line error saying '{words}'", result)
+
+
 def test_zero_cpus(flavor):
     _bad(flavor, ["run", "--cpus", "0"])
 

@@ -65,14 +65,60 @@ static int load_elf(const struct gmem *mem, const struct file_buf *f, const char
     return 0;
 }
 
+/* The RISC-V Linux Image header (Documentation/arch/riscv/boot-image-header.rst):
+ * code0/1, text_offset, image_size (the kernel's size in memory, with its
+ * bss: larger than the file), flags, version, res1, res2, magic "RISCV",
+ * magic2 "RSC\x05", res3 (the PE/COFF header's offset in EFI-stub kernels). */
+#define IMAGE_MAGIC 0x5643534952ull /* "RISCV\0\0\0" */
+#define PE_MACHINE_RISCV64 0x5064
+
+static uint16_t rd16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return v; }
+
+/* How many bytes the file must have, from the PE/COFF section table of an
+ * EFI-stub kernel (the end of the section data that lies furthest in the
+ * file): 0 if there is no PE header to tell, -1 if the file ends before the
+ * header or its section table. */
+static int64_t pe_file_end(const struct file_buf *f, uint32_t pe)
+{
+    if (pe == 0)
+        return 0;
+    if ((uint64_t)pe + 24 > f->size)
+        return -1;
+    if (memcmp(f->data + pe, "PE\0\0", 4) || rd16(f->data + pe + 4) != PE_MACHINE_RISCV64)
+        return 0;
+    uint64_t nsec = rd16(f->data + pe + 6), optsz = rd16(f->data + pe + 20);
+    uint64_t tab = (uint64_t)pe + 24 + optsz, end = tab + nsec * 40;
+    if (end > f->size)
+        return -1;
+    for (uint64_t i = 0; i < nsec; i++) {
+        const uint8_t *sh = f->data + tab + i * 40;
+        uint64_t raw_size = rd32(sh + 16), raw_off = rd32(sh + 20);
+        if (raw_size && raw_off + raw_size > end)
+            end = raw_off + raw_size;
+    }
+    return (int64_t)end;
+}
+
 static int load_linux(const struct gmem *mem, const struct file_buf *f, const char *path,
                       uint64_t load_base, struct loaded_image *out, struct err *e)
 {
     uint64_t text_offset = rd64(f->data + 8);
     uint64_t image_size = rd64(f->data + 16);
+    uint32_t version = rd32(f->data + 32);
+    if (rd64(f->data + 48) != IMAGE_MAGIC || version < 2)
+        return err_set(e, -ENOEXEC, "'%s': not a RISC-V Linux Image (bad magic or header "
+                       "version %u.%u in its header)", path, version >> 16, version & 0xffff);
     if (text_offset & 0xfff || text_offset > (1ull << 30))
         return err_set(e, -ENOEXEC, "'%s': bad text_offset 0x%llx in Image header", path,
                        (unsigned long long)text_offset);
+    int64_t need = pe_file_end(f, rd32(f->data + 60));
+    if (need < 0 || (uint64_t)need > f->size) {
+        if (need < 0)
+            return err_set(e, -ENOEXEC, "'%s' is truncated: the file (%zu bytes) ends inside "
+                           "the Image's PE/COFF header", path, f->size);
+        return err_set(e, -ENOEXEC, "'%s' is truncated: its Image header says %llu bytes, the "
+                       "file has %zu", path, (unsigned long long)need, f->size);
+    }
     if (image_size < f->size)
         image_size = f->size;
     uint64_t at = load_base + text_offset;

@@ -1,7 +1,11 @@
 /* Loading guest images into RAM: RISC-V ELF64 files (segments at their
  * physical addresses) and flat Linux Images (the "RSC\x05" header, placed
  * at RAM base + text_offset).  Files are untrusted: every header field is
- * checked against the file size and the destination range before copying. */
+ * checked against the file size and the destination range before copying;
+ * an Image whose header is not a RISC-V Image's ("RISCV" magic, version 0.2
+ * or later), or that is shorter than its PE/COFF section table (EFI-stub
+ * kernels) says, is an error.  An Image without a PE/COFF header carries no
+ * file size (its image_size includes the bss), so a cut one still loads. */
 #ifndef PETREL_RISCV_LOADER_H
 #define PETREL_RISCV_LOADER_H
 
