@@ -16,7 +16,7 @@ FUZZ_DIR = REPO_ROOT / "build-fuzz"
 # (target, runs): sized for a few tens of seconds each in CI
 TARGETS = [("fuzz_rv64_exec", 20000), ("fuzz_loader", 300000), ("fuzz_x86_boot", 300000),
            ("fuzz_virtqueue", 60000), ("fuzz_qcow2", 20000), ("fuzz_virtio_net", 30000),
-           ("fuzz_api", 50000)]
+           ("fuzz_api", 50000), ("fuzz_snapshot", 30000)]
 
 
 def _virtqueue_seeds():
@@ -89,6 +89,47 @@ def _qcow2_seeds(corpus):
                         str(img)], check=True, stdout=subprocess.DEVNULL)
 
 
+def _x86_boot_seeds():
+    """Small valid kernels for fuzz_x86_boot, so that it starts inside the
+    loaders instead of at "not a kernel": PVH ELF64 and ELF32 files (one
+    PT_LOAD at 1 MiB, the Xen PHYS32_ENTRY note in a PT_NOTE segment) and a
+    bzImage with a 1 KiB setup.  From these the target reached the class of
+    issue 15 (a PVH entry outside the segments: the probe passed, set-up
+    failed, the target aborted) within 5000 to 20000 of its 300000 runs;
+    from an empty corpus it never left the file-type checks."""
+    code = b"\xf4\xeb\xfd" + b"\x90" * 13          # hlt; jmp hlt
+    note = struct.pack("<III", 4, 4, 18) + b"Xen\0" + struct.pack("<I", 0x100000)
+
+    def elf(is64):
+        ehsz, phsz = (64, 56) if is64 else (52, 32)
+        code_off = ehsz + 2 * phsz
+        note_off = code_off + len(code)
+        if is64:
+            eh = struct.pack("<16sHHIQQQIHHHHHH", b"\x7fELF\x02\x01\x01" + bytes(9), 2, 62, 1,
+                             0x100000, ehsz, 0, 0, ehsz, phsz, 2, 64, 0, 0)
+            ph = struct.pack("<IIQQQQQQ", 1, 7, code_off, 0x100000, 0x100000, len(code),
+                             0x2000, 16)
+            ph += struct.pack("<IIQQQQQQ", 4, 4, note_off, 0, 0, len(note), len(note), 4)
+        else:
+            eh = struct.pack("<16sHHIIIIIHHHHHH", b"\x7fELF\x01\x01\x01" + bytes(9), 2, 3, 1,
+                             0x100000, ehsz, 0, 0, ehsz, phsz, 2, 40, 0, 0)
+            ph = struct.pack("<IIIIIIII", 1, code_off, 0x100000, 0x100000, len(code), 0x2000,
+                             7, 16)
+            ph += struct.pack("<IIIIIIII", 4, note_off, 0, 0, len(note), len(note), 4, 4)
+        return eh + ph + code + note
+
+    bz = bytearray(0x800)                           # setup_sects 1: setup is 1 KiB
+    bz[0x1f1] = 1
+    struct.pack_into("<H", bz, 0x1fe, 0xaa55)
+    bz[0x200:0x206] = b"\xeb\x66HdrS"
+    struct.pack_into("<H", bz, 0x206, 0x020f)       # boot protocol 2.15
+    bz[0x211] = 0x01                                # LOADED_HIGH
+    struct.pack_into("<H", bz, 0x236, 0x1)          # XLF_KERNEL_64
+    struct.pack_into("<I", bz, 0x238, 2047)         # cmdline_size
+    struct.pack_into("<I", bz, 0x260, 0x10000)      # init_size
+    return {"pvh-elf64": elf(True), "pvh-elf32": elf(False), "bzimage": bytes(bz)}
+
+
 def _api_seeds():
     """Requests for fuzz_api (its input layout is in tests/fuzz/fuzz_api.c):
     records of a route selector, a little-endian length and the data.
@@ -136,6 +177,9 @@ def _seed_corpus(name, tmp_path):
         _qcow2_seeds(corpus)
     elif name == "fuzz_api":
         for seed_name, data in _api_seeds().items():
+            (corpus / seed_name).write_bytes(data)
+    elif name == "fuzz_x86_boot":
+        for seed_name, data in _x86_boot_seeds().items():
             (corpus / seed_name).write_bytes(data)
     elif name == "fuzz_virtqueue":
         for seed_name, data in _virtqueue_seeds().items():

@@ -806,6 +806,32 @@ static void test_rejections(void)
     f = elf_new(&s, &esize);
     expect_reject("entry outside", &m, f, esize, NULL, 0, "", mem, -ENOEXEC, "PVH entry");
     free(f);
+    /* An entry above 1 MiB but not in the file-backed part of a segment: the
+     * probe refuses it too (it once passed, and only set-up refused it). */
+    static const struct { const char *what; uint64_t entry; } outside[] = {
+        { "entry below the segment", 0x1ff000 }, { "entry in the bss", 0x200000 + 0x1000 },
+        { "entry past the segment", 0x3000000 }, { "entry beyond RAM", 0x40000000 },
+    };
+    s.memsz = 0x2000;
+    for (unsigned i = 0; i < sizeof(outside) / sizeof(outside[0]); i++) {
+        s.entry = outside[i].entry;
+        f = elf_new(&s, &esize);
+        expect_reject(outside[i].what, &m, f, esize, NULL, 0, "", mem, -ENOEXEC,
+                      "outside the kernel's loaded segments");
+        free(f);
+    }
+    s.entry = 0x200000 + 0xfff;                     /* the segment's last file byte */
+    f = elf_new(&s, &esize);
+    {
+        struct x86_entry en;
+        struct err e;
+        int is_pvh = -1;
+        EQ(x86_kernel_probe(f, esize, "elf", &is_pvh, &e), 0);
+        EQ(boot(&m, f, esize, NULL, 0, "", mem, 1, &en, &e), 0);
+        EQ(en.rip, 0x200fff);
+    }
+    free(f);
+    s.memsz = 0x1000;
     s.entry = 0x200000;
     s.desc_size = 8;
     s.is64 = 1;

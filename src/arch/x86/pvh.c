@@ -231,11 +231,13 @@ static int find_entry(const struct elf_file *f, const char *name, uint32_t *entr
 }
 
 /* What can be checked without guest RAM: loadable segments inside the file
- * and above the boot area, an entry point above it too. */
+ * and above the boot area, and an entry point in the file-backed part of one
+ * of them (code the kernel brought, not bss, a gap or unmapped memory). */
 static int check_segments(const struct elf_file *f, const char *name, uint32_t entry,
                           struct err *e)
 {
     unsigned loaded = 0;
+    int entry_in = 0;
     for (unsigned i = 0; i < f->phnum; i++) {
         struct elf_seg s = elf_phdr(f, i);
         if (s.type != PT_LOAD || s.memsz == 0)
@@ -246,6 +248,8 @@ static int check_segments(const struct elf_file *f, const char *name, uint32_t e
             return err_set(e, -ENOEXEC,
                            "%s: ELF segment %u at 0x%llx overlaps the boot area below 1 MiB",
                            name, i, (unsigned long long)s.paddr);
+        if (entry >= s.paddr && entry - s.paddr < s.filesz)
+            entry_in = 1;
         loaded++;
     }
     if (!loaded)
@@ -253,6 +257,9 @@ static int check_segments(const struct elf_file *f, const char *name, uint32_t e
     if (entry < X86_HIGH_MEM_START)
         return err_set(e, -ENOEXEC, "%s: PVH entry 0x%x in the boot area below 1 MiB", name,
                        entry);
+    if (!entry_in)
+        return err_set(e, -ENOEXEC, "%s: PVH entry 0x%x is outside the kernel's loaded "
+                       "segments", name, entry);
     return 0;
 }
 
@@ -315,9 +322,6 @@ int x86_pvh_load(const struct gmem *mem, const struct x86_boot_config *cfg,
     ret = load_segments(mem, &f, name, low_end, &end, e);
     if (ret < 0)
         return ret;
-    if (entry >= end)
-        return err_set(e, -ENOEXEC, "%s: PVH entry 0x%x is beyond the loaded kernel", name,
-                       entry);
     ret = x86_cmdline_write(mem, cfg->cmdline, X86_CMDLINE_MAX - 1, e);
     if (ret < 0)
         return ret;
