@@ -1,6 +1,7 @@
 /* `petrel vm`: VMs kept as files in a state directory and run in the
  * background: create, list, info, start, console, pause, resume, stop, kill,
- * set, delete, ssh, stats, images.  Layout and contract:
+ * set, delete, ssh, stats, snapshot, snapshots, delete-snapshot, revert,
+ * clone.  Layout and contract:
  * docs/control-plane.md ("VMs as files"); the definition: vm_def.h; the
  * VMM's API: vm_client.h.  This file: dispatch, help, list, info, delete,
  * ssh, stats; the other commands and what they share: vm_priv.h.
@@ -178,11 +179,28 @@ static int cmd_info(struct vmx *x, int argc, char **argv)
     vmx_rt_get(dir, &rt, API_TIMEOUT_MS);
     json_t *o = json_pack("{s:s, s:s, s:s}", "name", name, "dir", dir, "state",
                           vmx_st_names[rt.st]);
+    struct strv tags = { 0 };
+    if (vmx_snap_list(dir, &tags)) {
+        vmx_rt_free(&rt);
+        vm_def_free(&d);
+        json_decref(o);
+        return 1;
+    }
     if (o) {
         json_object_set_new(o, "definition", vm_def_to_json(&d));
         json_object_set(o, "run", rt.run ? rt.run : json_null());
         json_object_set(o, "vmm", rt.info ? rt.info : json_null());
+        json_object_set_new(o, "snapshots", json_integer(tags.n));
+        json_object_set_new(o, "cloned_from",
+                            d.cloned_from_vm
+                                ? json_pack("{s:s, s:o, s:b}", "vm", d.cloned_from_vm,
+                                            "snapshot", d.cloned_from_snapshot
+                                                            ? json_string(d.cloned_from_snapshot)
+                                                            : json_null(),
+                                            "first_start_pending", d.restore_from != NULL)
+                                : json_null());
     }
+    vmx_strv_free(&tags);
     char *text = o ? json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
     json_decref(o);
     vmx_rt_free(&rt);
@@ -207,21 +225,38 @@ static int cmd_delete(struct vmx *x, int argc, char **argv)
     struct stat st;
     if (lstat(dir, &st) < 0 || !S_ISDIR(st.st_mode))
         return vmx_fail("no VM named '%s' (in %s)", name, x->vms);
-    int fd;
-    if (vmx_lock_stopped(name, dir, &fd))
+    int fd, snapfd;
+    if (vmx_snap_lock(name, dir, &snapfd))
         return 1;
+    if (vmx_lock_stopped(name, dir, &fd)) {
+        close(snapfd);
+        return 1;
+    }
     struct vm_rt rt;
     memset(&rt, 0, sizeof(rt));
     vmx_read_run_json(dir, &rt);
     vmx_rt_cleanup(dir, &rt);
     vmx_rt_free(&rt);
+    /* the snapshots go with the directory; disks outside it (--disk PATH)
+     * lose the internal snapshots the VM's snapshots put there */
+    struct strv tags = { 0 };
+    vmx_snap_list(dir, &tags);
+    for (int k = 0; k < tags.n; k++) {
+        json_t *info = vmx_snap_info(name, dir, tags.v[k], true);
+        if (info)
+            vmx_snap_disks_delete(name, dir, info, true);
+        json_decref(info);
+    }
+    vmx_strv_free(&tags);
     /* out of sight first (list ignores dot names), then removed */
     vmx_fmt(gone, sizeof(gone), "%s/.%s.deleting.%d", x->vms, name, (int)getpid());
     if (rename(dir, gone) < 0) {
         close(fd);
+        close(snapfd);
         return vmx_fail("%s: rename: %s", dir, strerror(errno));
     }
     close(fd);
+    close(snapfd);
     if (vmx_rm_rf(gone) < 0)
         return vmx_fail("%s: could not remove everything: %s", gone, strerror(errno));
     return 0;
@@ -488,9 +523,10 @@ static const struct vm_cmd cmds[] = {
       "info NAME",
       "print a VM's definition and runtime state as JSON",
       "Prints {\"name\", \"dir\", \"state\", \"definition\" (vm.json), \"run\" (run.json:\n"
-      "pid, started_utc, api_sock, console_sock, ssh_port; null when never started\n"
-      "or cleanly stopped), \"vmm\" (the VMM's GET /petrel/info, null when it does not\n"
-      "run)}.\n" },
+      "pid, started_utc, api_sock, console_sock, ssh_port, snapshot_parent; null when\n"
+      "never started or cleanly stopped), \"vmm\" (the VMM's GET /petrel/info, null\n"
+      "when it does not run), \"snapshots\" (how many), \"cloned_from\" ({vm,\n"
+      "snapshot, first_start_pending} for a clone, else null)}.\n" },
     { "start", vmx_cmd_start,
       "start NAME | start --all",
       "start a VM in the background (--all: every autostart VM)",
@@ -558,9 +594,74 @@ static const struct vm_cmd cmds[] = {
       "delete NAME",
       "delete a stopped VM and everything in its directory",
       "Removes vms/NAME/: the definition, disk0.qcow2 and any other disk stored\n"
-      "there, the logs. Disks added with --disk PATH outside the directory and base\n"
-      "images (<state>/images/, shared by VMs) are left alone. Refused while the VM\n"
-      "runs.\n" },
+      "there, the logs, the snapshots. Disks added with --disk PATH outside the\n"
+      "directory and base images (<state>/images/, shared by VMs) are left alone,\n"
+      "except that the internal snapshots NAME's snapshots made in such disks are\n"
+      "removed. Clones of NAME keep working (they hold links to what they use).\n"
+      "Refused while the VM runs.\n" },
+    { "snapshot", vmx_cmd_snapshot,
+      "snapshot NAME [TAG] [--diff]",
+      "save a VM (running: memory, CPUs, devices, disks; stopped: disks)",
+      "TAG: 1 to 64 characters from a-z A-Z 0-9 . _ -, not starting with '.' or '-'\n"
+      "(default: snap-YYYYmmdd-HHMMSS, UTC). An existing TAG is an error.\n"
+      "\n"
+      "A running or paused VM is paused, saved to vms/NAME/snapshots/TAG/ (state:\n"
+      "the CPUs and devices; memory: guest RAM, pages never written left as holes)\n"
+      "with an internal qcow2 snapshot TAG in each writable disk taken at the same\n"
+      "instant, and resumed if it was running. Prints how long it took, how long the\n"
+      "guest was paused and the memory file's allocated size. Writable raw disks\n"
+      "make it fail (snapshots need qcow2).\n"
+      "A stopped VM gets a disk-only snapshot: an internal snapshot TAG in each\n"
+      "writable qcow2 disk (type \"disk\"; revert boots from it).\n"
+      "\n"
+      "  --diff   only the memory pages written since the snapshot this run of the\n"
+      "           VM last took or was reverted to (its parent). A diff needs its\n"
+      "           parent: delete-snapshot refuses to delete a parent\n" },
+    { "snapshots", vmx_cmd_snapshots,
+      "snapshots NAME [--json]",
+      "list a VM's snapshots",
+      "Columns: TAG CREATED TYPE SIZE PARENT, oldest first. TYPE is full, diff, disk\n"
+      "(disk-only, taken while stopped) or incomplete (taking it failed midway;\n"
+      "delete-snapshot removes it). SIZE: what the state and memory files take on\n"
+      "disk (allocated bytes); the disks' part lives in the disks.\n"
+      "\n"
+      "  --json   a JSON array of {tag, created_utc, type, parent, size_bytes,\n"
+      "           state_bytes, memory_bytes, exports_bytes, complete, vm_state,\n"
+      "           duration_ms, disks}\n" },
+    { "delete-snapshot", vmx_cmd_delete_snapshot,
+      "delete-snapshot NAME TAG",
+      "delete one of a VM's snapshots",
+      "Removes vms/NAME/snapshots/TAG/ and the internal snapshot TAG of each of the\n"
+      "VM's disks. Refused while a diff snapshot has TAG as its parent (they are\n"
+      "named), and, for a snapshot with disk state, while the VM runs: its VMM holds\n"
+      "the disks (stop the VM first). Clones made from TAG keep working.\n" },
+    { "revert", vmx_cmd_revert,
+      "revert NAME TAG [--paused]",
+      "go back to a snapshot (the current state is lost)",
+      "A running VM is stopped hard first (as 'petrel vm kill': its state is being\n"
+      "thrown away). A memory snapshot (full or diff) starts a new VMM from it: the\n"
+      "guest continues where it was when TAG was taken, its disks reverted to TAG.\n"
+      "A disk-only snapshot reverts the disks; the VM then boots from them if it was\n"
+      "running, else it stays stopped.\n"
+      "\n"
+      "  --paused   (memory snapshots) leave the restored VM paused ('petrel vm\n"
+      "             resume' continues it)\n" },
+    { "clone", vmx_cmd_clone,
+      "clone NAME NEWNAME [--from TAG]",
+      "make a new VM that starts from a snapshot of NAME",
+      "NEWNAME gets its own directory: NAME's definition, a new random MAC on each\n"
+      "network card, a free ssh port picked at start, its own config disk, and for\n"
+      "each writable disk a qcow2 overlay on an export of that disk as it was at TAG\n"
+      "(made once per snapshot, in snapshots/TAG/, shared by TAG's clones and linked\n"
+      "into each clone's directory; read-only disks are shared). The first 'petrel vm\n"
+      "start NEWNAME' of a memory snapshot's clone continues TAG's guest (state and\n"
+      "memory linked from TAG, so clones share its page cache and outlive it); later\n"
+      "starts boot from the disks. The guest keeps TAG's host name and MAC until it\n"
+      "reboots. A disk-only snapshot's clone boots from its disks.\n"
+      "\n"
+      "  --from TAG   the snapshot (full or disk; not diff). Without it: a running\n"
+      "               NAME gets a full snapshot now (clone-NEWNAME-TIME); a stopped\n"
+      "               NAME is copied cold (its disks' data, on the same bases)\n" },
     { "ssh", cmd_ssh,
       "ssh [--wait S] NAME [-- COMMAND...]",
       "log in to a running VM as root over its forwarded port",
@@ -608,6 +709,9 @@ void cli_vm_usage(void)
            "                    for a unix socket: see run.json)\n"
            "  console.log, console.log.1   the serial console's output (bounded)\n"
            "  vmm.log, vmm.log.1           the VMM's own messages\n"
+           "  snapshots/TAG/    a snapshot: info.json, state, memory, disk exports\n"
+           "  snap.lock         held while a snapshot is taken, deleted, reverted to or\n"
+           "                    cloned\n"
            "Base images are images/<arch>-<sha256>.raw|qcow2 there: read-only copies the\n"
            "root disks are overlays on (see 'petrel vm create --help'). Deleting a VM\n"
            "leaves them; remove one no VM uses with rm.\n");

@@ -68,6 +68,9 @@ void vm_def_free(struct vm_def *d)
     free(d->authorized_keys);
     free(d->ssh_key_file);
     free(d->created_utc);
+    free(d->restore_from);
+    free(d->cloned_from_vm);
+    free(d->cloned_from_snapshot);
     memset(d, 0, sizeof(*d));
 }
 
@@ -245,11 +248,47 @@ static int parse_ssh(struct vctx *c, json_t *v, struct vm_def *d)
     return 0;
 }
 
+/* A snapshot tag: [A-Za-z0-9._-]{1,64}, not starting with '.' or '-' (hidden
+ * files, options). */
+bool vm_tag_valid(const char *tag)
+{
+    size_t n = tag ? strlen(tag) : 0;
+    if (!n || n > VM_DEF_MAX_TAG || tag[0] == '.' || tag[0] == '-')
+        return false;
+    for (const char *p = tag; *p; p++)
+        if (!isascii((unsigned char)*p) || !(isalnum((unsigned char)*p) || strchr("._-", *p)))
+            return false;
+    return true;
+}
+
+/* "cloned_from": {"vm": NAME, "snapshot": TAG|null} or null */
+static int parse_cloned_from(struct vctx *c, json_t *v, struct vm_def *d)
+{
+    static const char *const known[] = { "vm", "snapshot", NULL };
+    if (!v || json_is_null(v))
+        return 0;
+    if (!json_is_object(v))
+        return bad(c, "cloned_from", "expected an object {\"vm\", \"snapshot\"} or null");
+    int r = check_known(c, v, "cloned_from.", known);
+    if (r < 0 ||
+        (r = get_str(c, v, "vm", "cloned_from.vm", REQUIRED, NOT_NULL, false, VM_NAME_MAX,
+                     &d->cloned_from_vm)) < 0 ||
+        (r = get_str(c, v, "snapshot", "cloned_from.snapshot", OPTIONAL, NULLABLE, false,
+                     VM_DEF_MAX_TAG, &d->cloned_from_snapshot)) < 0)
+        return r;
+    if (!vm_name_valid(d->cloned_from_vm))
+        return bad(c, "cloned_from.vm", "not a valid VM name");
+    if (d->cloned_from_snapshot && !vm_tag_valid(d->cloned_from_snapshot))
+        return bad(c, "cloned_from.snapshot", "not a valid snapshot tag");
+    return 0;
+}
+
 static int from_json(struct vctx *c, json_t *root, const char *expect_name, struct vm_def *d)
 {
     static const char *const known[] = {
         "format", "version", "name", "arch", "vcpus", "memory_mib", "kernel", "initrd",
-        "firmware", "append", "disks", "devices", "ssh", "autostart", "created_utc", NULL,
+        "firmware", "append", "disks", "devices", "ssh", "autostart", "created_utc",
+        "restore_from", "cloned_from", NULL,
     };
     int r;
     char *s = NULL;
@@ -349,7 +388,11 @@ static int from_json(struct vctx *c, json_t *root, const char *expect_name, stru
     if ((r = parse_ssh(c, json_object_get(root, "ssh"), d)) < 0 ||
         (r = get_bool(c, root, "autostart", "autostart", false, &d->autostart)) < 0 ||
         (r = get_str(c, root, "created_utc", "created_utc", OPTIONAL, NULLABLE, false, 64,
-                     &d->created_utc)) < 0)
+                     &d->created_utc)) < 0 ||
+        (r = get_str(c, root, "restore_from", "restore_from", OPTIONAL, NULLABLE, false,
+                     VM_DEF_MAX_PATH, &d->restore_from)) < 0 ||
+        (r = check_path(c, "restore_from", d->restore_from)) < 0 ||
+        (r = parse_cloned_from(c, json_object_get(root, "cloned_from"), d)) < 0)
         return r;
     return 0;
 }
@@ -459,6 +502,12 @@ json_t *vm_def_to_json(const struct vm_def *d)
     ssh = NULL;
     bad_ |= json_object_set_new(root, "autostart", json_boolean(d->autostart));
     bad_ |= json_object_set_new(root, "created_utc", str_or_null(d->created_utc));
+    if (d->restore_from)
+        bad_ |= json_object_set_new(root, "restore_from", json_string(d->restore_from));
+    if (d->cloned_from_vm)
+        bad_ |= json_object_set_new(root, "cloned_from",
+                                    json_pack("{s:s, s:o}", "vm", d->cloned_from_vm, "snapshot",
+                                              str_or_null(d->cloned_from_snapshot)));
     if (bad_)
         goto fail;
     return root;

@@ -51,6 +51,7 @@
 #define VM_DEF_MAX_SERIAL 20
 #define VM_DEF_MAX_KEYS (64u << 10)       /* authorized_keys bytes */
 #define VM_DEF_CONFIG_SERIAL "petrel-config"
+#define VM_DEF_MAX_TAG 64                 /* snapshot tags: [A-Za-z0-9._-]{1,64} */
 
 struct vm_disk_def {
     char *path;             /* relative to the VM's directory, or absolute */
@@ -77,10 +78,18 @@ struct vm_def {
     char *ssh_key_file;     /* the public key file it came from; NULL: unknown */
     bool autostart;
     char *created_utc;      /* NULL: unknown */
+    /* clones (`petrel vm clone`, vm_clone.c); written only when set */
+    char *restore_from;     /* the snapshot (state + memory) the next start restores:
+                             * a directory, relative to the VM's; NULL: cold boot */
+    char *cloned_from_vm;   /* the VM this one was cloned from; NULL: not a clone */
+    char *cloned_from_snapshot; /* its snapshot the clone started from; NULL: a cold copy */
 };
 
 /* NAME is [a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}. */
 bool vm_name_valid(const char *name);
+
+/* A snapshot tag is [A-Za-z0-9._-]{1,64}, not starting with '.' or '-'. */
+bool vm_tag_valid(const char *tag);
 
 /* The highest --cpus for arch (0 for an unknown arch). */
 unsigned vm_def_max_cpus(const char *arch);

@@ -2,7 +2,8 @@
  * list, info, delete, ssh, stats; vm_common.c: messages, small helpers, VM
  * directories, the lock; vm_run.c: runtime state, start, pause, resume,
  * stop, kill; vm_create.c: create, set; vm_image.c: base images;
- * vm_console.c: console) use from each other.  Not an interface for
+ * vm_console.c: console; vm_snapshot.c: snapshot, snapshots,
+ * delete-snapshot; vm_clone.c: revert, clone) use from each other.  Not an interface for
  * anything outside `petrel vm`.
  *
  * Threads: none; one command per process.
@@ -54,7 +55,7 @@ struct vm_rt {
 enum {
     OPT_ARCH = 256, OPT_CPUS, OPT_MEMORY, OPT_KERNEL, OPT_INITRD, OPT_APPEND, OPT_FIRMWARE,
     OPT_DISK, OPT_DEVICE, OPT_DISK_SIZE, OPT_BASE, OPT_SSH_KEY, OPT_SSH_PORT, OPT_NO_NET,
-    OPT_AUTOSTART, OPT_TIMEOUT, OPT_FORCE, OPT_WAIT,
+    OPT_AUTOSTART, OPT_TIMEOUT, OPT_FORCE, OPT_WAIT, OPT_DIFF, OPT_PAUSED, OPT_FROM, OPT_JSON,
 };
 
 /* --- vm_common.c ------------------------------------------------------------ */
@@ -136,6 +137,57 @@ void vmx_rt_cleanup(const char *dir, const struct vm_rt *rt);
 bool vmx_rt_active(const struct vm_rt *rt);
 /* 0 when running or paused, else 1 with a message saying why not. */
 int vmx_need_running(const char *name, const struct vm_rt *rt);
+/* Write run.json (j) atomically. */
+int vmx_write_run_json(const char *dir, json_t *j);
+
+/* How to start a VM's VMM (vmx_start_vm). */
+struct vmx_start_opts {
+    const char *restore;        /* `petrel run --restore DIR`: continue from a snapshot */
+    bool paused;                /* with restore: stay paused */
+    bool own_disks;             /* with restore: the definition's disks, used as they are,
+                                 * instead of the snapshot's (reverted to it) */
+    const char *snap_parent;    /* run.json's snapshot_parent: the tag a diff snapshot of
+                                 * this run is relative to (NULL: none yet) */
+    bool quiet;
+};
+/* Start NAME's VMM in the background (what `petrel vm start NAME` does);
+ * a clone whose definition has restore_from starts from that snapshot. */
+int vmx_start_vm(struct vmx *x, const char *name, const struct vmx_start_opts *o);
+/* SIGKILL the VMM rt describes (after checking it is NAME's) and clean up
+ * after it, as `petrel vm kill` does. */
+int vmx_kill_vmm(const char *name, const char *dir, const struct vm_rt *rt);
+
+/* --- vm_snapshot.c: snapshots (layout: see there) ----------------------------- */
+
+#define VMX_SNAP_INFO_VERSION 1
+/* dir/snapshots/TAG */
+void vmx_snap_dir(const char *dir, const char *tag, char *buf, size_t len);
+/* Take dir/snap.lock (waits up to 60 s): serialises everything that creates,
+ * deletes, reverts to or exports a snapshot of one VM.  Taken before the
+ * VM's own lock where both are needed. */
+int vmx_snap_lock(const char *name, const char *dir, int *fd);
+/* dir/snapshots/TAG/info.json, checked; NULL (message printed unless
+ * quiet) when it is missing or bad. */
+json_t *vmx_snap_info(const char *name, const char *dir, const char *tag, bool quiet);
+/* Tags of the VM's snapshots (complete or not), oldest first. */
+int vmx_snap_list(const char *dir, struct strv *tags);
+/* The definition's disks that carry internal snapshots (writable qcow2):
+ * which[i] set for those; 1 (message printed) if a writable disk is raw. */
+int vmx_snap_disks(const char *name, const char *dir, const struct vm_def *d, bool which[]);
+/* Take a memory snapshot of the running or paused VM (snap.lock held by
+ * the caller): type "full" or "diff". */
+int vmx_snapshot_running(const char *name, const char *dir, const struct vm_def *d,
+                         const struct vm_rt *rt, const char *tag, bool diff, bool quiet);
+/* Remove internal snapshot tag from the disks info.json lists (the VM
+ * stopped); only those outside dir when outside_only. */
+int vmx_snap_disks_delete(const char *name, const char *dir, json_t *info, bool outside_only);
+/* Parse "CMD NAME [TAG] [--FLAG]" (flag NULL: none; tag_required): argv
+ * indexes of NAME and TAG (-1: none), the tag checked.  0, or -1 (help
+ * printed) or -2 (error printed). */
+int vmx_name_tag_opts(const char *cmd, int argc, char **argv, const char *flag, bool *on,
+                      bool tag_required, int *ni, int *ti);
+/* path, or dir/path when relative */
+void vmx_resolve_in(char *buf, size_t len, const char *dir, const char *path);
 
 /* --- the commands: argv[0] is the command's name ----------------------------- */
 
@@ -148,5 +200,13 @@ int vmx_cmd_resume(struct vmx *x, int argc, char **argv);
 int vmx_cmd_stop(struct vmx *x, int argc, char **argv);
 int vmx_cmd_kill(struct vmx *x, int argc, char **argv);
 int vmx_cmd_console(struct vmx *x, int argc, char **argv);      /* vm_console.c */
+int vmx_cmd_snapshot(struct vmx *x, int argc, char **argv);     /* vm_snapshot.c */
+int vmx_cmd_snapshots(struct vmx *x, int argc, char **argv);
+int vmx_cmd_delete_snapshot(struct vmx *x, int argc, char **argv);
+int vmx_cmd_revert(struct vmx *x, int argc, char **argv);       /* vm_clone.c */
+int vmx_cmd_clone(struct vmx *x, int argc, char **argv);
+/* After a start from restore_from (a clone's first): drop it from vm.json
+ * and remove the links it named. */
+void vmx_clone_started(const char *name, const char *dir, struct vm_def *d);
 
 #endif

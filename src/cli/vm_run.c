@@ -14,6 +14,11 @@
  *   --console-sock and --console-log; in its own session, stdin from
  *   /dev/null, stdout/stderr to vms/NAME/vmm.log.  It inherits the lock's
  *   descriptor, so the lock lives exactly as long as it.
+ * - Started from a snapshot (revert; a clone's first start, named by
+ *   vm.json's restore_from) it gets --restore DIR instead of the machine's
+ *   flags and --boot, plus the devices (this start's ssh port) and, for a
+ *   clone, every disk (its own); run.json's snapshot_parent then names the
+ *   snapshot a diff snapshot of this run is relative to.
  *
  * Threads: none.
  *
@@ -54,8 +59,7 @@ static bool is_socket(const char *path)
     return path && *path && lstat(path, &st) == 0 && S_ISSOCK(st.st_mode);
 }
 
-/* path, or dir/path when relative */
-static void resolve_in(char *buf, size_t len, const char *dir, const char *path)
+void vmx_resolve_in(char *buf, size_t len, const char *dir, const char *path)
 {
     if (path[0] == '/')
         vmx_fmt(buf, len, "%s", path);
@@ -287,40 +291,62 @@ static bool wants_ssh_port(const struct vm_def *d)
     return false;
 }
 
-/* petrel run's command line for the definition. */
-static int build_argv(const struct vm_def *d, const char *dir, const char *exe,
-                      const char *api, const char *con, unsigned port, struct strv *av)
+/* The machine part of petrel run's command line (not with --restore: a
+ * restored VM is the machine its snapshot describes). */
+static bool machine_args(const struct vm_def *d, const char *dir, struct strv *av)
 {
     char p[PATH_MAX + 80], mem[32];
-    bool bad = vmx_strv_add(av, exe) < 0 || vmx_strv_add(av, "run") < 0 ||
-               vmx_strv_add(av, "--arch") < 0 || vmx_strv_add(av, d->arch) < 0 ||
+    bool bad = vmx_strv_add(av, "--arch") < 0 || vmx_strv_add(av, d->arch) < 0 ||
                vmx_strv_add(av, "--cpus") < 0 || vmx_strv_addf(av, "%u", d->vcpus) < 0;
     vmx_fmt(mem, sizeof(mem), "%uM", d->memory_mib);
     bad |= vmx_strv_add(av, "--memory") < 0 || vmx_strv_add(av, mem) < 0;
     if (d->kernel) {
-        resolve_in(p, sizeof(p), dir, d->kernel);
+        vmx_resolve_in(p, sizeof(p), dir, d->kernel);
         bad |= vmx_strv_add(av, "--kernel") < 0 || vmx_strv_add(av, p) < 0;
     }
     if (d->initrd) {
-        resolve_in(p, sizeof(p), dir, d->initrd);
+        vmx_resolve_in(p, sizeof(p), dir, d->initrd);
         bad |= vmx_strv_add(av, "--initrd") < 0 || vmx_strv_add(av, p) < 0;
     }
     if (d->firmware) {
         if (strcmp(d->firmware, "none"))
-            resolve_in(p, sizeof(p), dir, d->firmware);
+            vmx_resolve_in(p, sizeof(p), dir, d->firmware);
         else
             vmx_fmt(p, sizeof(p), "none");
         bad |= vmx_strv_add(av, "--firmware") < 0 || vmx_strv_add(av, p) < 0;
     }
     if (d->append)
         bad |= vmx_strv_add(av, "--append") < 0 || vmx_strv_add(av, d->append) < 0;
-    for (unsigned i = 0; i < d->ndisks; i++) {
-        resolve_in(p, sizeof(p), dir, d->disks[i].path);
-        bad |= add_disk_arg(av, p, d->disks[i].format, d->disks[i].readonly,
-                            d->disks[i].serial) < 0;
+    return bad;
+}
+
+/* petrel run's command line for the definition.  restore: --restore DIR
+ * instead of the machine and --boot; its disks then come from the snapshot
+ * (reverted to it) unless own_disks (a clone's first start: every disk
+ * given, used as it is).  Devices are always given (the ssh port is this
+ * start's). */
+static int build_argv(const struct vm_def *d, const char *dir, const char *exe,
+                      const char *api, const char *con, unsigned port,
+                      const struct vmx_start_opts *o, struct strv *av)
+{
+    char p[PATH_MAX + 80];
+    bool bad = vmx_strv_add(av, exe) < 0 || vmx_strv_add(av, "run") < 0;
+    if (o->restore) {
+        bad |= vmx_strv_add(av, "--restore") < 0 || vmx_strv_add(av, o->restore) < 0;
+        if (o->paused)
+            bad |= vmx_strv_add(av, "--paused") < 0;
+    } else {
+        bad |= machine_args(d, dir, av);
     }
-    vmx_fmt(p, sizeof(p), "%s/config.img", dir);
-    bad |= add_disk_arg(av, p, "raw", true, VM_DEF_CONFIG_SERIAL) < 0;
+    if (!o->restore || o->own_disks) {
+        for (unsigned i = 0; i < d->ndisks; i++) {
+            vmx_resolve_in(p, sizeof(p), dir, d->disks[i].path);
+            bad |= add_disk_arg(av, p, d->disks[i].format, d->disks[i].readonly,
+                                d->disks[i].serial) < 0;
+        }
+        vmx_fmt(p, sizeof(p), "%s/config.img", dir);
+        bad |= add_disk_arg(av, p, "raw", true, VM_DEF_CONFIG_SERIAL) < 0;
+    }
     for (unsigned i = 0; i < d->ndevices; i++) {
         char *dev = device_with_port(d->devices[i], port);
         bad |= !dev || vmx_strv_add(av, "--device") < 0 || vmx_strv_add(av, dev) < 0;
@@ -328,23 +354,16 @@ static int build_argv(const struct vm_def *d, const char *dir, const char *exe,
     }
     vmx_fmt(p, sizeof(p), "%s/console.log", dir);
     bad |= vmx_strv_add(av, "--api-sock") < 0 || vmx_strv_add(av, api) < 0 ||
-           vmx_strv_add(av, "--boot") < 0 || vmx_strv_add(av, "--id") < 0 ||
+           (!o->restore && vmx_strv_add(av, "--boot") < 0) || vmx_strv_add(av, "--id") < 0 ||
            vmx_strv_add(av, d->name) < 0 || vmx_strv_add(av, "--console-sock") < 0 ||
            vmx_strv_add(av, con) < 0 || vmx_strv_add(av, "--console-log") < 0 ||
            vmx_strv_add(av, p) < 0;
     return bad ? -ENOMEM : 0;
 }
 
-static int write_run_json(const char *dir, long long pid, const char *started,
-                          const char *api, const char *con, const char *sockdir, unsigned port)
+int vmx_write_run_json(const char *dir, json_t *j)
 {
-    json_t *j = json_pack("{s:o, s:s, s:s, s:s, s:o, s:o}",
-                          "pid", pid > 0 ? json_integer(pid) : json_null(),
-                          "started_utc", started, "api_sock", api, "console_sock", con,
-                          "ssh_port", port ? json_integer(port) : json_null(),
-                          "socket_dir", sockdir[0] ? json_string(sockdir) : json_null());
     char *text = j ? json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
-    json_decref(j);
     if (!text)
         return vmx_fail("out of memory");
     char p[PATH_MAX + 16];
@@ -353,6 +372,22 @@ static int write_run_json(const char *dir, long long pid, const char *started,
     int r = vm_write_file_atomic(p, text, strlen(text), 0600, &e);
     free(text);
     return r < 0 ? vmx_fail("%s", e.msg) : 0;
+}
+
+static int write_run_json(const char *dir, long long pid, const char *started,
+                          const char *api, const char *con, const char *sockdir, unsigned port,
+                          const char *snap_parent)
+{
+    json_t *j = json_pack("{s:o, s:s, s:s, s:s, s:o, s:o, s:o}",
+                          "pid", pid > 0 ? json_integer(pid) : json_null(),
+                          "started_utc", started, "api_sock", api, "console_sock", con,
+                          "ssh_port", port ? json_integer(port) : json_null(),
+                          "socket_dir", sockdir[0] ? json_string(sockdir) : json_null(),
+                          "snapshot_parent", snap_parent ? json_string(snap_parent)
+                                                         : json_null());
+    int r = vmx_write_run_json(dir, j);
+    json_decref(j);
+    return r;
 }
 
 /* Print the last lines of vmm.log (after a failed start). */
@@ -407,12 +442,28 @@ static void exec_vmm(const char *dir, int lockfd, int logfd, char **argv)
     _exit(127);
 }
 
-static int start_one(struct vmx *x, const char *name, bool quiet)
+int vmx_start_vm(struct vmx *x, const char *name, const struct vmx_start_opts *opts)
 {
-    char dir[PATH_MAX + 80], p[PATH_MAX + 96];
+    char dir[PATH_MAX + 80], p[PATH_MAX + 96], restore[PATH_MAX + 96];
     struct vm_def d;
+    struct vmx_start_opts o = *opts;
+    bool quiet = o.quiet;
     if (vmx_load_vm(x, name, dir, sizeof(dir), &d))
         return 1;
+    /* a clone's first start: from the snapshot it was cloned from, on its
+     * own disks and devices */
+    bool clone_first = !o.restore && d.restore_from;
+    if (clone_first) {
+        vmx_resolve_in(restore, sizeof(restore), dir, d.restore_from);
+        if (!vmx_file_exists(restore)) {
+            vm_def_free(&d);
+            return vmx_fail("%s: %s is missing: it holds the snapshot this clone starts from "
+                            "(remove \"restore_from\" from its vm.json to boot its disks "
+                            "cold)", name, restore);
+        }
+        o.restore = restore;
+        o.own_disks = true;
+    }
     int rc = 1, lockfd = -1, logfd = -1;
     struct strv av = { 0 };
     struct vm_rt old;
@@ -464,13 +515,13 @@ static int start_one(struct vmx *x, const char *name, bool quiet)
         goto out;
     }
     exe[n] = 0;
-    if (build_argv(&d, dir, exe, api, con, port, &av) < 0) {
+    if (build_argv(&d, dir, exe, api, con, port, &o, &av) < 0) {
         vmx_fail("out of memory");
         goto out;
     }
     char started[32];
     vmx_utc_now(started, sizeof(started));
-    if (write_run_json(dir, 0, started, api, con, sockdir, port))
+    if (write_run_json(dir, 0, started, api, con, sockdir, port, o.snap_parent))
         goto out;
     /* vmm.log: the previous one is kept as vmm.log.1 */
     char log1[PATH_MAX + 96];
@@ -492,7 +543,7 @@ static int start_one(struct vmx *x, const char *name, bool quiet)
         exec_vmm(dir, lockfd, logfd, av.v);
     close(logfd);
     logfd = -1;
-    if (write_run_json(dir, pid, started, api, con, sockdir, port)) {
+    if (write_run_json(dir, pid, started, api, con, sockdir, port, o.snap_parent)) {
         kill(pid, SIGKILL);
         waitpid(pid, NULL, 0);
         goto cleanup;
@@ -525,11 +576,18 @@ static int start_one(struct vmx *x, const char *name, bool quiet)
         }
         vmx_sleep_ms(50);
     }
+    if (d.restore_from)         /* started (or reverted) from a snapshot: done with it */
+        vmx_clone_started(name, dir, &d);
     if (!quiet) {
-        printf("started %s (pid %d", name, (int)pid);
+        if (o.restore)
+            printf("%s %s from %s%s (pid %d", o.paused ? "restored" : "started", name,
+                   clone_first ? "its snapshot " : "", o.restore, (int)pid);
+        else
+            printf("started %s (pid %d", name, (int)pid);
         if (port)
             printf(", ssh port %u", port);
-        printf("); 'petrel vm console %s' attaches to its console\n", name);
+        printf(")%s; 'petrel vm console %s' attaches to its console\n",
+               o.paused ? ", paused" : "", name);
     }
     rc = 0;
     goto out;
@@ -563,7 +621,7 @@ int vmx_cmd_start(struct vmx *x, int argc, char **argv)
     if (!all) {
         if (vmx_check_name("start", argv[arg]) || vmx_init(x))
             return 1;
-        return start_one(x, argv[arg], false);
+        return vmx_start_vm(x, argv[arg], &(struct vmx_start_opts){ 0 });
     }
     if (vmx_init(x))
         return 1;
@@ -591,7 +649,7 @@ int vmx_cmd_start(struct vmx *x, int argc, char **argv)
         vmx_rt_free(&rt);
         if (active)
             continue;
-        if (start_one(x, names.v[i], false))
+        if (vmx_start_vm(x, names.v[i], &(struct vmx_start_opts){ 0 }))
             rc = 1;
     }
     vmx_strv_free(&names);
@@ -747,6 +805,18 @@ static bool is_our_vmm(long long pid, const char *api, const char *name)
     return run && api_ok && id_ok;
 }
 
+int vmx_kill_vmm(const char *name, const char *dir, const struct vm_rt *rt)
+{
+    if (!rt->pid || !is_our_vmm(rt->pid, rt->api, name))
+        return vmx_fail("%s: the process holding its lock is not the VMM run.json names (pid "
+                        "%lld); not killing anything", name, rt->pid);
+    if (kill((pid_t)rt->pid, SIGKILL) < 0)
+        return vmx_fail("%s: kill %lld: %s", name, rt->pid, strerror(errno));
+    if (wait_vmm_gone(dir, 10000) < 0)
+        return vmx_fail("%s: pid %lld was killed but the lock is still held", name, rt->pid);
+    return 0;
+}
+
 int vmx_cmd_kill(struct vmx *x, int argc, char **argv)
 {
     char dir[PATH_MAX + 80];
@@ -755,17 +825,8 @@ int vmx_cmd_kill(struct vmx *x, int argc, char **argv)
     if (i < 0)
         return ONE_NAME_RC(i);
     const char *name = argv[i];
-    int rc = 0;
-    if (!vmx_rt_active(&rt)) {
-        rc = cleanup_stale(name, dir, &rt, "kill");
-    } else if (!rt.pid || !is_our_vmm(rt.pid, rt.api, name)) {
-        rc = vmx_fail("%s: the process holding its lock is not the VMM run.json names (pid %lld); "
-                      "not killing anything", name, rt.pid);
-    } else if (kill((pid_t)rt.pid, SIGKILL) < 0) {
-        rc = vmx_fail("%s: kill %lld: %s", name, rt.pid, strerror(errno));
-    } else if (wait_vmm_gone(dir, 10000) < 0) {
-        rc = vmx_fail("%s: pid %lld was killed but the lock is still held", name, rt.pid);
-    }
+    int rc = vmx_rt_active(&rt) ? vmx_kill_vmm(name, dir, &rt)
+                                : cleanup_stale(name, dir, &rt, "kill");
     vmx_rt_free(&rt);
     return rc;
 }

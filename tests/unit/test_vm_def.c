@@ -217,6 +217,19 @@ static const struct bad_case bad_cases[] = {
     { "autostart string", "autostart", "\"yes\"", "field 'autostart': expected true or false" },
     { "created number", "created_utc", "5", "field 'created_utc': expected a string" },
     { "not an object", NULL, "[1, 2]", "expected a JSON object" },
+    { "restore_from number", "restore_from", "5", "field 'restore_from': expected a string" },
+    { "restore_from newline", "restore_from", "\"a\\nb\"",
+      "field 'restore_from': a path may not hold a line break" },
+    { "cloned_from string", "cloned_from", "\"web0\"",
+      "field 'cloned_from': expected an object" },
+    { "cloned_from no vm", "cloned_from", "{\"snapshot\": \"s1\"}",
+      "field 'cloned_from.vm': missing" },
+    { "cloned_from bad vm", "cloned_from", "{\"vm\": \"a b\"}",
+      "field 'cloned_from.vm': not a valid VM name" },
+    { "cloned_from bad tag", "cloned_from", "{\"vm\": \"web0\", \"snapshot\": \".s\"}",
+      "field 'cloned_from.snapshot': not a valid snapshot tag" },
+    { "cloned_from unknown", "cloned_from", "{\"vm\": \"web0\", \"when\": 1}",
+      "field 'cloned_from.when': unknown field" },
 };
 
 static void test_bad(void)
@@ -408,11 +421,66 @@ static void test_sizes(void)
     EQ(vm_def_max_cpus("arm"), 0);
 }
 
+/* A clone's fields (`petrel vm clone`): absent unless set, kept on a round
+ * trip; snapshot tags. */
+static void test_clone_fields(void)
+{
+    json_t *j = good();
+    struct vm_def d;
+    struct err e = { "" };
+    int r = vm_def_from_json(&d, j, FILE_NAME, "web1", &e);
+    CHECK(r == 0 && !d.restore_from && !d.cloned_from_vm, "no clone fields: %s", e.msg);
+    json_t *out = r == 0 ? vm_def_to_json(&d) : NULL;
+    CHECK(out && !json_object_get(out, "restore_from") && !json_object_get(out, "cloned_from"),
+          "not written when unset");
+    json_decref(out);
+    if (r == 0)
+        vm_def_free(&d);
+    json_object_set_new(j, "restore_from", json_string("restore"));
+    json_object_set_new(j, "cloned_from", json_pack("{s:s, s:s}", "vm", "web0", "snapshot",
+                                                    "s-1.x_y"));
+    r = vm_def_from_json(&d, j, FILE_NAME, "web1", &e);
+    CHECK(r == 0 && d.restore_from && !strcmp(d.restore_from, "restore") &&
+          !strcmp(d.cloned_from_vm, "web0") && !strcmp(d.cloned_from_snapshot, "s-1.x_y"),
+          "clone fields load: %s", e.msg);
+    out = r == 0 ? vm_def_to_json(&d) : NULL;
+    CHECK(out && json_equal(json_object_get(out, "cloned_from"),
+                            json_object_get(j, "cloned_from")) &&
+          !strcmp(json_string_value(json_object_get(out, "restore_from")), "restore"),
+          "and are written back");
+    json_decref(out);
+    if (r == 0)
+        vm_def_free(&d);
+    /* a cold copy: no snapshot */
+    json_object_set_new(j, "cloned_from", json_pack("{s:s, s:n}", "vm", "web0", "snapshot"));
+    r = vm_def_from_json(&d, j, FILE_NAME, "web1", &e);
+    CHECK(r == 0 && !d.cloned_from_snapshot, "snapshot null: %s", e.msg);
+    if (r == 0)
+        vm_def_free(&d);
+    json_decref(j);
+
+    static const char *const ok[] = { "s1", "snap-20261206-070000", "a.b_c-d", "_x", "9", NULL };
+    static const char *const bad[] = { "", ".x", "-x", "a/b", "a b", "caf\xc3\xa9", "..", NULL };
+    for (unsigned i = 0; ok[i]; i++)
+        CHECK(vm_tag_valid(ok[i]), "tag '%s'", ok[i]);
+    for (unsigned i = 0; bad[i]; i++)
+        CHECK(!vm_tag_valid(bad[i]), "tag '%s' must be invalid", bad[i]);
+    char t64[66];
+    memset(t64, 'a', 65);
+    t64[64] = 0;
+    CHECK(vm_tag_valid(t64), "64 characters");
+    t64[64] = 'a';
+    t64[65] = 0;
+    CHECK(!vm_tag_valid(t64), "65 characters");
+    CHECK(!vm_tag_valid(NULL), "NULL");
+}
+
 int main(void)
 {
     test_names();
     test_round_trip();
     test_bad();
+    test_clone_fields();
     test_defaults_x86();
     test_load_files();
     test_state_dir();
