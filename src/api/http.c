@@ -1,8 +1,10 @@
 #include "api/http.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <microhttpd.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +13,62 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
+
+/* libmicrohttpd is loaded when the first server starts, not at exec: it
+ * brings GnuTLS and p11-kit, whose loading and constructors cost about
+ * 15 ms at every start of every petrel command (measured on this project's
+ * 2-core machines), which is most of the time from exec to a restored
+ * snapshot's first instruction. */
+#define MHD_SONAME "libmicrohttpd.so.12"
+
+static struct mhd_api {
+    __typeof__(MHD_add_response_header) *add_response_header;
+    __typeof__(MHD_create_response_from_buffer) *create_response_from_buffer;
+    __typeof__(MHD_destroy_response) *destroy_response;
+    __typeof__(MHD_get_daemon_info) *get_daemon_info;
+    __typeof__(MHD_get_timeout) *get_timeout;
+    __typeof__(MHD_lookup_connection_value) *lookup_connection_value;
+    __typeof__(MHD_queue_response) *queue_response;
+    __typeof__(MHD_quiesce_daemon) *quiesce_daemon;
+    __typeof__(MHD_run) *run;
+    __typeof__(MHD_start_daemon) *start_daemon;
+    __typeof__(MHD_stop_daemon) *stop_daemon;
+} mhd;
+
+static const struct { const char *name; size_t off; } mhd_syms[] = {
+    { "MHD_add_response_header", offsetof(struct mhd_api, add_response_header) },
+    { "MHD_create_response_from_buffer", offsetof(struct mhd_api, create_response_from_buffer) },
+    { "MHD_destroy_response", offsetof(struct mhd_api, destroy_response) },
+    { "MHD_get_daemon_info", offsetof(struct mhd_api, get_daemon_info) },
+    { "MHD_get_timeout", offsetof(struct mhd_api, get_timeout) },
+    { "MHD_lookup_connection_value", offsetof(struct mhd_api, lookup_connection_value) },
+    { "MHD_queue_response", offsetof(struct mhd_api, queue_response) },
+    { "MHD_quiesce_daemon", offsetof(struct mhd_api, quiesce_daemon) },
+    { "MHD_run", offsetof(struct mhd_api, run) },
+    { "MHD_start_daemon", offsetof(struct mhd_api, start_daemon) },
+    { "MHD_stop_daemon", offsetof(struct mhd_api, stop_daemon) },
+};
+
+static int mhd_load(struct err *e)
+{
+    static void *handle;
+    if (handle)
+        return 0;
+    void *h = dlopen(MHD_SONAME, RTLD_NOW | RTLD_LOCAL);
+    if (!h)
+        return err_set(e, -ELIBACC, "cannot load %s, the API's HTTP server: %s (Debian: "
+                       "apt-get install libmicrohttpd12)", MHD_SONAME, dlerror());
+    for (unsigned i = 0; i < sizeof(mhd_syms) / sizeof(mhd_syms[0]); i++) {
+        void *f = dlsym(h, mhd_syms[i].name);
+        if (!f) {
+            dlclose(h);
+            return err_set(e, -ELIBACC, "%s has no %s", MHD_SONAME, mhd_syms[i].name);
+        }
+        memcpy((char *)&mhd + mhd_syms[i].off, &f, sizeof(f));
+    }
+    handle = h;
+    return 0;
+}
 
 struct http_server {
     struct MHD_Daemon *mhd;
@@ -79,22 +137,22 @@ static enum MHD_Result http_send(struct MHD_Connection *c, struct http_reply *r,
 {
     struct MHD_Response *resp;
     if (r->body && r->len) {
-        resp = MHD_create_response_from_buffer(r->len, r->body, MHD_RESPMEM_MUST_FREE);
+        resp = mhd.create_response_from_buffer(r->len, r->body, MHD_RESPMEM_MUST_FREE);
         if (!resp)
             free(r->body);
     } else {
         free(r->body);
-        resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+        resp = mhd.create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
     }
     r->body = NULL;
     if (!resp)
         return MHD_NO;
     if (r->content_type)
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, r->content_type);
+        mhd.add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, r->content_type);
     if (close)
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
-    enum MHD_Result ret = MHD_queue_response(c, r->status ? r->status : 500, resp);
-    MHD_destroy_response(resp);
+        mhd.add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+    enum MHD_Result ret = mhd.queue_response(c, r->status ? r->status : 500, resp);
+    mhd.destroy_response(resp);
     return ret;
 }
 
@@ -134,14 +192,14 @@ static enum MHD_Result http_access_cb(void *cls, struct MHD_Connection *c, const
          * discarded, so that the client, still sending, gets the answer
          * instead of a broken pipe */
         q->started = true;
-        const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+        const char *cl = mhd.lookup_connection_value(c, MHD_HEADER_KIND,
                                                      MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl) {
             char *end;
             errno = 0;
             unsigned long long n = strtoull(cl, &end, 10);
             if (!errno && end != cl && n > HTTP_MAX_BODY) {
-                const char *expect = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                const char *expect = mhd.lookup_connection_value(c, MHD_HEADER_KIND,
                                                                  MHD_HTTP_HEADER_EXPECT);
                 if ((expect && !strcasecmp(expect, "100-continue")) || n > HTTP_DISCARD_MAX)
                     return http_too_big(c, n);
@@ -183,7 +241,7 @@ static enum MHD_Result http_access_cb(void *cls, struct MHD_Connection *c, const
 static void http_rearm(struct http_server *s)
 {
     MHD_UNSIGNED_LONG_LONG ms;
-    if (MHD_get_timeout(s->mhd, &ms) == MHD_YES) {
+    if (mhd.get_timeout(s->mhd, &ms) == MHD_YES) {
         uint64_t ns = ms > UINT64_MAX / 1000000 ? UINT64_MAX : (uint64_t)ms * 1000000;
         evloop_timer_set(s->timer, ns ? ns : 1, 0);   /* 0 would disarm */
     } else {
@@ -194,13 +252,15 @@ static void http_rearm(struct http_server *s)
 static void http_run(void *opaque)
 {
     struct http_server *s = opaque;
-    MHD_run(s->mhd);
+    mhd.run(s->mhd);
     http_rearm(s);
 }
 
 struct http_server *http_server_new(int listen_fd, struct evloop *loop, http_handler handler,
                                     void *opaque, struct err *e)
 {
+    if (mhd_load(e) < 0)
+        return NULL;
     struct http_server *s = calloc(1, sizeof(*s));
     if (!s) {
         err_set(e, -ENOMEM, "out of memory");
@@ -210,7 +270,7 @@ struct http_server *http_server_new(int listen_fd, struct evloop *loop, http_han
     s->handler = handler;
     s->opaque = opaque;
     s->epfd = -1;
-    s->mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL,
+    s->mhd = mhd.start_daemon(MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL,
                               http_access_cb, s,
                               MHD_OPTION_LISTEN_SOCKET, (MHD_socket)listen_fd,
                               MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_CONN_TIMEOUT_S,
@@ -224,7 +284,7 @@ struct http_server *http_server_new(int listen_fd, struct evloop *loop, http_han
         free(s);
         return NULL;
     }
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_EPOLL_FD);
+    const union MHD_DaemonInfo *info = mhd.get_daemon_info(s->mhd, MHD_DAEMON_INFO_EPOLL_FD);
     if (!info || info->epoll_fd < 0) {
         err_set(e, -EINVAL, "libmicrohttpd has no epoll descriptor");
         goto fail;
@@ -241,8 +301,8 @@ fail:
     if (s->timer)
         evloop_timer_free(s->timer);
     /* MHD_stop_daemon would close listen_fd, which stays the caller's */
-    MHD_quiesce_daemon(s->mhd);
-    MHD_stop_daemon(s->mhd);
+    mhd.quiesce_daemon(s->mhd);
+    mhd.stop_daemon(s->mhd);
     free(s);
     return NULL;
 }
@@ -254,7 +314,7 @@ void http_server_free(struct http_server *s)
     if (s->epfd >= 0)
         evloop_del(s->loop, s->epfd);
     evloop_timer_free(s->timer);
-    MHD_stop_daemon(s->mhd);
+    mhd.stop_daemon(s->mhd);
     free(s);
 }
 

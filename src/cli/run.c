@@ -324,7 +324,7 @@ static int restore(struct vm *vm, const struct run_opts *ro, struct err *e)
     struct vm_config given = vm->cfg;
     p.ndisks = given.ndisks;
     for (unsigned i = 0; i < given.ndisks; i++)
-        p.disks[i] = given.disk_specs[i];
+        p.disks[i] = given.disk_args[i];
     p.ndevices = given.ndevices;
     for (unsigned i = 0; i < given.ndevices; i++)
         p.devices[i] = given.devices[i];
@@ -397,6 +397,13 @@ int cli_run(int argc, char **argv)
         if ((api_fd = http_listen_unix(ro.api_sock, &e)) < 0)
             goto fail;
         api_listening = true;
+    }
+    /* A restore starts the guest before the HTTP server is loaded (clients
+     * already connecting wait in the socket's backlog): the server's
+     * libraries are most of a restore's time from exec otherwise. */
+    if (ro.restore && (ret = restore(vm, &ro, &e)) < 0)
+        goto fail;
+    if (api_fd >= 0) {
         if (!(http = http_server_new(api_fd, vm->loop, fc_api_handle, api, &e)))
             goto fail;
         api_fd = -1;    /* the server owns (and closes) it now */
@@ -405,8 +412,7 @@ int cli_run(int argc, char **argv)
         if (fc_api_instance_start(api, &e) < 0)
             goto fail;
     } else if (ro.restore) {
-        if ((ret = restore(vm, &ro, &e)) < 0)
-            goto fail;
+        /* restored above */
     } else if (!ro.api_sock || ro.boot) {
         if ((ret = vm_config_defaults(&vm->cfg, &e)) < 0 || (ret = vm_start(vm, &e)) < 0)
             goto fail;

@@ -40,18 +40,24 @@ int vm_config_set_disk(struct vm_config *c, int index, const char *spec, struct 
         return err_set(e, -ENOSPC, "too many disks (at most %d)", VM_MAX_DISKS);
     if (index >= 0 && (unsigned)index >= c->ndisks)
         return err_set(e, -EINVAL, "no disk %d", index);
-    char *copy = strdup(spec);
-    if (!copy)
+    char *copy = strdup(spec), *arg = strdup(spec);
+    if (!copy || !arg) {
+        free(copy);
+        free(arg);
         return err_set(e, -ENOMEM, "out of memory");
+    }
     struct disk_config d;
     int ret = disk_config_parse(&d, copy, e);
     if (ret < 0) {
         free(copy);
+        free(arg);
         return ret;
     }
     unsigned i = index < 0 ? c->ndisks++ : (unsigned)index;
     free(c->disk_specs[i]);
+    free(c->disk_args[i]);
     c->disk_specs[i] = copy;
+    c->disk_args[i] = arg;
     c->disks[i] = d;
     return 0;
 }
@@ -70,19 +76,9 @@ int vm_config_copy(struct vm_config *dst, const struct vm_config *src, struct er
     for (unsigned i = 0; i < src->ndevices; i++)
         if (vm_config_add_device(dst, src->devices[i], e) < 0)
             goto fail;
-    for (unsigned i = 0; i < src->ndisks; i++) {
-        /* the parsed copy, re-pointed into our own copy of the spec */
-        size_t n = strlen(src->disk_specs[i]) + 1;
-        char *spec = malloc(n);
-        if (!spec)
-            goto oom;
-        memcpy(spec, src->disk_specs[i], n);
-        dst->disk_specs[i] = spec;
-        dst->disks[i] = src->disks[i];
-        if (src->disks[i].path)
-            dst->disks[i].path = spec + (src->disks[i].path - src->disk_specs[i]);
-        dst->ndisks = i + 1;
-    }
+    for (unsigned i = 0; i < src->ndisks; i++)
+        if (vm_config_set_disk(dst, -1, src->disk_args[i], e) < 0)
+            goto fail;
     return 0;
 oom:
     err_set(e, -ENOMEM, "out of memory");
@@ -100,7 +96,9 @@ void vm_config_free(struct vm_config *c)
     free(c->firmware);
     for (unsigned i = 0; i < c->ndevices; i++)
         free(c->devices[i]);
-    for (unsigned i = 0; i < c->ndisks; i++)
+    for (unsigned i = 0; i < c->ndisks; i++) {
         free(c->disk_specs[i]);
+        free(c->disk_args[i]);
+    }
     memset(c, 0, sizeof(*c));
 }

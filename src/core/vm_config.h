@@ -26,6 +26,7 @@ struct vm_config {
     unsigned ndevices;
     struct disk_config disks[VM_MAX_DISKS];  /* --disk, in order: vda, vdb, ... */
     char *disk_specs[VM_MAX_DISKS];          /* what disks[i]'s strings point into */
+    char *disk_args[VM_MAX_DISKS];           /* the --disk argument as given */
     unsigned ndisks;
 };
 

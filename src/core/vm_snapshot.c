@@ -72,7 +72,7 @@ static void config_save(const struct vm_config *c, struct snap_writer *w)
         snapw_str(w, c->devices[i]);
     snapw_u32(w, c->ndisks);
     for (unsigned i = 0; i < c->ndisks; i++)
-        snapw_str(w, c->disk_specs[i]);
+        snapw_str(w, c->disk_args[i]);
 }
 
 static int config_load(struct snap_file *f, struct vm_config *c, struct err *e)

@@ -872,6 +872,24 @@ static void test_cli_import(void)
     vm_config_free(&fake.cfg);
 }
 
+/* A disk keeps its whole --disk argument (snapshots record it): options
+ * survive a copy, and the copy owns its strings. */
+static void test_disk_args(void)
+{
+    struct vm_config a = { 0 }, b = { 0 };
+    struct err e = { "" };
+    CHECK(vm_config_set_disk(&a, -1, "x,,y.img,format=raw,readonly=on,serial=S1", &e) == 0,
+          "set_disk: %s", e.msg);
+    CHECK(vm_config_copy(&b, &a, &e) == 0, "copy: %s", e.msg);
+    vm_config_free(&a);
+    CHECK(b.ndisks == 1 && !strcmp(b.disk_args[0], "x,,y.img,format=raw,readonly=on,serial=S1"),
+          "disk arg: %s", b.disk_args[0]);
+    CHECK(!strcmp(b.disks[0].path, "x,y.img") && b.disks[0].readonly &&
+          b.disks[0].format && !strcmp(b.disks[0].format, "raw") &&
+          !strcmp(b.disks[0].serial, "S1"), "copied disk: %s", b.disks[0].path);
+    vm_config_free(&b);
+}
+
 static void test_config_file(void)
 {
     /* GET /vm/config -> file -> a new VM's API -> the same GET /vm/config */
@@ -1283,6 +1301,7 @@ int main(void)
     test_methods_paths();
     test_instance_start();
     test_cli_import();
+    test_disk_args();
     test_config_file();
     test_http_server();
     free(last.body);
