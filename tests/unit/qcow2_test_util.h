@@ -57,7 +57,7 @@ static inline void verify(struct qimg *q, const uint8_t *shadow, uint64_t size, 
     int r = qimg_pread(q, got, size, 0);
     CHECK(r == 0, "%s: read: %s", what, q->err.msg);
     uint64_t bad = size;
-    for (uint64_t i = 0; i < size; i++)
+    for (uint64_t i = 0; memcmp(got, shadow, size) && i < size; i++)
         if (got[i] != shadow[i]) {
             bad = i;
             break;
