@@ -143,22 +143,7 @@ static int cmd_list(struct vmx *x, int argc, char **argv)
         if (ok)
             vm_def_free(&d);
     }
-    if (as_json) {
-        char *text = json_dumps(arr, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-        printf("%s\n", text ? text : "[]");
-        free(text);
-    } else {
-        int w[COLS] = { 0 };
-        for (int r = 0; r <= names.n; r++)
-            for (int i = 0; i < COLS; i++)
-                if ((int)strlen(cells[r][i]) > w[i])
-                    w[i] = (int)strlen(cells[r][i]);
-        for (int r = 0; r <= names.n; r++) {
-            for (int i = 0; i < COLS - 1; i++)
-                printf("%-*s  ", w[i], cells[r][i]);
-            printf("%s\n", cells[r][COLS - 1]);
-        }
-    }
+    vmx_print_listing(arr, as_json, (const char *)cells, sizeof(cells[0][0]), COLS, names.n + 1);
     json_decref(arr);
     free(cells);
     vmx_strv_free(&names);

@@ -343,3 +343,29 @@ const char *vmx_home_dir(void)
     const char *h = getenv("HOME");
     return h && *h ? h : NULL;
 }
+
+void vmx_print_listing(json_t *arr, bool as_json, const char *cells, size_t cell_len,
+                       int cols, int rows)
+{
+    if (as_json) {
+        char *text = json_dumps(arr, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        printf("%s\n", text ? text : "[]");
+        free(text);
+        return;
+    }
+    int w[16] = { 0 };
+    for (int r = 0; r < rows; r++)
+        for (int c = 0; c < cols && c < 16; c++) {
+            int n = (int)strlen(cells + ((size_t)r * (size_t)cols + (size_t)c) * cell_len);
+            if (n > w[c])
+                w[c] = n;
+        }
+    for (int r = 0; r < rows; r++)
+        for (int c = 0; c < cols; c++) {
+            const char *cell = cells + ((size_t)r * (size_t)cols + (size_t)c) * cell_len;
+            if (c < cols - 1)
+                printf("%-*s  ", w[c < 16 ? c : 15], cell);
+            else
+                printf("%s\n", cell);
+        }
+}

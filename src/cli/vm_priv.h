@@ -72,6 +72,10 @@ int vmx_fmt(char *buf, size_t len, const char *f, ...) __attribute__((format(pri
 int vmx_strv_add(struct strv *s, const char *str);
 int vmx_strv_addf(struct strv *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void vmx_strv_free(struct strv *s);
+/* A listing: arr as indented JSON, or the table cells (rows x cols cells of
+ * cell_len bytes each, the header first) in aligned columns (at most 16). */
+void vmx_print_listing(json_t *arr, bool as_json, const char *cells, size_t cell_len,
+                       int cols, int rows);
 
 uint64_t vmx_now_ms(void);              /* CLOCK_MONOTONIC */
 void vmx_sleep_ms(unsigned ms);

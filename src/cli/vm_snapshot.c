@@ -593,22 +593,7 @@ int vmx_cmd_snapshots(struct vmx *x, int argc, char **argv)
             json_array_append_new(arr, o);
         json_decref(info);
     }
-    if (as_json) {
-        char *text = json_dumps(arr, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-        printf("%s\n", text ? text : "[]");
-        free(text);
-    } else {
-        int w[COLS] = { 0 };
-        for (int r = 0; r <= tags.n; r++)
-            for (int c = 0; c < COLS; c++)
-                if ((int)strlen(cells[r][c]) > w[c])
-                    w[c] = (int)strlen(cells[r][c]);
-        for (int r = 0; r <= tags.n; r++) {
-            for (int c = 0; c < COLS - 1; c++)
-                printf("%-*s  ", w[c], cells[r][c]);
-            printf("%s\n", cells[r][COLS - 1]);
-        }
-    }
+    vmx_print_listing(arr, as_json, (const char *)cells, sizeof(cells[0][0]), COLS, tags.n + 1);
     json_decref(arr);
     free(cells);
     vmx_strv_free(&tags);

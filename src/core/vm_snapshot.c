@@ -188,25 +188,11 @@ static inline void sum_add(uint64_t *sum, uint64_t page_h)
     *sum = rotl64((*sum ^ page_h) * H_P1, 31);
 }
 
-static int pwrite_all(int fd, const uint8_t *p, size_t len, uint64_t off)
+/* The whole of [p, p + len) to or from the file at off. */
+static int io_all(int fd, uint8_t *p, size_t len, uint64_t off, bool write)
 {
     while (len) {
-        ssize_t n = pwrite(fd, p, len, (off_t)off);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return n < 0 ? -errno : -EIO;
-        p += n;
-        off += (uint64_t)n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
-static int pread_all(int fd, uint8_t *p, size_t len, uint64_t off)
-{
-    while (len) {
-        ssize_t n = pread(fd, p, len, (off_t)off);
+        ssize_t n = write ? pwrite(fd, p, len, (off_t)off) : pread(fd, p, len, (off_t)off);
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0)
@@ -292,8 +278,8 @@ static int mem_write(const struct gmem *m, int fd, bool only_dirty, struct mem_o
                 continue;
             }
             if (run_len) {
-                ret = pwrite_all(fd, r->hva + run_start * SNAP_PAGE, run_len * SNAP_PAGE,
-                                 foff + run_start * SNAP_PAGE);
+                ret = io_all(fd, r->hva + run_start * SNAP_PAGE, run_len * SNAP_PAGE,
+                             foff + run_start * SNAP_PAGE, true);
                 if (ret < 0)
                     break;
                 o->data_bytes += run_len * SNAP_PAGE;
@@ -610,7 +596,7 @@ static int apply_diff(struct vm *vm, const struct mem_info *mi, const char *path
         struct gmem_region *r = &vm->mem.r[i];
         for (uint64_t pg = 0; pg < r->size / SNAP_PAGE && ret == 0; pg++, n++)
             if (mi->bitmap[n / 64] >> (n % 64) & 1)
-                ret = pread_all(fd, r->hva + pg * SNAP_PAGE, SNAP_PAGE, n * SNAP_PAGE);
+                ret = io_all(fd, r->hva + pg * SNAP_PAGE, SNAP_PAGE, n * SNAP_PAGE, false);
     }
     close(fd);
     if (ret < 0)
