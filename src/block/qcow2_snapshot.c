@@ -179,22 +179,31 @@ int qimg_snapshots_read(struct qimg *q, struct qimg_snapshot **out, struct err *
         if (sn->extra_size >= 24)
             sn->icount = be64_at(sn->extra + 16);
         if (sn->disk_size > (1ull << 61) || sn->disk_size % 512) {
+            char pn[96];
             r = err_set(e, -EINVAL, "%s: snapshot '%s': invalid disk size %llu", q->path,
-                        sn->name, (unsigned long long)sn->disk_size);
+                        qimg_printable(pn, sizeof(pn), sn->name, namel),
+                        (unsigned long long)sn->disk_size);
             goto fail;
         }
         uint64_t per_l1 = q->cluster_size * q->l2_entries;
         if ((uint64_t)sn->l1_size < (sn->disk_size + per_l1 - 1) / per_l1) {
+            char pn[96];
             r = err_set(e, -EINVAL, "%s: snapshot '%s': L1 table (%u entries) too small for "
-                        "its disk size %llu", q->path, sn->name, sn->l1_size,
+                        "its disk size %llu", q->path,
+                        qimg_printable(pn, sizeof(pn), sn->name, namel), sn->l1_size,
                         (unsigned long long)sn->disk_size);
             goto fail;
         }
-        if ((r = check_l1_table(q, sn->l1_off, sn->l1_size, sn->name, e)) < 0)
+        char what[112], pn[96];
+        snprintf(what, sizeof(what), "snapshot '%s'",
+                 qimg_printable(pn, sizeof(pn), sn->name, namel));
+        if ((r = check_l1_table(q, sn->l1_off, sn->l1_size, what, e)) < 0)
             goto fail;
         for (uint32_t k = 0; k < i; k++)
             if (!strcmp(s[k].id, sn->id)) {
-                r = err_set(e, -EINVAL, "%s: two snapshots have the ID '%s'", q->path, sn->id);
+                char pi[96];
+                r = err_set(e, -EINVAL, "%s: two snapshots have the ID '%s'", q->path,
+                            qimg_printable(pi, sizeof(pi), sn->id, idl));
                 goto fail;
             }
         used += len;
