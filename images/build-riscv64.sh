@@ -48,6 +48,14 @@ outdir=${1:-$root/build/guest/riscv64}
 mkdir -p "$outdir"
 outdir=$(readlink -f "$outdir")
 outputs=(Image fw_dynamic.bin initramfs.cpio.gz root.img VERSIONS)
+# vsock-test (images/vsock-test.c): busybox has no AF_VSOCK; a static
+# program built with the cross compiler goes into /bin of the initramfs and
+# /usr/bin of the root disk.  Its source counts as an input for caching.
+vsock_src=$root/images/vsock-test.c
+guest_libs+=("$vsock_src")
+# The vsock modules (all =m in trixie's riscv64 kernel), loaded at boot by
+# /init with the virtio ones: about 70 KB, for --device virtio-vsock.
+guest_modules_vsock=(vsock vmw_vsock_virtio_transport_common vmw_vsock_virtio_transport)
 
 if guest_fresh "$script" "$outdir" "${outputs[@]}"; then
     log "up to date: $outdir"
@@ -55,6 +63,9 @@ if guest_fresh "$script" "$outdir" "${outputs[@]}"; then
 fi
 guest_check_tools
 rootfs_check_tools
+cross_cc=${PETREL_GUEST_CC:-riscv64-linux-gnu-gcc}
+command -v "$cross_cc" >/dev/null 2>&1 ||
+    die "$cross_cc not found (run: scripts/deps.sh guest)"
 
 apt_setup "${PETREL_APT_DIR:-$root/build/apt-riscv64}" riscv64 \
     "${PETREL_DEBIAN_MIRROR:-http://deb.debian.org/debian}" "${PETREL_DEBIAN_SUITE:-trixie}"
@@ -85,7 +96,11 @@ busybox=$(busybox_binary "$bbroot")
 
 stage="$apt_dir/initramfs"
 initramfs_stage "$stage" "$busybox" riscv64 build-riscv64.sh
-initramfs_modules "$stage" "$kroot" "${guest_modules_virtio[@]}" "${guest_modules_input[@]}"
+initramfs_modules "$stage" "$kroot" "${guest_modules_virtio[@]}" "${guest_modules_input[@]}" \
+    "${guest_modules_vsock[@]}"
+vsock_bin="$apt_dir/vsock-test"
+"$cross_cc" -static -O2 -s -Wall -o "$vsock_bin" "$vsock_src" || die "building vsock-test failed"
+install -m 0755 "$vsock_bin" "$stage/bin/vsock-test"
 # ext4 (guest_modules_ext4, modules in this kernel) is loaded only with
 # root= on the command line: it takes boot time and about 20 MB more RAM
 # (at --memory 96M loading ext4 runs out of memory and /init stays in the
@@ -96,7 +111,9 @@ initramfs_modules "$stage" "$kroot" -l load-order.rootfs -x "${guest_modules_ext
 
 rstage="$apt_dir/rootfs"
 rootfs_stage "$rstage" "$busybox" riscv64 build-riscv64.sh "$kroot" \
-    "${guest_modules_virtio[@]}" "${guest_modules_input[@]}" "${guest_modules_ext4[@]}"
+    "${guest_modules_virtio[@]}" "${guest_modules_input[@]}" "${guest_modules_ext4[@]}" \
+    "${guest_modules_vsock[@]}"
+install -m 0755 "$vsock_bin" "$rstage/usr/bin/vsock-test"
 db="$ext/dropbear-bin"
 rootfs_programs "$rstage" riscv64-linux-gnu \
     "$db/usr/sbin/dropbear" "$db/usr/bin/dropbearkey" "$db/usr/bin/dbclient" \

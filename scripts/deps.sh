@@ -5,7 +5,8 @@
 #
 #   build  compile Petrel (gcc, make, libfdt, liburing, zlib, zstd, libslirp,
 #          libmicrohttpd and jansson for the API, libcurl for its client)
-#   guest  build the default guest images from Debian packages (images/)
+#   guest  build the default guest images from Debian packages (images/), and
+#          the riscv64 cross compiler for the guest's vsock-test
 #   test   run the test suite and the benchmarks (pytest, pexpect, the riscv64
 #          cross compiler for guest test programs, qemu-user-static as FP
 #          oracle, dtc for FDT checks, qemu-system-misc as benchmark peer)
@@ -17,7 +18,8 @@ set -euo pipefail
 
 pkgs_build=(gcc make libc6-dev libfdt-dev liburing-dev pkg-config zlib1g-dev libzstd-dev libslirp-dev
             libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev)
-pkgs_guest=(apt debian-archive-keyring cpio xz-utils zstd gzip kmod e2fsprogs binutils)
+pkgs_guest=(apt debian-archive-keyring cpio xz-utils zstd gzip kmod e2fsprogs binutils
+            gcc-riscv64-linux-gnu libc6-dev-riscv64-cross)
 pkgs_test=(python3 python3-pytest python3-pexpect
            gcc-riscv64-linux-gnu binutils-riscv64-linux-gnu libc6-dev-riscv64-cross
            qemu-user-static device-tree-compiler qemu-system-misc qemu-system-x86 qemu-utils

@@ -297,6 +297,7 @@ static const struct route {
     { "logger", NULL, NULL, &fc_logger, NULL },
     { "metrics", NULL, NULL, &fc_metrics, NULL },
     { "entropy", NULL, NULL, &fc_entropy, NULL },
+    { "vsock", NULL, NULL, &fc_vsock, NULL },
     { "actions", NULL, NULL, &action_res, NULL },
     { "snapshot", "create", NULL, &fc_snapshot_create, NULL },
     { "snapshot", "load", NULL, &fc_snapshot_load, NULL },
@@ -330,7 +331,7 @@ static bool has_ids(const char *p0)
 /* Firecracker's resources Petrel does not have. */
 static bool fc_unsupported(const char *res)
 {
-    static const char *const names[] = { "balloon", "vsock", "mmds", "cpu-config",
+    static const char *const names[] = { "balloon", "mmds", "cpu-config",
                                          "serial", "pmem", "hotplug", "memory", NULL };
     for (unsigned i = 0; names[i]; i++)
         if (!strcmp(names[i], res))

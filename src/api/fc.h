@@ -63,6 +63,10 @@ struct fc_api *fc_api_new(struct vm *vm, const char *id, struct err *e);
 /* Before vm_free (a timer of the API lives on vm->loop); a log file set by
  * the API is closed and logging goes back to stderr. */
 void fc_api_free(struct fc_api *api);
+/* Seed the model again from vm->cfg (after `petrel run --restore` replaced
+ * it with the snapshot's configuration): drives, interfaces (with their
+ * rate limits), devices, machine and boot source. */
+int fc_api_reimport(struct fc_api *api, struct err *e);
 /* Apply Firecracker's --config-file layout through the PUT handlers'
  * validation; the first error names the file and the JSON path. */
 int fc_api_load_config_file(struct fc_api *api, const char *path, struct err *e);

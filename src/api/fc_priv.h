@@ -10,6 +10,7 @@
  *             metrics): each resource's fields and what it does, the
  *             config-file loader
  * fc_snapshot.c  PUT /snapshot/create and /snapshot/load
+ * fc_vsock.c  PUT /vsock (a virtio-vsock --device spec in the model)
  * fc_vm.c     the model and vm->cfg: seeding the model from the command
  *             line, InstanceStart (a fresh vm->cfg), GET /vm/config
  * fc.c        routing, requests and replies, actions, PATCH /vm, the
@@ -162,6 +163,7 @@ int fc_check_id(struct fc_req *q, const char *field, const char *id);
 extern const struct fc_res fc_machine_put, fc_machine_patch, fc_boot_source, fc_drive_put,
     fc_drive_patch, fc_net_put, fc_net_patch, fc_entropy, fc_logger, fc_metrics;
 extern const struct fc_res fc_snapshot_create, fc_snapshot_load;   /* fc_snapshot.c */
+extern const struct fc_res fc_vsock;                                /* fc_vsock.c */
 
 bool fc_started(const struct fc_api *api);
 const char *fc_arch(const struct fc_api *api);      /* "riscv64" when none was given */

@@ -36,12 +36,31 @@ static int spec_add(char **buf, const char *key, const char *s)
     return 0;
 }
 
+/* Append the rate keys of c (",bps=..."; nothing when unlimited). */
+static int spec_add_limit(char **buf, const struct rl_config *c, const char *prefix,
+                          const char *ops_name)
+{
+    char keys[256] = "";
+    if (rl_format(c, prefix, ops_name, keys, sizeof(keys)) < 0)
+        return -ENOMEM;
+    if (!keys[0])
+        return 0;
+    size_t old = *buf ? strlen(*buf) : 0;
+    char *nb = realloc(*buf, old + strlen(keys) + 1);
+    if (!nb)
+        return -ENOMEM;
+    strcpy(nb + old, keys + (old ? 0 : 1));
+    *buf = nb;
+    return 0;
+}
+
 static char *disk_spec(const struct fc_drive *d)
 {
     char *s = NULL;
     if (spec_add(&s, NULL, d->path) < 0 || (d->ro && spec_add(&s, "readonly", "on") < 0) ||
         (d->format && spec_add(&s, "format", d->format) < 0) ||
-        (d->serial[0] && spec_add(&s, "serial", d->serial) < 0)) {
+        (d->serial[0] && spec_add(&s, "serial", d->serial) < 0) ||
+        spec_add_limit(&s, &d->limit, "", "iops") < 0) {
         free(s);
         return NULL;
     }
@@ -66,6 +85,10 @@ static char *net_spec(const struct fc_net *n)
     }
     if (ret == 0 && n->guest_mac)
         ret = spec_add(&s, "mac", n->guest_mac);
+    if (ret == 0)
+        ret = spec_add_limit(&s, &n->limit[VM_LIMIT_RX], "rx_", "pps");
+    if (ret == 0)
+        ret = spec_add_limit(&s, &n->limit[VM_LIMIT_TX], "tx_", "pps");
     if (ret < 0) {
         free(s);
         return NULL;
@@ -176,6 +199,58 @@ int fc_api_instance_start(struct fc_api *api, struct err *e)
     return ret;
 }
 
+/* ---- rate limits while running ------------------------------------------- */
+
+int fc_live_drive_limit(struct fc_api *api, const struct fc_drive *d, struct err *e)
+{
+    struct vm *vm = api->vm;
+    const struct fc_drive *order[VM_MAX_DISKS];
+    unsigned n = drive_order(api, order), i = 0;
+    while (i < n && order[i] != d)
+        i++;
+    struct err de;
+    int ret = i < n && i < vm->cfg.ndisks ? vm_set_limit(vm, VM_DEV_BLOCK, i, 0, &d->limit, &de)
+                                          : err_set(&de, -ENODEV, "not attached");
+    if (ret < 0)
+        return err_set(e, ret == -ENOMEM ? ret : -EINVAL, "rate_limiter: drive `%s`: %s", d->id,
+                       de.msg);
+    /* what a snapshot of this VM records: the disk with its new limit */
+    char *spec = disk_spec(d);
+    if (!spec)
+        return err_set(e, -ENOMEM, "out of memory");
+    ret = vm_config_set_disk(&vm->cfg, (int)i, spec, &de);
+    free(spec);
+    return ret < 0 ? err_set(e, ret, "drive `%s`: %s", d->id, de.msg) : 0;
+}
+
+int fc_live_net_limit(struct fc_api *api, const struct fc_net *n, const struct rl_config *was,
+                      struct err *e)
+{
+    struct vm *vm = api->vm;
+    unsigned idx = (unsigned)(n - api->nets), k = 0, seen = 0;
+    struct err de;
+    for (unsigned w = VM_LIMIT_RX; w <= VM_LIMIT_TX; w++) {
+        if (!memcmp(&was[w], &n->limit[w], sizeof(was[w])))
+            continue;           /* unchanged: its buckets keep their tokens */
+        int ret = vm_set_limit(vm, VM_DEV_NET, idx, w, &n->limit[w], &de);
+        if (ret < 0)
+            return err_set(e, ret == -ENOMEM ? ret : -EINVAL, "%s_rate_limiter: interface `%s`: "
+                           "%s", w == VM_LIMIT_RX ? "rx" : "tx", n->id, de.msg);
+    }
+    /* the idx-th virtio-net of the configuration gets its new spec */
+    for (; k < vm->cfg.ndevices; k++) {
+        const char *s = vm->cfg.devices[k];
+        if (!strncmp(s, "virtio-net", 10) && (!s[10] || s[10] == ',') && seen++ == idx)
+            break;
+    }
+    if (k == vm->cfg.ndevices)
+        return 0;
+    char *spec = net_spec(n);
+    int ret = spec ? vm_config_set(&vm->cfg.devices[k], spec) : -ENOMEM;
+    free(spec);
+    return ret < 0 ? err_set(e, ret, "out of memory") : 0;
+}
+
 /* ---- the model from the command line ------------------------------------- */
 
 /* "virtio-net[,OPTS]" from the command line as a network interface: its
@@ -200,6 +275,13 @@ static int import_net(struct fc_api *api, const char *spec, struct err *e)
                 goto oom;
             continue;
         }
+        /* rate limits become rx_rate_limiter/tx_rate_limiter */
+        struct err re;
+        int rr = rl_parse_opt(&n.limit[VM_LIMIT_RX], "rx_", "pps", item, val, &re);
+        if (rr == 0)
+            rr = rl_parse_opt(&n.limit[VM_LIMIT_TX], "tx_", "pps", item, val, &re);
+        if (rr > 0)
+            continue;
         nitems++;
         tap |= !strcmp(item, "net") && val && !strcmp(val, "tap");
         if (!strcmp(item, "ifname") && val) {
@@ -258,7 +340,8 @@ int fc_import_cfg(struct fc_api *api, struct err *e)
         struct fc_drive *d = &api->drives[api->ndrives];
         *d = (struct fc_drive){ .ro = dc->readonly, .cache_type = "Unsafe", .io_engine = "Sync",
                                 .format = !dc->format ? NULL
-                                        : !strcmp(dc->format, "qcow2") ? "qcow2" : "raw" };
+                                        : !strcmp(dc->format, "qcow2") ? "qcow2" : "raw",
+                                .limit = dc->limit };
         snprintf(d->serial, sizeof(d->serial), "%s", dc->serial);
         if (asprintf(&d->id, "disk%u", i) < 0 || !(d->path = strdup(dc->path ? dc->path : ""))) {
             if (d->id == NULL)
@@ -285,6 +368,19 @@ int fc_import_cfg(struct fc_api *api, struct err *e)
     return 0;
 }
 
+int fc_api_reimport(struct fc_api *api, struct err *e)
+{
+    for (unsigned i = 0; i < api->ndrives; i++)
+        fc_drive_free(&api->drives[i]);
+    for (unsigned i = 0; i < api->nnets; i++)
+        fc_net_free(&api->nets[i]);
+    for (unsigned i = 0; i < api->nextra; i++)
+        free(api->extra[i]);
+    api->ndrives = api->nnets = api->nextra = 0;
+    api->entropy = false;
+    return fc_import_cfg(api, e);
+}
+
 /* ---- GET /machine-config, GET /vm/config --------------------------------- */
 
 json_t *fc_machine_json(const struct fc_api *api)
@@ -297,6 +393,25 @@ json_t *fc_machine_json(const struct fc_api *api)
                        fc_jset(o, "huge_pages", json_string("None")));
 }
 
+/* Firecracker's RateLimiter object (NULL: unlimited, left out). */
+static json_t *bucket_json(const struct rl_bucket_cfg *b)
+{
+    json_t *o = json_object();
+    return fc_jdone(o, o && fc_jset(o, "size", json_integer((json_int_t)b->size)) &&
+                       fc_jset(o, "one_time_burst", json_integer((json_int_t)b->one_time_burst)) &&
+                       fc_jset(o, "refill_time", json_integer((json_int_t)b->refill_ms)));
+}
+
+static bool jset_limit(json_t *o, const char *k, const struct rl_config *c)
+{
+    if (!rl_config_on(c))
+        return true;
+    json_t *x = json_object();
+    return x && fc_jset(o, k, x) &&
+           (!rl_bucket_on(&c->bw) || fc_jset(x, "bandwidth", bucket_json(&c->bw))) &&
+           (!rl_bucket_on(&c->ops) || fc_jset(x, "ops", bucket_json(&c->ops)));
+}
+
 static json_t *drive_json(const struct fc_drive *d)
 {
     json_t *o = json_object();
@@ -306,7 +421,8 @@ static json_t *drive_json(const struct fc_drive *d)
                        fc_jset(o, "is_read_only", json_boolean(d->ro)) &&
                        (!d->partuuid || fc_jset(o, "partuuid", fc_jstring(d->partuuid))) &&
                        fc_jset(o, "cache_type", json_string(d->cache_type)) &&
-                       fc_jset(o, "io_engine", json_string(d->io_engine)));
+                       fc_jset(o, "io_engine", json_string(d->io_engine)) &&
+                       jset_limit(o, "rate_limiter", &d->limit));
 }
 
 static json_t *net_json(const struct fc_net *n)
@@ -314,7 +430,9 @@ static json_t *net_json(const struct fc_net *n)
     json_t *o = json_object();
     return fc_jdone(o, o && fc_jset(o, "iface_id", fc_jstring(n->id)) &&
                        fc_jset(o, "host_dev_name", fc_jstring(n->host_dev_name)) &&
-                       (!n->guest_mac || fc_jset(o, "guest_mac", fc_jstring(n->guest_mac))));
+                       (!n->guest_mac || fc_jset(o, "guest_mac", fc_jstring(n->guest_mac))) &&
+                       jset_limit(o, "rx_rate_limiter", &n->limit[VM_LIMIT_RX]) &&
+                       jset_limit(o, "tx_rate_limiter", &n->limit[VM_LIMIT_TX]));
 }
 
 /* o[k] = a new object, in *x; false when out of memory. */

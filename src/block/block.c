@@ -47,8 +47,14 @@ int disk_config_parse(struct disk_config *d, char *spec, struct err *e)
                 return err_set(e, -EINVAL, "--disk %s: serial must be 1 to 20 characters", path);
             strcpy(d->serial, val);
         } else {
-            return err_set(e, -EINVAL, "--disk %s: unknown option '%s' (format, readonly, serial)",
-                           path, item);
+            struct err re;
+            int rr = rl_parse_opt(&d->limit, "", "iops", item, val, &re);
+            if (rr < 0)
+                return err_set(e, rr, "--disk %s: %s", path, re.msg);
+            if (rr == 0)
+                return err_set(e, -EINVAL, "--disk %s: unknown option '%s' (format, readonly, "
+                               "serial, bps, iops, bps_burst, iops_burst, bps_refill, "
+                               "iops_refill)", path, item);
         }
     }
     if (r < 0)

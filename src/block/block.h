@@ -47,6 +47,7 @@
 
 #include "core/evloop.h"
 #include "core/log.h"
+#include "core/ratelimit.h"
 
 #define BLK_SECTOR 512u
 
@@ -68,12 +69,15 @@ struct blk_req {
     struct blk_req *next;       /* driver's queue of requests not yet submitted */
 };
 
-/* --disk PATH[,format=raw|qcow2][,readonly=on][,serial=STR] */
+/* --disk PATH[,format=raw|qcow2][,readonly=on][,serial=STR]
+ *        [,bps=N[,bps_burst=N][,bps_refill=MS]][,iops=N[,iops_burst=N][,iops_refill=MS]]
+ * (the rate keys: core/ratelimit.h, rl_parse_opt) */
 struct disk_config {
     const char *path;
     const char *format;         /* "raw", "qcow2", or NULL: probe the header */
     bool readonly;
     char serial[21];            /* virtio-blk GET_ID, up to 20 bytes */
+    struct rl_config limit;     /* virtio-blk's rate limiter (none: unlimited) */
 };
 /* Parse a --disk argument (spec is kept: path points into it). */
 int disk_config_parse(struct disk_config *d, char *spec, struct err *e);

@@ -403,6 +403,8 @@ int cli_run(int argc, char **argv)
      * libraries are most of a restore's time from exec otherwise. */
     if (ro.restore && (ret = restore(vm, &ro, &e)) < 0)
         goto fail;
+    if (ro.restore && api && (ret = fc_api_reimport(api, &e)) < 0)
+        goto fail;      /* the API shows the snapshot's drives and interfaces */
     if (api_fd >= 0) {
         if (!(http = http_server_new(api_fd, vm->loop, fc_api_handle, api, &e)))
             goto fail;

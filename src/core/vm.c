@@ -399,7 +399,34 @@ void vm_cpu_stats(struct vm *vm, unsigned i, struct vm_cpu_stats *out)
 void vm_add_stat_source(struct vm *vm, enum vm_dev_kind kind, vm_stats_fn fn, void *opaque)
 {
     if (vm->nstat_src < VM_MAX_STAT_SOURCES)
-        vm->stat_src[vm->nstat_src++] = (typeof(vm->stat_src[0])){ kind, fn, opaque };
+        vm->stat_src[vm->nstat_src++] = (typeof(vm->stat_src[0])){ kind, fn, opaque, NULL };
+}
+
+void vm_set_limit_fn(struct vm *vm, void *opaque, vm_limit_fn fn)
+{
+    for (unsigned i = vm->nstat_src; i-- > 0;)
+        if (vm->stat_src[i].opaque == opaque) {
+            vm->stat_src[i].limit = fn;
+            return;
+        }
+}
+
+int vm_set_limit(struct vm *vm, enum vm_dev_kind kind, unsigned index, unsigned which,
+                 const struct rl_config *c, struct err *e)
+{
+    if (!vm->board)
+        return err_set(e, -ENODEV, "the machine is not running");
+    int ret = err_set(e, -ENODEV, "no such device");
+    pthread_mutex_lock(&vm->dev_lock);
+    for (unsigned i = 0, n = 0; i < vm->nstat_src; i++) {
+        if (vm->stat_src[i].kind != kind || n++ != index)
+            continue;
+        ret = vm->stat_src[i].limit ? vm->stat_src[i].limit(vm->stat_src[i].opaque, which, c, e)
+                                    : err_set(e, -ENOTSUP, "the device has no rate limiter");
+        break;
+    }
+    pthread_mutex_unlock(&vm->dev_lock);
+    return ret;
 }
 
 unsigned vm_dev_stats(struct vm *vm, struct vm_dev_stats *out, unsigned max)

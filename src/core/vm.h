@@ -83,6 +83,13 @@ struct vm_dev_stats {
     uint64_t rx_bytes, tx_bytes, rx_packets, tx_packets, rx_drops, tx_drops;
 };
 typedef void (*vm_stats_fn)(void *opaque, struct vm_dev_stats *out);
+/* A device's rate limiter changed while running (device context): which
+ * is 0 for a disk, VM_LIMIT_RX or VM_LIMIT_TX for a network card; c is a
+ * struct rl_config (core/ratelimit.h). */
+struct rl_config;
+typedef int (*vm_limit_fn)(void *opaque, unsigned which, const struct rl_config *c,
+                           struct err *e);
+enum { VM_LIMIT_RX, VM_LIMIT_TX };
 #define VM_MAX_STAT_SOURCES 48
 
 struct vm {
@@ -105,7 +112,12 @@ struct vm {
     struct evloop_timer *stop_timer;    /* vm_stop's hard-stop deadline */
     const struct board_ops *ops;
     void *board;            /* arch board state */
-    struct { enum vm_dev_kind kind; vm_stats_fn fn; void *opaque; } stat_src[VM_MAX_STAT_SOURCES];
+    struct {
+        enum vm_dev_kind kind;
+        vm_stats_fn fn;
+        void *opaque;
+        vm_limit_fn limit;      /* NULL: the device has no rate limiter */
+    } stat_src[VM_MAX_STAT_SOURCES];
     unsigned nstat_src;
     /* snapshots (vm_snapshot.c) */
     struct vm_restore *restore;     /* while a snapshot is being restored */
@@ -171,6 +183,12 @@ void vm_cpu_stats(struct vm *vm, unsigned i, struct vm_cpu_stats *out);
  * device lock) and returns how many. */
 void vm_add_stat_source(struct vm *vm, enum vm_dev_kind kind, vm_stats_fn fn, void *opaque);
 unsigned vm_dev_stats(struct vm *vm, struct vm_dev_stats *out, unsigned max);
+/* The device registered with opaque takes rate-limiter changes through fn
+ * (after vm_add_stat_source); vm_set_limit calls the one of the index-th
+ * device of kind under the device lock (-ENODEV: no such device). */
+void vm_set_limit_fn(struct vm *vm, void *opaque, vm_limit_fn fn);
+int vm_set_limit(struct vm *vm, enum vm_dev_kind kind, unsigned index, unsigned which,
+                 const struct rl_config *c, struct err *e);
 
 /* What vm_ram_add maps guest RAM from while vm->restore is set. */
 struct vm_restore {

@@ -12,6 +12,7 @@ static const struct {
     { "virtio-console", virtio_console_create },
     { "virtio-net", virtio_net_create },
     { "virtio-keyboard", virtio_keyboard_create },
+    { "virtio-vsock", virtio_vsock_create },
 };
 
 #define NTYPES (sizeof(device_types) / sizeof(device_types[0]))

@@ -20,12 +20,20 @@
  * unknown type or flags), never touches memory outside its own buffers,
  * and never stops the device.  A malformed ring is the core's business
  * (NEEDS_RESET).  A device reset while requests are in flight lets them
- * finish but drops their completions (generation counter). */
+ * finish but drops their completions (generation counter).
+ *
+ * Rate limits (--disk ...,bps=,iops=; the API's rate_limiter): each
+ * request costs its data bytes and one operation (core/ratelimit.h).  A
+ * request the limiter refuses is put back in the ring (the avail index is
+ * rewound, as virtio-net's receive does) and the queue is left alone until
+ * the limiter's timer resumes it: nothing is dropped, nothing spins.  An
+ * unlimited disk has no limiter (a NULL test per request). */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "block/block.h"
+#include "core/ratelimit.h"
 #include "core/snapshot.h"
 #include "core/vm.h"
 #include "virtio/virtio_pci.h"
@@ -77,6 +85,8 @@ struct virtio_blk {
     uint8_t cfg[CFG_SIZE];
     char *revert_tag;           /* a loaded snapshot's tag, until it is applied */
     struct virtq_chain chain;   /* scratch for popping */
+    struct rl *rl;              /* rate limiter; NULL: unlimited */
+    struct evloop *loop;
 };
 
 struct vblk_req {
@@ -274,11 +284,54 @@ ioerr:
     complete_head(d, q, c->head, 1);
 }
 
+/* What a request costs the limiter: its data bytes (the chain less the
+ * 16-byte header and the status byte), one operation. */
+static bool blk_limit_ok(struct virtio_blk *d, unsigned q, const struct virtq_chain *c)
+{
+    uint64_t all = (uint64_t)c->out_bytes + c->in_bytes;
+    if (rl_consume(d->rl, all > 17 ? all - 17 : 0, 1))
+        return true;
+    d->vp.vdev.vq[q].last_avail--;      /* taken again when the limiter resumes */
+    return false;
+}
+
 static void blk_queue_notify(struct virtio_dev *vd, unsigned q)
 {
     struct virtio_blk *d = vd->opaque;
-    while (virtio_live(vd) && virtio_queue_pop(vd, q, &d->chain) > 0)
+    while (virtio_live(vd) && virtio_queue_pop(vd, q, &d->chain) > 0) {
+        if (d->rl && !blk_limit_ok(d, q, &d->chain))
+            break;
         handle_chain(d, q, &d->chain);
+    }
+}
+
+/* The limiter's timer: tokens are there again (device context). */
+static void blk_resume(void *opaque)
+{
+    struct virtio_blk *d = opaque;
+    if (d->vp.vdev.vq[0].enabled)
+        blk_queue_notify(&d->vp.vdev, 0);
+}
+
+/* A new rate limit while running (device context, vm_set_limit). */
+static int blk_set_limit(void *opaque, unsigned which, const struct rl_config *c, struct err *e)
+{
+    struct virtio_blk *d = opaque;
+    (void)which;
+    if (!rl_config_on(c)) {
+        bool was = d->rl != NULL;
+        rl_free(d->rl);
+        d->rl = NULL;
+        if (was)
+            blk_resume(d);
+        return 0;
+    }
+    if (d->rl) {
+        rl_update(d->rl, c);
+        return 0;
+    }
+    d->rl = rl_new(d->loop, c, blk_resume, d, e);
+    return d->rl ? 0 : -ENOMEM;
 }
 
 static uint32_t blk_cfg_read(struct virtio_dev *vd, unsigned off, unsigned size)
@@ -379,6 +432,8 @@ static int blk_load(struct virtio_dev *vd, struct snap_reader *r, struct snap_fi
     }
     free(path);
     free(taken);
+    if (ret == 0 && d->rl)
+        rl_kick(d->rl);         /* requests it had refused may wait in the ring */
     return ret;
 }
 
@@ -396,6 +451,7 @@ static void blk_free(struct virtio_pci *vp)
 {
     struct virtio_blk *d = vp->vdev.opaque;
     blk_close(d->disk);     /* waits for requests in flight */
+    rl_free(d->rl);
     free(d->revert_tag);
     free(d);
 }
@@ -424,6 +480,12 @@ int virtio_blk_create(const struct virtio_host *h, const struct disk_config *dc,
         return -EINVAL;
     }
     memcpy(d->serial, dc->serial, strnlen(dc->serial, VIRTIO_BLK_ID_BYTES));
+    d->loop = h->loop;
+    if (rl_config_on(&dc->limit) && !(d->rl = rl_new(h->loop, &dc->limit, blk_resume, d, e))) {
+        blk_close(d->disk);
+        free(d);
+        return -ENOMEM;
+    }
     uint64_t features = 1ull << VIRTIO_BLK_F_SEG_MAX | 1ull << VIRTIO_BLK_F_BLK_SIZE |
                         1ull << VIRTIO_BLK_F_FLUSH;
     if (d->disk->readonly)
@@ -447,9 +509,11 @@ int virtio_blk_create(const struct virtio_host *h, const struct disk_config *dc,
         ret = pci_bus_plug(h->pb, &d->vp.pci, e);
     if (ret < 0) {
         blk_close(d->disk);
+        rl_free(d->rl);
         free(d);
     } else if (h->vm) {
         vm_add_stat_source(h->vm, VM_DEV_BLOCK, blk_stats_get, d);
+        vm_set_limit_fn(h->vm, d, blk_set_limit);
     }
     return ret;
 }

@@ -6,6 +6,7 @@
  *   --device virtio-net,net=private,name=NETWORK[,mac=...]   (net/switch.h)
  *   --device virtio-net,net=tap,ifname=TAP[,mac=...]          (net/tap.c)
  *   either with [,allow=|deny=PROTO[:PORTS[:CIDR]]]...   (net/firewall.h)
+ *   and [,rx_bps=N][,tx_bps=N][,rx_pps=N][,tx_pps=N] (+ _burst=, _refill=)
  *
  * Device
  * - One receiveq (0) and one transmitq (1), no control queue.  Offered:
@@ -55,6 +56,14 @@
  *   frame the guest sends is shown to net_fw_outbound (which remembers UDP
  *   flows so answers pass) before it reaches the backend.  Both sides of
  *   the device thus enforce the interface's policy whatever the backend.
+ * - Rate limits (core/ratelimit.h): a transmit limiter charges each frame
+ *   its length and one packet before it is popped for good: a refused
+ *   chain goes back to the ring (avail index rewound) and transmission
+ *   stops until the limiter's timer resumes it.  A receive limiter is
+ *   asked before each waiting frame is written into guest buffers: a
+ *   refused frame stays at the head of the FIFO, exactly as when the guest
+ *   has no buffers (frames beyond the FIFO are dropped, and a NAT's TCP
+ *   retransmits).  Unlimited directions have no limiter (a NULL test).
  * - Counters (tx/rx frames, drops by reason) are logged with -v at
  *   teardown.
  *
@@ -71,6 +80,7 @@
 #include <string.h>
 
 #include "core/opts.h"
+#include "core/ratelimit.h"
 #include "core/snapshot.h"
 #include "core/vm.h"
 #include "net/firewall.h"
@@ -122,6 +132,8 @@ struct virtio_net {
     uint64_t tx_frames, tx_bad, rx_frames, rx_drop_full, rx_drop_nodriver, rx_drop_nofit;
     uint64_t rx_drop_fw;
     uint64_t tx_bytes, rx_bytes;
+    struct rl *rl[2];           /* VM_LIMIT_RX, VM_LIMIT_TX; NULL: unlimited */
+    struct evloop *loop;
     uint8_t tx_buf[NET_MAX_FRAME];
     /* Scratch chains.  Separate for tx and rx: a frame sent to the backend
      * can make it deliver frames to the guest before the tx chain is
@@ -211,6 +223,12 @@ static void net_tx(struct virtio_net *n)
     struct virtio_dev *vd = &n->vp.vdev;
     bool pushed = false;
     while (virtio_queue_pop(vd, NET_TXQ, &n->chain) > 0) {
+        if (n->rl[VM_LIMIT_TX] &&
+            !rl_consume(n->rl[VM_LIMIT_TX], n->chain.out_bytes > NET_HDR_LEN
+                        ? n->chain.out_bytes - NET_HDR_LEN : 0, 1)) {
+            vd->vq[NET_TXQ].last_avail--;       /* sent when the limiter resumes */
+            break;
+        }
         if (tx_one(n, &n->chain)) {
             n->tx_frames++;
             n->tx_bytes += n->chain.out_bytes - NET_HDR_LEN;
@@ -325,6 +343,8 @@ static void rx_flush(struct virtio_net *n)
 {
     while (n->pend_len && queue_ready(n, NET_RXQ)) {
         struct rx_frame *f = &n->pending[n->pend_head];
+        if (n->rl[VM_LIMIT_RX] && !rl_consume(n->rl[VM_LIMIT_RX], f->len, 1))
+            break;              /* the limiter's timer calls rx_flush again */
         enum rx_result r = rx_write(n, f->data, f->len);
         if (r == RX_WAIT)
             break;
@@ -370,6 +390,46 @@ static void net_receive(void *opaque, const uint8_t *frame, size_t len)
         (struct rx_frame){ .data = copy, .len = len };
     n->pend_len++;
     rx_flush(n);
+}
+
+/* --- rate limits ------------------------------------------------------------- */
+
+static void net_tx(struct virtio_net *n);
+
+static void net_resume_rx(void *opaque)
+{
+    rx_flush(opaque);
+}
+
+static void net_resume_tx(void *opaque)
+{
+    struct virtio_net *n = opaque;
+    if (queue_ready(n, NET_TXQ))
+        net_tx(n);
+}
+
+static void (*const net_resume[2])(void *) = { net_resume_rx, net_resume_tx };
+
+/* Set direction which's limit (set-up, or vm_set_limit in device context). */
+static int net_set_limit(void *opaque, unsigned which, const struct rl_config *c, struct err *e)
+{
+    struct virtio_net *n = opaque;
+    if (which > VM_LIMIT_TX)
+        return err_set(e, -EINVAL, "no such direction");
+    if (!rl_config_on(c)) {
+        bool was = n->rl[which] != NULL;
+        rl_free(n->rl[which]);
+        n->rl[which] = NULL;
+        if (was)
+            net_resume[which](n);
+        return 0;
+    }
+    if (n->rl[which]) {
+        rl_update(n->rl[which], c);
+        return 0;
+    }
+    n->rl[which] = rl_new(n->loop, c, net_resume[which], n, e);
+    return n->rl[which] ? 0 : -ENOMEM;
 }
 
 /* --- virtio device ops --------------------------------------------------------- */
@@ -489,6 +549,9 @@ static int net_load(struct virtio_dev *vd, struct snap_reader *r, struct snap_fi
     for (unsigned i = 0; i < nframes; i++)
         n->pending[i] = frames[i];
     n->pend_len = nframes;
+    for (unsigned i = 0; i < 2; i++)
+        if (n->rl[i])
+            rl_kick(n->rl[i]);  /* what they had refused is still waiting */
     return 0;
 }
 
@@ -517,6 +580,8 @@ static void net_teardown(struct virtio_net *n)
                  (unsigned long long)n->rx_drop_fw);
     net_backend_free(n->be);
     pending_clear(n);
+    rl_free(n->rl[0]);
+    rl_free(n->rl[1]);
     free(n->fw);
     free(n);
 }
@@ -556,7 +621,7 @@ static void net_stats_get(void *opaque, struct vm_dev_stats *o)
 }
 
 static int net_create(const struct virtio_host *h, struct net_backend *be, const uint8_t *mac,
-                      const struct net_fw *fw, struct err *e)
+                      const struct net_fw *fw, const struct rl_config *lim, struct err *e)
 {
     struct virtio_net *n = calloc(1, sizeof(*n));
     if (!n) {
@@ -573,6 +638,15 @@ static int net_create(const struct virtio_host *h, struct net_backend *be, const
         *n->fw = *fw;
     }
     n->be = be;
+    n->loop = h->loop;
+    for (unsigned i = 0; lim && i < 2; i++)
+        if (rl_config_on(&lim[i]) && net_set_limit(n, i, &lim[i], e) < 0) {
+            rl_free(n->rl[0]);
+            free(n->fw);
+            free(n);
+            net_backend_free(be);
+            return -ENOMEM;
+        }
     be->receive = net_receive;
     be->opaque = n;
     if (mac) {
@@ -599,25 +673,29 @@ static int net_create(const struct virtio_host *h, struct net_backend *be, const
         memcpy(n->mac, base, 6);
         n->mac[5] = (uint8_t)(0x56 + n->vp.pci.slot);
     }
-    if (h->vm)
+    if (h->vm) {
         vm_add_stat_source(h->vm, VM_DEV_NET, net_stats_get, n);
+        vm_set_limit_fn(h->vm, n, net_set_limit);
+    }
     return 0;
 }
 
 int virtio_net_create_backend(const struct virtio_host *h, struct net_backend *be,
                               const uint8_t *mac, struct err *e)
 {
-    return net_create(h, be, mac, NULL, e);
+    return net_create(h, be, mac, NULL, NULL, e);
 }
 
 #define NET_OPTS_HELP "net=user|private|tap, name=NETWORK, ifname=TAP, mac=XX:XX:XX:XX:XX:XX, " \
     "restrict=on|off, hostfwd=[tcp|udp]:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT, " \
-    "allow=|deny=PROTO[:PORTS[:CIDR]]"
+    "allow=|deny=PROTO[:PORTS[:CIDR]], rx_bps=|tx_bps=BYTES, rx_pps=|tx_pps=N (and " \
+    "_burst=, _refill=MS)"
 
 int virtio_net_create(const struct virtio_host *h, const char *opts, struct err *e)
 {
     struct net_user_config cfg = { 0 };
     struct net_fw fw = { 0 };
+    struct rl_config lim[2] = { 0 };
     uint8_t mac[6];
     bool have_mac = false, private_ = false, tap = false;
     char name[NET_SWITCH_NAME_MAX + 1] = "", ifname[64] = "";
@@ -680,8 +758,15 @@ int virtio_net_create(const struct virtio_host *h, const char *opts, struct err 
                                    val);
             cfg.nfwd++;
         } else {
-            return err_set(e, -EINVAL, "virtio-net: unknown option '%s' (options: "
-                           NET_OPTS_HELP ")", item);
+            struct err re;
+            int rr = rl_parse_opt(&lim[VM_LIMIT_RX], "rx_", "pps", item, val, &re);
+            if (rr == 0)
+                rr = rl_parse_opt(&lim[VM_LIMIT_TX], "tx_", "pps", item, val, &re);
+            if (rr < 0)
+                return err_set(e, rr, "virtio-net: %s", re.msg);
+            if (rr == 0)
+                return err_set(e, -EINVAL, "virtio-net: unknown option '%s' (options: "
+                               NET_OPTS_HELP ")", item);
         }
     }
     if (ret < 0)
@@ -714,5 +799,5 @@ int virtio_net_create(const struct virtio_host *h, const char *opts, struct err 
         if ((ret = net_slirp_new(h->loop, &cfg, &be, &be_err)) < 0)
             return err_set(e, ret, "virtio-net: %s", be_err.msg);
     }
-    return net_create(h, be, have_mac ? mac : NULL, &fw, e);
+    return net_create(h, be, have_mac ? mac : NULL, &fw, lim, e);
 }

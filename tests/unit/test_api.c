@@ -134,7 +134,7 @@ static json_t *get(struct fc_api *api, const char *path)
     return r->j;
 }
 
-static const char *jstr(json_t *o, const char *path)
+static json_t *jpath(json_t *o, const char *path)
 {
     /* "a.b" or "a[1].b" lookups, enough for these tests */
     char buf[128];
@@ -148,7 +148,19 @@ static const char *jstr(json_t *o, const char *path)
         if (br)
             v = json_array_get(v, strtoul(br + 1, NULL, 10));
     }
+    return v;
+}
+
+static const char *jstr(json_t *o, const char *path)
+{
+    json_t *v = jpath(o, path);
     return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+static long long jnum(json_t *o, const char *path)
+{
+    json_t *v = jpath(o, path);
+    return json_is_integer(v) ? json_integer_value(v) : -1;
 }
 
 static long long jint(json_t *o, const char *key)
@@ -445,9 +457,36 @@ static void test_drives(void)
            "cache_type: unknown value `None`");
     EXPECT(api, "PUT", "/drives/x", drive("x", DATA2, false, "\"io_engine\": \"Turbo\""), 400,
            "io_engine");
-    EXPECT(api, "PUT", "/drives/x", drive("x", DATA2, false, "\"rate_limiter\": {\"bandwidth\": "
-           "{\"size\": 1000, \"refill_time\": 100}}"), 400, "rate_limiter: rate limiting is not "
-           "supported by Petrel yet");
+    /* rate limiters: Firecracker's objects, checked field by field */
+    OK(api, "PUT", "/drives/data", drive("data", DATA, false, "\"is_read_only\": true, "
+       "\"rate_limiter\": {\"bandwidth\": {\"size\": 1000, \"refill_time\": 100}, "
+       "\"ops\": {\"size\": 50, \"one_time_burst\": 500, \"refill_time\": 1000}}"));
+    j = get(api, "/vm/config");
+    EQ(jnum(j, "drives[1].rate_limiter.bandwidth.size"), 1000);
+    EQ(jnum(j, "drives[1].rate_limiter.bandwidth.refill_time"), 100);
+    EQ(jnum(j, "drives[1].rate_limiter.ops.one_time_burst"), 500);
+    CHECK(!jpath(j, "drives[0].rate_limiter"), "an unlimited drive has none");
+    static const struct { const char *body, *want; } bad_rl[] = {
+        { "{\"bandwidth\": {\"size\": -1, \"refill_time\": 100}}",
+          "rate_limiter.bandwidth.size: expected a non-negative integer, got -1" },
+        { "{\"bandwidth\": {\"size\": 2251799813685249, \"refill_time\": 100}}",
+          "rate_limiter.bandwidth.size: at most 1125899906842624" },
+        { "{\"ops\": {\"size\": 1, \"refill_time\": 99999999999}}",
+          "rate_limiter.ops.refill_time: at most" },
+        { "{\"ops\": {\"size\": 1, \"refill_time\": 1, \"one_time_burst\": -5}}",
+          "rate_limiter.ops.one_time_burst: expected a non-negative integer" },
+        { "{\"bandwidth\": {\"size\": 1}}", "rate_limiter.bandwidth: missing field `refill_time`" },
+        { "{\"bandwidth\": {\"size\": 1, \"refill_time\": 1, \"rate\": 2}}",
+          "rate_limiter.bandwidth: unknown field `rate`" },
+        { "{\"iops\": {\"size\": 1, \"refill_time\": 1}}", "rate_limiter: unknown field `iops`" },
+        { "{\"bandwidth\": \"4M\"}", "rate_limiter.bandwidth: expected an object, got a string" },
+        { "{\"bandwidth\": {\"size\": 1.5, \"refill_time\": 1}}",
+          "rate_limiter.bandwidth.size: expected an integer" },
+        { "[1]", "rate_limiter: expected an object" },
+    };
+    for (unsigned i = 0; i < sizeof(bad_rl) / sizeof(bad_rl[0]); i++)
+        EXPECT(api, "PUT", "/drives/x", drive("x", DATA2, false, B("\"rate_limiter\": %s",
+               bad_rl[i].body)), 400, bad_rl[i].want);
     EXPECT(api, "PUT", "/drives/x", drive("x", DATA2, false, "\"socket\": \"/tmp/vhost.sock\""),
            400, "socket: vhost-user");
     EXPECT(api, "PUT", "/drives/x", drive("x", DATA2, false, "\"partuuid\": \"a b\""), 400,
@@ -470,8 +509,19 @@ static void test_drives(void)
     EXPECT(api, "PATCH", "/drives/data", "{\"drive_id\": \"datb\"}", 400, "does not match");
     EXPECT(api, "PATCH", "/drives/data", "{\"drive_id\": \"data\", \"is_read_only\": false}", 400,
            "unknown field `is_read_only`");
-    EXPECT(api, "PATCH", "/drives/data", "{\"drive_id\": \"data\", \"rate_limiter\": {}}", 400,
-           "rate limiting");
+    /* PATCH before start: the model; a bucket given replaces, one absent stays */
+    OK(api, "PATCH", "/drives/data", "{\"drive_id\": \"data\", \"rate_limiter\": {}}");
+    OK(api, "PATCH", "/drives/data", "{\"drive_id\": \"data\", \"rate_limiter\": {\"bandwidth\":"
+       " {\"size\": 4096, \"refill_time\": 1000}}}");
+    j = get(api, "/vm/config");
+    EQ(jnum(j, "drives[1].rate_limiter.bandwidth.size"), 4096);
+    EQ(jnum(j, "drives[1].rate_limiter.ops.size"), 50);
+    EXPECT(api, "PATCH", "/drives/data", "{\"drive_id\": \"data\", \"rate_limiter\": "
+           "{\"ops\": {\"size\": -3, \"refill_time\": 1}}}", 400,
+           "rate_limiter.ops.size: expected a non-negative integer");
+    OK(api, "PATCH", "/drives/data", "{\"drive_id\": \"data\", \"rate_limiter\": {\"ops\":"
+       " {\"size\": 0, \"refill_time\": 0}}}");
+    CHECK(!jpath(get(api, "/vm/config"), "drives[1].rate_limiter.ops"), "ops bucket off");
 
     /* demoting the root device frees the place */
     OK(api, "PUT", "/drives/rootfs", drive("rootfs", ROOTFS, false, NULL));
@@ -545,7 +595,10 @@ static void test_network(void)
     EXPECT(api, "PUT", "/network-interfaces/eth3", nic("eth3", "tap3", "\"mtu\": 9000"), 400,
            "mtu: Petrel's virtio-net has a fixed MTU of 1500");
     EXPECT(api, "PUT", "/network-interfaces/eth3", nic("eth3", "tap3", "\"tx_rate_limiter\": "
-           "{\"ops\": {\"size\": 1, \"refill_time\": 1}}"), 400, "tx_rate_limiter: rate limiting");
+           "{\"ops\": {\"size\": 1, \"refill_time\": -1}}"), 400,
+           "tx_rate_limiter.ops.refill_time: expected a non-negative integer");
+    EXPECT(api, "PUT", "/network-interfaces/eth3", nic("eth3", "petrel:net=user,rx_bps=5", NULL),
+           400, "unknown virtio-net option `rx_bps`");
     EXPECT(api, "PUT", "/network-interfaces/eth3", "{\"iface_id\": \"eth3\"}", 400,
            "missing field `host_dev_name`");
     EXPECT(api, "PUT", "/network-interfaces/eth3", nic("eth4", "tap4", NULL), 400,
@@ -553,8 +606,14 @@ static void test_network(void)
 
     OK(api, "PATCH", "/network-interfaces/eth0", "{\"iface_id\": \"eth0\", \"rx_rate_limiter\": "
        "null}");
-    EXPECT(api, "PATCH", "/network-interfaces/eth0", "{\"iface_id\": \"eth0\", \"rx_rate_limiter\":"
-           " {\"bandwidth\": {\"size\": 1, \"refill_time\": 1}}}", 400, "rate limiting");
+    OK(api, "PATCH", "/network-interfaces/eth0", "{\"iface_id\": \"eth0\", \"rx_rate_limiter\":"
+       " {\"bandwidth\": {\"size\": 1000, \"refill_time\": 10}}, \"tx_rate_limiter\": "
+       "{\"ops\": {\"size\": 7, \"refill_time\": 1000}}}");
+    json_t *jn = get(api, "/vm/config");
+    EQ(jnum(jn, "network-interfaces[0].rx_rate_limiter.bandwidth.size"), 1000);
+    EQ(jnum(jn, "network-interfaces[0].tx_rate_limiter.ops.size"), 7);
+    EXPECT(api, "PATCH", "/network-interfaces/eth0", "{\"iface_id\": \"eth0\", \"tx_rate_limiter\":"
+           " {\"ops\": {\"size\": 1}}}", 400, "tx_rate_limiter.ops: missing field `refill_time`");
     EXPECT(api, "PATCH", "/network-interfaces/eth9", "{\"iface_id\": \"eth9\"}", 400,
            "network interface `eth9` does not exist");
     EXPECT(api, "PATCH", "/network-interfaces/eth0", "{\"iface_id\": \"eth0\", \"host_dev_name\": "
@@ -822,9 +881,10 @@ static void test_cli_import(void)
     c->mem_size = 384ull << 20;
     c->timeout_s = 77;
     char spec[512];
-    snprintf(spec, sizeof(spec), "%s,readonly=on,serial=abc", ROOTFS);
+    snprintf(spec, sizeof(spec), "%s,readonly=on,serial=abc,bps=4M,iops_burst=9,iops=100", ROOTFS);
     CHECK(vm_config_set_disk(c, -1, spec, &e) == 0, "disk: %s", e.msg);
-    vm_config_add_device(c, "virtio-net,net=tap,ifname=tap5,mac=02:00:00:00:00:09", &e);
+    vm_config_add_device(c, "virtio-net,net=tap,ifname=tap5,mac=02:00:00:00:00:09,tx_bps=1M,"
+                         "rx_pps=10,rx_pps_refill=100", &e);
     vm_config_add_device(c, "virtio-net,hostfwd=tcp::2222-:22,allow=tcp:22", &e);
     vm_config_add_device(c, "virtio-rng", &e);
     vm_config_add_device(c, "virtio-console,socket=/tmp/x,,y.sock", &e);
@@ -844,6 +904,12 @@ static void test_cli_import(void)
           "disk0");
     CHECK(json_is_true(json_object_get(json_array_get(json_object_get(j, "drives"), 0),
                                        "is_read_only")), "disk0 read-only");
+    EQ(jnum(j, "drives[0].rate_limiter.bandwidth.size"), 4 << 20);
+    EQ(jnum(j, "drives[0].rate_limiter.bandwidth.refill_time"), 1000);
+    EQ(jnum(j, "drives[0].rate_limiter.ops.size"), 100);
+    EQ(jnum(j, "drives[0].rate_limiter.ops.one_time_burst"), 9);
+    EQ(jnum(j, "network-interfaces[0].tx_rate_limiter.bandwidth.size"), 1 << 20);
+    EQ(jnum(j, "network-interfaces[0].rx_rate_limiter.ops.refill_time"), 100);
     CHECK(jstr(j, "network-interfaces[0].host_dev_name") &&
           !strcmp(jstr(j, "network-interfaces[0].host_dev_name"), "tap5"), "net0: %s",
           jstr(j, "network-interfaces[0].host_dev_name"));
@@ -863,8 +929,11 @@ static void test_cli_import(void)
     CHECK(c->append && !strcmp(c->append, "console=ttyS0 quiet"), "append %s", c->append);
     CHECK(c->ndisks == 1 && c->disks[0].readonly && !strcmp(c->disks[0].serial, "abc"),
           "disk options kept");
+    EQ(c->disks[0].limit.bw.size, 4 << 20);
+    EQ(c->disks[0].limit.ops.one_time_burst, 9);
     EQ(c->ndevices, 4);
-    CHECK(has_device(c, 0, "virtio-net,net=tap,ifname=tap5,mac=02:00:00:00:00:09"), "net0");
+    CHECK(has_device(c, 0, "virtio-net,net=tap,ifname=tap5,mac=02:00:00:00:00:09,rx_pps=10,"
+                     "rx_pps_refill=100,tx_bps=1048576"), "net0: %s", c->devices[0]);
     CHECK(has_device(c, 1, "virtio-net,hostfwd=tcp::2222-:22,allow=tcp:22"), "net1");
     CHECK(has_device(c, 2, "virtio-rng"), "rng");
     CHECK(has_device(c, 3, "virtio-console,socket=/tmp/x,,y.sock"), "console");
