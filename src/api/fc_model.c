@@ -18,7 +18,7 @@
 
 static const char MSG_ID_MISMATCH[] = "The id from the path does not match the id from the body!";
 static const char MSG_RATE_LIMIT[] =
-    "rate limiting is not supported by Petrel yet (omit it or set it to null)";
+    "rate limiting of the entropy device is not supported by Petrel (omit it or set it to null)";
 
 /* ---- value checks -------------------------------------------------------- */
 
@@ -135,6 +135,84 @@ static int check_host_dev(struct fc_req *q, const char *field, json_t *v)
         ok = s[i] != '/' && s[i] != ':' && s[i] != ',' && !isspace((unsigned char)s[i]) &&
              (unsigned char)s[i] >= 0x20;
     return ok ? 0 : fc_fail_field(q, field, "`%s` is not an interface name", s);
+}
+
+/* ---- rate limiters: Firecracker's RateLimiter {bandwidth, ops}, each a
+ * TokenBucket {size, one_time_burst, refill_time (ms)} -------------------- */
+
+static int check_tokens(struct fc_req *q, const char *field, json_t *v)
+{
+    if ((uint64_t)json_integer_value(v) > RL_MAX_TOKENS)
+        return fc_fail_field(q, field, "at most %llu, got %lld", RL_MAX_TOKENS,
+                             (long long)json_integer_value(v));
+    return 0;
+}
+
+static int check_refill(struct fc_req *q, const char *field, json_t *v)
+{
+    if ((uint64_t)json_integer_value(v) > RL_MAX_REFILL_MS)
+        return fc_fail_field(q, field, "at most %llu ms, got %lld", RL_MAX_REFILL_MS,
+                             (long long)json_integer_value(v));
+    return 0;
+}
+
+static const struct fc_field bucket_fields[] = {
+    { "size", FT_UINT, .required = true, .check = check_tokens },
+    { "one_time_burst", FT_UINT, .required = false, .check = check_tokens },
+    { "refill_time", FT_UINT, .required = true, .check = check_refill },
+    { 0 },
+};
+
+/* A nested object checked against f, its errors named by their JSON path. */
+static int check_nested(struct fc_req *q, const char *field, json_t *v, const struct fc_field *f)
+{
+    char saved[sizeof(q->where)];
+    memcpy(saved, q->where, sizeof(saved));
+    if (q->where[0])
+        snprintf(q->where, sizeof(q->where), "%.*s.%s", (int)(sizeof(saved) / 2), saved, field);
+    else
+        snprintf(q->where, sizeof(q->where), "%s", field);
+    int ret = fc_check_object(q, v, f, true);
+    memcpy(q->where, saved, sizeof(saved));
+    return ret;
+}
+
+static int check_bucket(struct fc_req *q, const char *field, json_t *v)
+{
+    return check_nested(q, field, v, bucket_fields);
+}
+
+static const struct fc_field rate_limiter_fields[] = {
+    { "bandwidth", FT_OBJ, .required = false, .check = check_bucket },
+    { "ops", FT_OBJ, .required = false, .check = check_bucket },
+    { 0 },
+};
+
+static int check_rate_limiter(struct fc_req *q, const char *field, json_t *v)
+{
+    return check_nested(q, field, v, rate_limiter_fields);
+}
+
+/* o[k] (a checked rate limiter, or absent) into *c: a bucket given replaces
+ * the one in *c (size or refill_time 0: unlimited), one absent stays (PUT
+ * starts from an unlimited *c).  False when o[k] is absent or null. */
+static bool get_rate_limiter(json_t *o, const char *k, struct rl_config *c)
+{
+    json_t *rl = fc_jget(o, k);
+    if (!rl)
+        return false;
+    static const char *const names[2] = { "bandwidth", "ops" };
+    for (unsigned i = 0; i < 2; i++) {
+        json_t *b = fc_jget(rl, names[i]);
+        if (!b)
+            continue;
+        struct rl_bucket_cfg *bc = i ? &c->ops : &c->bw;
+        json_t *burst = fc_jget(b, "one_time_burst");
+        bc->size = (uint64_t)json_integer_value(json_object_get(b, "size"));
+        bc->refill_ms = (uint64_t)json_integer_value(json_object_get(b, "refill_time"));
+        bc->one_time_burst = burst ? (uint64_t)json_integer_value(burst) : 0;
+    }
+    return true;
 }
 
 static unsigned max_vcpus(const struct fc_api *api)
@@ -319,7 +397,7 @@ static const struct fc_field drive_fields[] = {
     { "partuuid", FT_STR, .required = false },
     { "cache_type", FT_STR, .choice = &cache_types },
     { "io_engine", FT_STR, .choice = &io_engines },
-    { "rate_limiter", FT_NULL, .why = MSG_RATE_LIMIT },
+    { "rate_limiter", FT_OBJ, .required = false, .check = check_rate_limiter },
     { "socket", FT_NULL, .why = "vhost-user block devices are not supported by Petrel" },
     { 0 },
 };
@@ -344,6 +422,7 @@ static int apply_drive(struct fc_req *q, json_t *o)
     };
     if ((ret = check_file(q, "path_on_host", path, true, !d.ro)) < 0)
         return ret;
+    get_rate_limiter(o, "rate_limiter", &d.limit);
     struct fc_drive *old = find_drive(api, id);
     if (d.root)
         for (unsigned i = 0; i < api->ndrives; i++)
@@ -370,7 +449,7 @@ static int apply_drive(struct fc_req *q, json_t *o)
 static const struct fc_field drive_patch_fields[] = {
     { "drive_id", FT_STR, .required = true, .check = check_res_id },
     { "path_on_host", FT_STR, .required = false },
-    { "rate_limiter", FT_NULL, .why = MSG_RATE_LIMIT },
+    { "rate_limiter", FT_OBJ, .required = false, .check = check_rate_limiter },
     { 0 },
 };
 
@@ -382,6 +461,16 @@ static int patch_drive(struct fc_req *q, json_t *o)
     struct fc_drive *d = find_drive(api, id);
     if (!d)
         return fc_fail(q, "drive `%s` does not exist", id);
+    struct rl_config lim = d->limit;
+    if (get_rate_limiter(o, "rate_limiter", &lim)) {
+        struct rl_config was = d->limit;
+        d->limit = lim;
+        int ret = fc_started(api) ? fc_live_drive_limit(api, d, q->e) : 0;
+        if (ret < 0) {
+            d->limit = was;
+            return ret;
+        }
+    }
     if (!path || !strcmp(path, d->path))
         return 0;
     if (fc_started(api))
@@ -434,8 +523,8 @@ static const struct fc_field net_fields[] = {
     { "host_dev_name", FT_STR, .required = true, .check = check_host_dev },
     { "guest_mac", FT_STR, .check = check_mac },
     { "mtu", FT_UINT, .check = check_mtu },
-    { "rx_rate_limiter", FT_NULL, .why = MSG_RATE_LIMIT },
-    { "tx_rate_limiter", FT_NULL, .why = MSG_RATE_LIMIT },
+    { "rx_rate_limiter", FT_OBJ, .required = false, .check = check_rate_limiter },
+    { "tx_rate_limiter", FT_OBJ, .required = false, .check = check_rate_limiter },
     { 0 },
 };
 
@@ -465,6 +554,8 @@ static int apply_net(struct fc_req *q, json_t *o)
         return ret;
     struct fc_net n = { .id = strdup(id), .host_dev_name = strdup(dev),
                         .guest_mac = mac ? strdup(mac) : NULL };
+    get_rate_limiter(o, "rx_rate_limiter", &n.limit[VM_LIMIT_RX]);
+    get_rate_limiter(o, "tx_rate_limiter", &n.limit[VM_LIMIT_TX]);
     if (!n.id || !n.host_dev_name || (mac && !n.guest_mac)) {
         fc_net_free(&n);
         return fc_oom(q);
@@ -479,18 +570,27 @@ static int apply_net(struct fc_req *q, json_t *o)
 
 static const struct fc_field net_patch_fields[] = {
     { "iface_id", FT_STR, .required = true, .check = check_res_id },
-    { "rx_rate_limiter", FT_NULL, .why = MSG_RATE_LIMIT },
-    { "tx_rate_limiter", FT_NULL, .why = MSG_RATE_LIMIT },
+    { "rx_rate_limiter", FT_OBJ, .required = false, .check = check_rate_limiter },
+    { "tx_rate_limiter", FT_OBJ, .required = false, .check = check_rate_limiter },
     { 0 },
 };
 
-/* PATCH /network-interfaces/{id}: only rate limiters, which Petrel has not. */
+/* PATCH /network-interfaces/{id}: the rate limiters, live while running. */
 static int patch_net(struct fc_req *q, json_t *o)
 {
     const char *id = fc_jget_str(o, "iface_id");
-    if (!find_net(q->api, id))
+    struct fc_net *n = find_net(q->api, id);
+    if (!n)
         return fc_fail(q, "network interface `%s` does not exist", id);
-    return 0;
+    struct rl_config was[2] = { n->limit[0], n->limit[1] };
+    bool any = get_rate_limiter(o, "rx_rate_limiter", &n->limit[VM_LIMIT_RX]);
+    any |= get_rate_limiter(o, "tx_rate_limiter", &n->limit[VM_LIMIT_TX]);
+    int ret = any && fc_started(q->api) ? fc_live_net_limit(q->api, n, was, q->e) : 0;
+    if (ret < 0) {
+        n->limit[0] = was[0];
+        n->limit[1] = was[1];
+    }
+    return ret;
 }
 
 const struct fc_res fc_net_put = { net_fields, false, apply_net };

@@ -23,6 +23,7 @@
 
 #include "api/fc.h"
 #include "core/evloop.h"
+#include "core/ratelimit.h"
 
 #define FC_ID_MAX 64            /* resource ids: drive_id, iface_id */
 #define FC_PATH_MAX 4095        /* host paths */
@@ -47,12 +48,14 @@ struct fc_drive {
     /* from a command-line --disk; not in Firecracker's layout */
     const char *format;         /* "raw", "qcow2", NULL: probed */
     char serial[21];
+    struct rl_config limit;     /* rate_limiter (none: unlimited) */
 };
 
 struct fc_net {
     char *id;
     char *host_dev_name;        /* a TAP name or "petrel:" + virtio-net options */
     char *guest_mac;            /* NULL: Petrel's default */
+    struct rl_config limit[2];  /* rx_rate_limiter, tx_rate_limiter (VM_LIMIT_RX/TX) */
 };
 
 struct fc_api {
@@ -189,5 +192,10 @@ int fc_import_cfg(struct fc_api *api, struct err *e);
 json_t *fc_machine_json(const struct fc_api *api);
 /* GET /vm/config: Firecracker's configuration-file layout. */
 json_t *fc_config_json(const struct fc_api *api);
+/* A running VM's rate limits changed: the device's limiter and the
+ * configuration a snapshot records (vm->cfg's --disk/--device strings). */
+int fc_live_drive_limit(struct fc_api *api, const struct fc_drive *d, struct err *e);
+int fc_live_net_limit(struct fc_api *api, const struct fc_net *n, const struct rl_config *was,
+                      struct err *e);
 
 #endif
