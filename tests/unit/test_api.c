@@ -706,6 +706,10 @@ static void test_methods_paths(void)
     EXPECT(api, "GET", "/", "{}", 400, "GET request cannot have a body.");
     EXPECT(api, "PUT", "/balloon", "{\"amount_mib\": 1, \"deflate_on_oom\": true}", 400,
            "balloon is not supported by Petrel");
+    EXPECT(api, "PUT", "/vsock", "{\"guest_cid\": 1, \"uds_path\": \"/v\"}", 400,
+           "expected a CID");
+    EXPECT(api, "PUT", "/vsock", "{\"guest_cid\": 3}", 400, "missing field `uds_path`");
+    EXPECT(api, "PUT", "/vsock", "{\"guest_cid\": 3, \"uds_path\": \"\"}", 400, "uds_path");
     /* snapshots: bodies are checked, create needs a started VM */
     EXPECT(api, "PUT", "/snapshot/create", "{}", 400, "missing field `snapshot_path`");
     EXPECT(api, "PUT", "/snapshot/create",
@@ -1007,9 +1011,8 @@ static void test_config_file(void)
           "config.json: drives[1]: A root block device already exists!" },
         { "{\"machine-config\": {\"vcpu_count\": 1, \"mem_size_mib\": 128, \"smtt\": false}}",
           "config.json: machine-config: unknown field `smtt`" },
-        { "{\"boot-source\": {\"kernel_image_path\": \"ROOTFS\"}, \"vsock\": {\"guest_cid\": 3, "
-          "\"uds_path\": \"/tmp/v\"}}", "config.json: vsock: this Firecracker resource is not "
-          "supported by Petrel" },
+        { "{\"boot-source\": {\"kernel_image_path\": \"ROOTFS\"}, \"vsock\": {\"guest_cid\": 2, "
+          "\"uds_path\": \"/tmp/v\"}}", "config.json: vsock.guest_cid: expected a CID from 3" },
         { "{\"machine_config\": {}}", "config.json: unknown field `machine_config`" },
         { "{\"network-interfaces\": {}}",
           "config.json: network-interfaces: expected an array, got an object" },
