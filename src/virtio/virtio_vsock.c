@@ -11,7 +11,8 @@
  *   Once the guest answers with a RESPONSE the client reads
  *   "OK <localport>\n" and the stream is the connection; an RST (nobody
  *   listens on <port>), a bad line ("CONNECT abc", no newline within
- *   VSOCK_LINE_MAX bytes) or too many connections close the client.
+ *   VSOCK_LINE_MAX bytes or 5 s), no answer from the guest within 2 s
+ *   (as Firecracker) or too many connections close the client.
  *   Bytes the client sent after the line wait for the connection.
  * - A guest connecting to the host's port P (CID 2) gets a connection to
  *   the unix socket "PATH_P" (non-blocking connect; RESPONSE if it
@@ -112,6 +113,9 @@ enum {
 #define VSOCK_MAX_RST 64
 #define VSOCK_LINE_MAX 32           /* "CONNECT 4294967295\n" and some */
 #define VSOCK_LOCAL_PORT_BASE (1u << 30)
+#define VSOCK_LINE_TIMEOUT_NS 5000000000ull     /* for the CONNECT line */
+#define VSOCK_REQUEST_TIMEOUT_NS 2000000000ull  /* for the guest's answer (Firecracker's) */
+#define VSOCK_SWEEP_NS 250000000ull
 #define TAG_LISTEN 0u
 
 struct vring {                      /* a byte ring */
@@ -137,6 +141,7 @@ enum conn_state {
 struct conn {
     enum conn_state state;
     uint32_t gen;
+    uint64_t deadline;              /* C_LINE, C_REQUEST: closed then (ns) */
     int fd;
     bool watched;
     uint32_t events;
@@ -178,12 +183,21 @@ struct virtio_vsock {
     uint32_t next_port;
     unsigned rr;                    /* round robin start for delivery */
     bool reset_event;               /* TRANSPORT_RESET to send */
+    bool sweeping;                  /* the timer checks handshake deadlines */
     struct log_limit host_log;
     uint8_t pkt[VSOCK_MAX_PKT];
 };
 
 static void rx_deliver(struct virtio_vsock *v);
 static void conn_update(struct virtio_vsock *v, struct conn *c);
+
+/* Check handshake deadlines every VSOCK_SWEEP_NS while there are any. */
+static void sweep_start(struct virtio_vsock *v)
+{
+    if (!v->sweeping)
+        evloop_timer_set(v->timer, VSOCK_SWEEP_NS, VSOCK_SWEEP_NS);
+    v->sweeping = true;
+}
 
 /* --- little endian -------------------------------------------------------- */
 
@@ -502,6 +516,7 @@ static void conn_line(struct virtio_vsock *v, struct conn *c)
     c->local_port = lp;
     c->peer_port = (uint32_t)port;
     c->state = C_REQUEST;
+    c->deadline = time_now_ns() + VSOCK_REQUEST_TIMEOUT_NS;
     c->pending |= P_REQUEST;
 }
 
@@ -523,6 +538,8 @@ static void conn_accept(struct virtio_vsock *v)
             continue;
         }
         c->state = C_LINE;
+        c->deadline = time_now_ns() + VSOCK_LINE_TIMEOUT_NS;
+        sweep_start(v);
         conn_update(v, c);
     }
 }
@@ -651,6 +668,7 @@ static void conn_packet(struct virtio_vsock *v, struct conn *c, const struct hdr
             return;
         }
         c->state = C_OPEN;
+        c->deadline = 0;
         break;
     }
     case OP_RST:
@@ -947,10 +965,37 @@ static void vsock_event(void *opaque)
     rx_deliver(v);
 }
 
+/* Host clients that did not finish the handshake in time: a CONNECT line
+ * that does not come, a guest that does not answer the REQUEST (or takes
+ * no receive buffers to get it). */
+static void sweep(struct virtio_vsock *v)
+{
+    uint64_t now = time_now_ns();
+    bool more = false;
+    for (unsigned i = 0; i < VSOCK_MAX_CONNS; i++) {
+        struct conn *c = &v->conn[i];
+        if (c->state != C_LINE && c->state != C_REQUEST)
+            continue;
+        if (now < c->deadline) {
+            more = true;
+            continue;
+        }
+        log_guest(&v->host_log, "virtio-vsock %s: host client %s: closed", v->path,
+                  c->state == C_LINE ? "sent no CONNECT line in time"
+                                     : "not answered by the guest in time");
+        conn_reset(v, c);
+    }
+    if (!more && v->sweeping) {
+        evloop_timer_set(v->timer, 0, 0);
+        v->sweeping = false;
+    }
+}
+
 static void vsock_timer(void *opaque)
 {
     struct virtio_vsock *v = opaque;
     event_deliver(v);
+    sweep(v);
     rx_deliver(v);
 }
 
@@ -1019,6 +1064,7 @@ static int vsock_load(struct virtio_dev *vd, struct snap_reader *r, struct snap_
     close_all(v);
     v->reset_event = true;
     /* once the core's state is in place and the VM runs */
+    v->sweeping = false;
     evloop_timer_set(v->timer, 1000000, 0);
     return 0;
 }

@@ -474,6 +474,21 @@ static void test_refused_and_bad_lines(void)
     close(c);
     pump();
     no_packet();
+    /* a guest that does not answer: after 2 s the client is closed and the
+     * guest gets an RST */
+    c = unix_connect(uds);
+    EQ(send(c, "CONNECT 11\n", 11, 0), 11);
+    pump();
+    h = expect(OP_REQUEST, 0, 11, NULL);
+    for (unsigned i = 0; i < 30 && !rx_take(&h, NULL, NULL); i++) {
+        struct pollfd p = { .fd = evloop_fd(loop), .events = POLLIN };
+        poll(&p, 1, 100);
+        evloop_dispatch(loop);
+    }
+    EQ(h.op, OP_RST);
+    EQ(h.dst_port, 11);
+    STR_EQ(host_read(c), "<EOF>");
+    close(c);
     /* CRLF is fine */
     c = unix_connect(uds);
     EQ(send(c, "CONNECT 10\r\n", 12, 0), 12);
