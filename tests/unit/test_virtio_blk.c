@@ -67,14 +67,16 @@ static uint8_t img_byte(uint32_t off)
     return b;
 }
 
+static const char *plug_extra = "";     /* more --disk options for plug_disk */
+
 /* Plug a disk at slot 1 and bring its driver up. */
 static void plug_disk(struct drv *d, bool readonly, uint64_t features)
 {
     setup();
     struct disk_config dc;
-    char spec[128];
-    snprintf(spec, sizeof(spec), "%s,serial=petrel-serial-1%s", img,
-             readonly ? ",readonly=on" : "");
+    char spec[160];
+    snprintf(spec, sizeof(spec), "%s,serial=petrel-serial-1%s%s", img,
+             readonly ? ",readonly=on" : "", plug_extra);
     EQ(disk_config_parse(&dc, spec, NULL), 0);
     struct err e = { "" };
     int ret = virtio_blk_create(&(struct virtio_host){ .pb = &pb, .mem = &mem, .loop = loop },
@@ -313,6 +315,46 @@ static void test_many_in_flight(void)
     drop_image();
 }
 
+/* A rate-limited disk (iops=4 per 40 ms: 100 ops/s, a bucket of 4): of 12
+ * requests kicked at once, 4 go at once, the rest wait in the ring and are
+ * taken as the limiter's timer refills the bucket; none is dropped. */
+static void test_rate_limited(void)
+{
+    make_image(IMG_SIZE);
+    struct drv d;
+    plug_extra = ",iops=4,iops_refill=40";
+    plug_disk(&d, false, BLK_FEATURES);
+    plug_extra = "";
+    enum { N = 12 };
+    for (unsigned i = 0; i < N; i++) {
+        uint64_t hdr = HDR + 16ull * i, data = DATA + 512ull * i, stat = STATUS + i;
+        put_hdr(hdr, T_OUT, 2000 + i);
+        memset(gp(data, 512), (int)(i + 0x40), 512);
+        *(uint8_t *)gp(stat, 1) = 0xaa;
+        put_desc(d.desc[0], (uint16_t)(3 * i), hdr, 16, VIRTQ_DESC_F_NEXT, (uint16_t)(3 * i + 1));
+        put_desc(d.desc[0], (uint16_t)(3 * i + 1), data, 512, VIRTQ_DESC_F_NEXT,
+                 (uint16_t)(3 * i + 2));
+        put_desc(d.desc[0], (uint16_t)(3 * i + 2), stat, 1, VIRTQ_DESC_F_WRITE, 0);
+        drv_avail(&d, 0, (uint16_t)(3 * i));
+    }
+    uint64_t t0 = time_now_ns();
+    drv_kick(&d, 0);
+    CHECK(wait_used(&d, 4), "the bucket's 4 complete (used idx %u)", used_idx(&d, 0));
+    CHECK(used_idx(&d, 0) <= 6, "the others wait (used idx %u)", used_idx(&d, 0));
+    CHECK(wait_used(&d, N), "all %u complete in the end (used idx %u)", N, used_idx(&d, 0));
+    uint64_t ms = (time_now_ns() - t0) / 1000000;
+    CHECK(ms >= 75 && ms < 2000, "8 requests over the bucket at 100/s took %llu ms",
+          (unsigned long long)ms);
+    int bad = 0;
+    for (unsigned i = 0; i < N; i++) {
+        bad += *(uint8_t *)gp(STATUS + i, 1) != S_OK;
+        bad += img_byte((2000 + i) * 512 + 5) != (uint8_t)(i + 0x40);
+    }
+    EQ(bad, 0);
+    pci_bus_destroy(&pb);
+    drop_image();
+}
+
 static void test_readonly(void)
 {
     make_image(IMG_SIZE);
@@ -397,6 +439,18 @@ static void test_disk_options_and_images(void)
     EQ(disk_config_parse(&dc, s5, &e), -EINVAL);
     char s6[] = "x.img,serial=123456789012345678901";
     EQ(disk_config_parse(&dc, s6, &e), -EINVAL);
+    char s7[] = "x.img,bps=4M,iops=100,bps_burst=1G,iops_refill=50";
+    EQ(disk_config_parse(&dc, s7, &e), 0);
+    EQ(dc.limit.bw.size, 4 << 20);
+    EQ(dc.limit.bw.refill_ms, 1000);
+    EQ(dc.limit.bw.one_time_burst, 1 << 30);
+    EQ(dc.limit.ops.size, 100);
+    EQ(dc.limit.ops.refill_ms, 50);
+    char s8[] = "x.img,bps=abc";
+    EQ(disk_config_parse(&dc, s8, &e), -EINVAL);
+    CHECK(strstr(e.msg, "--disk x.img: bps=abc: expected a number of bytes") != NULL, "%s", e.msg);
+    char s9[] = "x.img,iops=-1";
+    EQ(disk_config_parse(&dc, s9, &e), -EINVAL);
 
     char missing[] = "/nonexistent/petrel/disk.img";
     EQ(disk_config_parse(&dc, missing, NULL), 0);
@@ -460,6 +514,7 @@ int main(void)
     test_config_and_io();
     test_bad_requests();
     test_many_in_flight();
+    test_rate_limited();
     test_readonly();
     test_reset_in_flight();
     test_disk_options_and_images();
