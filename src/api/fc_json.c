@@ -16,7 +16,7 @@
 
 int fc_fail_field(struct fc_req *q, const char *field, const char *fmt, ...)
 {
-    char text[400], path[112] = "";
+    char text[400], path[128] = "";
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(text, sizeof(text), fmt, ap);

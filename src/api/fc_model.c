@@ -166,12 +166,10 @@ static const struct fc_field bucket_fields[] = {
 /* A nested object checked against f, its errors named by their JSON path. */
 static int check_nested(struct fc_req *q, const char *field, json_t *v, const struct fc_field *f)
 {
-    char saved[sizeof(q->where)];
+    char saved[sizeof(q->where)], path[2 * sizeof(q->where)];
     memcpy(saved, q->where, sizeof(saved));
-    if (q->where[0])
-        snprintf(q->where, sizeof(q->where), "%.*s.%s", (int)(sizeof(saved) / 2), saved, field);
-    else
-        snprintf(q->where, sizeof(q->where), "%s", field);
+    snprintf(path, sizeof(path), "%s%s%s", saved, saved[0] ? "." : "", field);
+    snprintf(q->where, sizeof(q->where), "%.*s", (int)sizeof(q->where) - 1, path);
     int ret = fc_check_object(q, v, f, true);
     memcpy(q->where, saved, sizeof(saved));
     return ret;

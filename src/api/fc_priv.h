@@ -94,7 +94,8 @@ struct fc_api {
 struct fc_req {
     struct fc_api *api;
     const char *file;           /* the config file; NULL for an API request */
-    char where[48];             /* JSON path of the object checked: "", "drives[1]" */
+    char where[64];             /* JSON path of the object checked: "", "drives[1]",
+                                   "network-interfaces[15].rx_rate_limiter.bandwidth" */
     const char *path_id;        /* the {id} of /drives/{id} and the like; NULL: none */
     struct err *e;
 };
