@@ -974,11 +974,13 @@ static void test_config_file(void)
     OK(api, "PUT", "/boot-source", B("{\"kernel_image_path\": \"%s\", \"initrd_path\": \"%s\", "
        "\"boot_args\": \"console=ttyS0 \\\"quoted\\\" é\"}", KERNEL, INITRD));
     OK(api, "PUT", "/drives/data", drive("data", DATA, false, "\"is_read_only\": true, "
-       "\"io_engine\": \"Async\""));
+       "\"io_engine\": \"Async\", \"rate_limiter\": {\"bandwidth\": {\"size\": 4194304, "
+       "\"one_time_burst\": 1024, \"refill_time\": 1000}}"));
     OK(api, "PUT", "/drives/rootfs", drive("rootfs", ROOTFS, true, "\"partuuid\": \"abcd-01\", "
        "\"cache_type\": \"Writeback\""));
     OK(api, "PUT", "/network-interfaces/eth0", nic("eth0", "tap0",
-       "\"guest_mac\": \"02:00:00:00:00:01\""));
+       "\"guest_mac\": \"02:00:00:00:00:01\", \"tx_rate_limiter\": {\"ops\": {\"size\": 100, "
+       "\"refill_time\": 10}}"));
     OK(api, "PUT", "/network-interfaces/lan", nic("lan", "petrel:net=private,name=lan0", NULL));
     OK(api, "PUT", "/entropy", "{}");
     OK(api, "PUT", "/metrics", B("{\"metrics_path\": \"%s\"}", metrics));
@@ -1019,6 +1021,9 @@ static void test_config_file(void)
         { "{\"network-interfaces\": [{\"iface_id\": \"eth0\"}]}",
           "config.json: network-interfaces[0]: missing field `host_dev_name`" },
         { "{\"drives\": [17]}", "config.json: drives[0]: expected a JSON object, got an integer" },
+        { "{\"network-interfaces\": [{\"iface_id\": \"n\", \"host_dev_name\": \"tap0\", "
+          "\"tx_rate_limiter\": {\"ops\": {\"size\": 1, \"refill_time\": 1, \"x\": 1}}}]}",
+          "config.json: network-interfaces[0].tx_rate_limiter.ops: unknown field `x`" },
         { "{\"logger\": {\"level\": \"Chatty\"}}", "config.json: logger.level: unknown value" },
         { "{\"boot-source\": {\"kernel_image_path\": \"ROOTFS\"},\n  \"drives\": [,]}",
           "config.json: malformed JSON: " },
