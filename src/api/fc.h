@@ -18,8 +18,8 @@
  *   all of it or nothing.  The HTTP handler and the config-file loader
  *   both go through it; the loader's messages name the file and the JSON
  *   path ("vm.json: drives[1].is_read_only: expected a boolean, got a
- *   string").  The code: fc.c, fc_json.c, fc_model.c, fc_vm.c (see
- *   fc_priv.h).
+ *   string").  The code: fc.c, fc_json.c, fc_model.c, fc_config.c,
+ *   fc_vm.c (see fc_priv.h).
  * - Answers follow Firecracker: 204 for a successful PUT/PATCH, 200 with
  *   JSON for a GET, 400 {"fault_message": "..."} for anything refused
  *   (Firecracker's wording where it has one: "Invalid request method

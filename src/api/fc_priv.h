@@ -7,8 +7,9 @@
  *             the JSON path; strings and objects out
  * fc_model.c  the model of the VM being configured (machine-config,
  *             boot-source, drives, network-interfaces, entropy, logger,
- *             metrics): each resource's fields and what it does, the
- *             config-file loader
+ *             metrics): each resource's fields and what it does
+ * fc_config.c the config-file loader: Firecracker's configuration file,
+ *             its sections applied through the same resources
  * fc_snapshot.c  PUT /snapshot/create and /snapshot/load
  * fc_vsock.c  PUT /vsock (a virtio-vsock --device spec in the model)
  * fc_vm.c     the model and vm->cfg: seeding the model from the command
