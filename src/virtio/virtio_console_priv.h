@@ -8,6 +8,7 @@
 #include <limits.h>
 #include <sys/types.h>
 
+#include "core/usock.h"
 #include "virtio/virtio_pci.h"
 
 #define CON_QUEUE_SIZE 128
@@ -58,9 +59,7 @@ struct virtio_console {
     struct evloop *loop;
     /* socket backend */
     char path[PATH_MAX];        /* the socket's or the file's, for messages */
-    bool bound;                 /* path is ours to unlink */
-    dev_t sock_dev;
-    ino_t sock_ino;
+    struct usock_id sock_id;    /* path is ours to unlink while it is this socket */
     int epfd, lfd, cfd;
     bool lfd_watched;
     bool accept_error_logged;   /* e.g. out of descriptors: said once */

@@ -28,11 +28,7 @@ static void con_teardown(struct virtio_console *c)
         close(c->epfd);
     if (c->file_fd >= 0)
         close(c->file_fd);
-    /* remove the socket only if it is still the one we created */
-    struct stat st;
-    if (c->bound && lstat(c->path, &st) == 0 && S_ISSOCK(st.st_mode) &&
-        st.st_dev == c->sock_dev && st.st_ino == c->sock_ino)
-        unlink(c->path);
+    usock_unlink(c->path, &c->sock_id);    /* only if it is still the one we created */
     con_discard_output(c);
     con_log_dropped(c, "in all");
     free(c->rx.buf);
@@ -45,19 +41,6 @@ static void con_free(struct virtio_pci *vp)
     con_teardown(vp->vdev.opaque);
 }
 
-/* Whether a listener accepts connections on the unix socket at addr. */
-static int socket_live(const struct sockaddr_un *addr, bool *live)
-{
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -errno;
-    int ret = connect(fd, (const struct sockaddr *)addr, sizeof(*addr)) == 0 ? 0 : -errno;
-    close(fd);
-    /* EAGAIN: a listener whose backlog is full is still a listener */
-    *live = ret == 0 || ret == -EAGAIN || ret == -EINPROGRESS;
-    return *live || ret == -ECONNREFUSED ? 0 : ret;
-}
-
 static int socket_open(struct virtio_console *c, const char *path, struct err *e)
 {
     struct sockaddr_un addr = { .sun_family = AF_UNIX };
@@ -65,47 +48,10 @@ static int socket_open(struct virtio_console *c, const char *path, struct err *e
         return err_set(e, -ENAMETOOLONG,
                        "virtio-console: socket path '%s' is too long (at most %zu bytes)", path,
                        sizeof(addr.sun_path) - 1);
-    memcpy(addr.sun_path, path, strlen(path) + 1);
     memcpy(c->path, path, strlen(path) + 1);
-    c->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    c->lfd = usock_listen("virtio-console", path, 1, &c->sock_id, e);
     if (c->lfd < 0)
-        return err_set(e, -errno, "virtio-console: socket: %s", strerror(errno));
-    for (unsigned attempt = 0;; attempt++) {
-        if (bind(c->lfd, (const struct sockaddr *)&addr, sizeof(addr)) == 0)
-            break;
-        int err = errno;
-        if (err != EADDRINUSE || attempt)
-            return err_set(e, -err, "virtio-console: cannot create socket '%s': %s", path,
-                           strerror(err));
-        struct stat st;
-        if (lstat(path, &st) < 0)
-            return err_set(e, -errno, "virtio-console: cannot create socket '%s': %s", path,
-                           strerror(errno));
-        if (!S_ISSOCK(st.st_mode))
-            return err_set(e, -EEXIST,
-                           "virtio-console: '%s' exists and is not a socket (not replacing it)",
-                           path);
-        bool live = false;
-        int ret = socket_live(&addr, &live);
-        if (ret < 0)
-            return err_set(e, ret, "virtio-console: cannot probe existing socket '%s': %s",
-                           path, strerror(-ret));
-        if (live)
-            return err_set(e, -EADDRINUSE,
-                           "virtio-console: socket '%s' is in use by another process", path);
-        if (unlink(path) < 0 && errno != ENOENT)
-            return err_set(e, -errno, "virtio-console: cannot remove stale socket '%s': %s",
-                           path, strerror(errno));
-        log_info("virtio-console: replacing stale socket %s", path);
-    }
-    struct stat st;
-    if (lstat(path, &st) == 0) {
-        c->bound = true;
-        c->sock_dev = st.st_dev;
-        c->sock_ino = st.st_ino;
-    }
-    if (listen(c->lfd, 1) < 0)
-        return err_set(e, -errno, "virtio-console: listen on '%s': %s", path, strerror(errno));
+        return c->lfd;
     c->epfd = epoll_create1(EPOLL_CLOEXEC);
     if (c->epfd < 0)
         return err_set(e, -errno, "virtio-console: epoll_create1: %s", strerror(errno));

@@ -393,69 +393,15 @@ void vsock_teardown(struct virtio_vsock *v)
         close(v->lfd);
     if (v->epfd >= 0)
         close(v->epfd);
-    struct stat st;
-    if (v->bound && lstat(v->path, &st) == 0 && S_ISSOCK(st.st_mode) &&
-        st.st_dev == v->sock_dev && st.st_ino == v->sock_ino)
-        unlink(v->path);
+    usock_unlink(v->path, &v->sock_id);
     free(v);
-}
-
-/* Whether a listener accepts connections on the unix socket at addr. */
-static int socket_live(const struct sockaddr_un *addr, bool *live)
-{
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -errno;
-    int ret = connect(fd, (const struct sockaddr *)addr, sizeof(*addr)) == 0 ? 0 : -errno;
-    close(fd);
-    *live = ret == 0 || ret == -EAGAIN || ret == -EINPROGRESS;
-    return *live || ret == -ECONNREFUSED ? 0 : ret;
 }
 
 int vsock_socket_open(struct virtio_vsock *v, struct err *e)
 {
-    struct sockaddr_un addr = { .sun_family = AF_UNIX };
-    const char *path = v->path;
-    memcpy(addr.sun_path, path, strlen(path) + 1);
-    v->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    v->lfd = usock_listen("virtio-vsock", v->path, 16, &v->sock_id, e);
     if (v->lfd < 0)
-        return err_set(e, -errno, "virtio-vsock: socket: %s", strerror(errno));
-    for (unsigned attempt = 0;; attempt++) {
-        if (bind(v->lfd, (const struct sockaddr *)&addr, sizeof(addr)) == 0)
-            break;
-        int err = errno;
-        if (err != EADDRINUSE || attempt)
-            return err_set(e, -err, "virtio-vsock: cannot create socket '%s': %s", path,
-                           strerror(err));
-        struct stat st;
-        if (lstat(path, &st) < 0)
-            return err_set(e, -errno, "virtio-vsock: cannot create socket '%s': %s", path,
-                           strerror(errno));
-        if (!S_ISSOCK(st.st_mode))
-            return err_set(e, -EEXIST,
-                           "virtio-vsock: '%s' exists and is not a socket (not replacing it)",
-                           path);
-        bool live = false;
-        int ret = socket_live(&addr, &live);
-        if (ret < 0)
-            return err_set(e, ret, "virtio-vsock: cannot probe existing socket '%s': %s",
-                           path, strerror(-ret));
-        if (live)
-            return err_set(e, -EADDRINUSE,
-                           "virtio-vsock: socket '%s' is in use by another process", path);
-        if (unlink(path) < 0 && errno != ENOENT)
-            return err_set(e, -errno, "virtio-vsock: cannot remove stale socket '%s': %s",
-                           path, strerror(errno));
-        log_info("virtio-vsock: replacing stale socket %s", path);
-    }
-    struct stat st;
-    if (lstat(path, &st) == 0) {
-        v->bound = true;
-        v->sock_dev = st.st_dev;
-        v->sock_ino = st.st_ino;
-    }
-    if (listen(v->lfd, 16) < 0)
-        return err_set(e, -errno, "virtio-vsock: listen on '%s': %s", path, strerror(errno));
+        return v->lfd;
     v->epfd = epoll_create1(EPOLL_CLOEXEC);
     if (v->epfd < 0)
         return err_set(e, -errno, "virtio-vsock: epoll_create1: %s", strerror(errno));
@@ -471,6 +417,6 @@ int vsock_socket_open(struct virtio_vsock *v, struct err *e)
         v->epfd = -1;
         return ret;
     }
-    log_info("virtio-vsock: guest CID %llu, listening on %s", (unsigned long long)v->cid, path);
+    log_info("virtio-vsock: guest CID %llu, listening on %s", (unsigned long long)v->cid, v->path);
     return 0;
 }

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/types.h>
 
+#include "core/usock.h"
 #include "core/evloop.h"
 #include "virtio/virtio_pci.h"
 
@@ -81,9 +82,8 @@ struct virtio_vsock {
     uint64_t cid;
     char path[108];
     int lfd, epfd;
-    bool lfd_watched, bound;
-    dev_t sock_dev;
-    ino_t sock_ino;
+    bool lfd_watched;
+    struct usock_id sock_id;    /* path is ours to unlink while it is this socket */
     struct conn conn[VSOCK_MAX_CONNS];
     unsigned nconn;
     struct rst rst[VSOCK_MAX_RST];
