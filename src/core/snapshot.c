@@ -10,20 +10,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
-/* --- little-endian helpers --- */
-static void put_le(uint8_t *p, uint64_t v, unsigned n)
-{
-    for (unsigned i = 0; i < n; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t get_le(const uint8_t *p, unsigned n)
-{
-    uint64_t v = 0;
-    for (unsigned i = 0; i < n; i++)
-        v |= (uint64_t)p[i] << (8 * i);
-    return v;
-}
+#include "core/le.h"
 
 /* --- writer --- */
 void snapw_init(struct snap_writer *w)

@@ -33,6 +33,7 @@
 #include <string.h>
 
 #include "block/block.h"
+#include "core/le.h"
 #include "core/ratelimit.h"
 #include "core/snapshot.h"
 #include "core/vm.h"
@@ -100,19 +101,6 @@ struct vblk_req {
     struct iovec iov[];
 };
 
-static void put_le(uint8_t *p, uint64_t v, unsigned n)
-{
-    for (unsigned i = 0; i < n; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t get_le(const uint8_t *p, unsigned n)
-{
-    uint64_t v = 0;
-    for (unsigned i = 0; i < n; i++)
-        v |= (uint64_t)p[i] << (8 * i);
-    return v;
-}
 
 /* The request's status byte, in guest RAM (marked written, for diff
  * snapshots). */

@@ -89,6 +89,7 @@
 #include <unistd.h>
 
 #include "core/evloop.h"
+#include "core/le.h"
 #include "core/opts.h"
 #include "core/snapshot.h"
 #include "virtio/virtio_pci.h"
@@ -115,21 +116,6 @@ enum {
 #define SHUT_F_SEND 2u
 #define VSOCK_EVENT_TRANSPORT_RESET 0u
 
-/* --- little endian -------------------------------------------------------- */
-
-static void put_le(uint8_t *p, uint64_t v, unsigned n)
-{
-    for (unsigned i = 0; i < n; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t get_le(const uint8_t *p, unsigned n)
-{
-    uint64_t v = 0;
-    for (unsigned i = 0; i < n; i++)
-        v |= (uint64_t)p[i] << (8 * i);
-    return v;
-}
 
 struct hdr {
     uint64_t src_cid, dst_cid;
