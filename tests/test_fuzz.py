@@ -16,7 +16,8 @@ FUZZ_DIR = REPO_ROOT / "build-fuzz"
 # (target, runs): sized for a few tens of seconds each in CI
 TARGETS = [("fuzz_rv64_exec", 20000), ("fuzz_loader", 300000), ("fuzz_x86_boot", 300000),
            ("fuzz_virtqueue", 60000), ("fuzz_qcow2", 20000), ("fuzz_virtio_net", 30000),
-           ("fuzz_api", 50000), ("fuzz_snapshot", 30000)]
+           ("fuzz_api", 50000), ("fuzz_snapshot", 30000),
+           ("fuzz_vsock", 5000)]
 
 
 def _virtqueue_seeds():
@@ -163,6 +164,28 @@ def _api_seeds():
     }
 
 
+def _vsock_seeds():
+    """Operation sequences for fuzz_vsock (its layout is in tests/fuzz/fuzz_vsock.c)
+    that open connections both ways and move data, so that mutations start
+    from live connections.  Port table indexes: 0 -> 1024 (a listener), 2 ->
+    55, 4 -> the device's last local port."""
+    give_rx = bytes([1, 15, 0x00, 0x10])            # 16 receive buffers of 4 KiB
+    give_ev = bytes([2, 3, 4, 0])
+    pump = bytes([7])
+
+    def tx(op, sport, dport, payload=0, flags=0, split=0):
+        # sel, src idx, dst idx, len, op, flags, buf_alloc (1 << 16), fwd_cnt, supplied
+        return (bytes([0, split, sport, dport]) + struct.pack("<H", payload)
+                + bytes([op, flags, 1, 16]) + struct.pack("<HH", 0, payload))
+    host_in = (give_rx + give_ev + bytes([3, 1, 2]) + pump + tx(2, 2, 4) + pump
+               + bytes([4, 0, 100, 0]) + pump + tx(5, 2, 4, 10) + pump + tx(7, 2, 4) + pump
+               + tx(6, 2, 4) + pump + bytes([5, 0]) + pump + tx(3, 2, 4) + pump)
+    guest_out = (give_rx + tx(1, 2, 0) + pump + bytes([6]) + pump + bytes([4, 0, 200, 0])
+                 + pump + tx(5, 2, 0, 300, split=1) + pump + tx(4, 2, 0, flags=3) + pump)
+    return {"host-initiated": host_in, "guest-initiated": guest_out,
+            "reset": host_in + bytes([9, 1]) + pump + guest_out}
+
+
 def _seed_corpus(name, tmp_path):
     corpus = tmp_path / "corpus"
     corpus.mkdir()
@@ -180,6 +203,9 @@ def _seed_corpus(name, tmp_path):
             (corpus / seed_name).write_bytes(data)
     elif name == "fuzz_x86_boot":
         for seed_name, data in _x86_boot_seeds().items():
+            (corpus / seed_name).write_bytes(data)
+    elif name == "fuzz_vsock":
+        for seed_name, data in _vsock_seeds().items():
             (corpus / seed_name).write_bytes(data)
     elif name == "fuzz_virtqueue":
         for seed_name, data in _virtqueue_seeds().items():
