@@ -471,6 +471,19 @@ static pid_t petrel_leaf(const char *path)
     return slash[1] && !*end && v > 0 && v <= INT_MAX ? (pid_t)v : 0;
 }
 
+/* pid is gone, or a zombie (it left its cgroups when it exited). */
+static bool pid_gone(pid_t pid)
+{
+    if (kill(pid, 0) < 0)
+        return errno == ESRCH;
+    char p[64], buf[512];
+    snprintf(p, sizeof(p), "/proc/%d/stat", (int)pid);
+    if (read_file(p, buf, sizeof(buf)) <= 0)
+        return true;
+    const char *paren = strrchr(buf, ')');
+    return paren && (paren[2] == 'Z' || paren[2] == 'X');
+}
+
 static int walk_fn(const char *path, const struct stat *st, int type, struct FTW *ftw)
 {
     (void)st;
@@ -482,8 +495,7 @@ static int walk_fn(const char *path, const struct stat *st, int type, struct FTW
     if (!pid)
         return 0;
     if (walk_remove) {
-        if ((!walk_pid || pid == walk_pid) && kill(pid, 0) < 0 && errno == ESRCH &&
-            rmdir(path) == 0)
+        if ((!walk_pid || pid == walk_pid) && pid_gone(pid) && rmdir(path) == 0)
             log_debug("cgroup: removed %s (its VMM is gone)", path);
         return 0;
     }
