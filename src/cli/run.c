@@ -20,6 +20,7 @@
 #include "core/log.h"
 #include "core/opts.h"
 #include "core/vm.h"
+#include "sandbox/cgroup.h"
 #include "virtio/virtio_pci.h"
 
 #define DEFAULT_MEM (512ull << 20)
@@ -98,6 +99,20 @@ void cli_run_usage(void)
         "                         (past 1 MiB renamed to PATH.1)\n"
         "  --log-path P, --level L, --show-level, --show-log-origin, --metrics-path P\n"
         "                         Firecracker's logger and metrics flags\n"
+        "resource limits (cgroup v2, or v1 per controller where v2 lacks it; need root;\n"
+        "see the README, Resource limits):\n"
+        "  --cpu-quota PCT        CPU time of the whole VMM, in percent of one host CPU\n"
+        "                         (e.g. 50%% or 150%%; 1%%..6400%%)\n"
+        "  --cpu-pin LIST         host CPUs for the guest-CPU threads (e.g. 2 or 0-3,6):\n"
+        "                         thread i runs on the i-th CPU of LIST, round robin\n"
+        "                         (riscv64 runs every hart on one thread: the first CPU)\n"
+        "  --memory-max SIZE      memory of the whole VMM (guest RAM as it is touched, plus\n"
+        "                         the VMM's own), e.g. 768M; past it the kernel kills the\n"
+        "                         VMM (OOM). Below --memory is allowed, with a warning\n"
+        "  --io-max [disk=N,]rbps=SIZE,wbps=SIZE,riops=N,wiops=N\n"
+        "                         block I/O limits (per second) on the host disk holding\n"
+        "                         each disk image (disk=N: only the N-th --disk; repeatable)\n"
+        "  --pids-max N           threads and processes of the VMM, 1..4194304\n"
         "  --seccomp-level N, --no-seccomp, --boot-timer\n"
         "                         accepted for Firecracker clients, ignored\n"
         "  -v, --verbose          log more (repeat for debug output)\n"
@@ -142,7 +157,8 @@ enum { OPT_ARCH = 256, OPT_KERNEL, OPT_INITRD, OPT_APPEND, OPT_FIRMWARE, OPT_MEM
        OPT_TIMEOUT, OPT_DEVICE, OPT_DISK, OPT_API_SOCK, OPT_BOOT, OPT_ID, OPT_CONFIG_FILE,
        OPT_NO_API, OPT_CONSOLE_SOCK, OPT_CONSOLE_LOG, OPT_FC_IGNORED_ARG, OPT_FC_IGNORED,
        OPT_LOG_PATH, OPT_LEVEL, OPT_METRICS_PATH, OPT_SHOW_LEVEL, OPT_SHOW_LOG_ORIGIN,
-       OPT_RESTORE, OPT_PAUSED, OPT_VERIFY_MEMORY };
+       OPT_RESTORE, OPT_PAUSED, OPT_VERIFY_MEMORY, OPT_CPU_QUOTA, OPT_CPU_PIN, OPT_MEMORY_MAX,
+       OPT_IO_MAX, OPT_PIDS_MAX };
 
 struct run_opts {
     const char *api_sock, *id, *config_file, *console_sock, *console_log;
@@ -152,6 +168,7 @@ struct run_opts {
     const char *restore;        /* --restore DIR */
     bool paused, verify_memory;
     const char *machine_flag;   /* a flag that describes the machine (not with --restore) */
+    struct cg_limits limits;    /* --cpu-quota, --cpu-pin, --memory-max, --io-max, --pids-max */
 };
 
 /* SIGTERM, SIGINT, SIGHUP: stop the VM (hard) and exit cleanly. */
@@ -199,6 +216,11 @@ static int parse_args(int argc, char **argv, struct vm_config *cfg, struct run_o
         { "restore", required_argument, NULL, OPT_RESTORE },
         { "paused", no_argument, NULL, OPT_PAUSED },
         { "verify-memory", no_argument, NULL, OPT_VERIFY_MEMORY },
+        { "cpu-quota", required_argument, NULL, OPT_CPU_QUOTA },
+        { "cpu-pin", required_argument, NULL, OPT_CPU_PIN },
+        { "memory-max", required_argument, NULL, OPT_MEMORY_MAX },
+        { "io-max", required_argument, NULL, OPT_IO_MAX },
+        { "pids-max", required_argument, NULL, OPT_PIDS_MAX },
         { "verbose", no_argument, NULL, 'v' },
         { "help", no_argument, NULL, 'h' },
         { 0 },
@@ -280,6 +302,30 @@ static int parse_args(int argc, char **argv, struct vm_config *cfg, struct run_o
         case OPT_RESTORE: ro->restore = optarg; break;
         case OPT_PAUSED: ro->paused = true; break;
         case OPT_VERIFY_MEMORY: ro->verify_memory = true; break;
+        case OPT_CPU_QUOTA:
+            if (cg_parse_quota("--cpu-quota", optarg, &ro->limits.cpu_quota_pct, &e) < 0)
+                goto bad;
+            break;
+        case OPT_CPU_PIN:
+            if (cg_parse_cpus("--cpu-pin", optarg, &ro->limits.pin, &e) < 0 ||
+                cg_check_cpus("--cpu-pin", &ro->limits.pin, &e) < 0)
+                goto bad;
+            break;
+        case OPT_MEMORY_MAX:
+            if (cg_parse_memory("--memory-max", optarg, &ro->limits.memory_max, &e) < 0)
+                goto bad;
+            break;
+        case OPT_IO_MAX:
+            if (ro->limits.nio >= CG_MAX_IO)
+                return usage_error("too many --io-max options (at most %s)", "16");
+            if (cg_parse_io("--io-max", optarg, &ro->limits.io[ro->limits.nio], &e) < 0)
+                goto bad;
+            ro->limits.nio++;
+            break;
+        case OPT_PIDS_MAX:
+            if (cg_parse_pids("--pids-max", optarg, &ro->limits.pids_max, &e) < 0)
+                goto bad;
+            break;
         case 'v': ro->verbose++; break;
         case 'h': cli_run_usage(); return -1;
         case ':': return usage_error("option '%s' needs an argument", argv[optind - 1]);
@@ -301,7 +347,27 @@ static int parse_args(int argc, char **argv, struct vm_config *cfg, struct run_o
         return usage_error("%s", "--restore goes without --config-file and --boot");
     if ((ro->paused || ro->verify_memory) && !ro->restore)
         return usage_error("%s goes with --restore", ro->paused ? "--paused" : "--verify-memory");
+    if (ro->limits.nio && ro->api_sock && !ro->boot && !ro->config_file && !ro->restore)
+        return usage_error("%s", "--io-max needs the disks at start: give them with --disk "
+                           "and --boot, or --config-file");
     return 0;
+bad:
+    fprintf(stderr, "petrel run: %s\n", e.msg);
+    return PETREL_EXIT_ERROR;
+}
+
+/* The VM's disk images, for --io-max (after it started or was restored). */
+static int limit_io(struct cgroup *cg, const struct cg_limits *l, const struct vm *vm,
+                    struct err *e)
+{
+    const char *paths[VM_MAX_DISKS];
+    if (!l->nio)
+        return 0;
+    if (vm->state == VM_NOT_STARTED)
+        return err_set(e, -EINVAL, "--io-max: the VM has not started (its disks are not known)");
+    for (unsigned i = 0; i < vm->cfg.ndisks; i++)
+        paths[i] = vm->cfg.disks[i].path;
+    return cg_set_io(cg, l, paths, vm->cfg.ndisks, e);
 }
 
 /* --restore DIR: DIR/state and DIR/memory (or DIR is the state file, the
@@ -362,13 +428,28 @@ int cli_run(int argc, char **argv)
     sigaddset(&sigs, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
-    struct vm *vm = vm_new(&e);
-    if (!vm) {
+    /* resource limits: into the VMM's own cgroup before anything is set up
+     * (and before any thread or seccomp filter) */
+    struct cgroup *cg = NULL;
+    if (ro.limits.memory_max && !ro.restore && ro.limits.memory_max < cfg.mem_size)
+        fprintf(stderr, "petrel run: warning: --memory-max (%llu MiB) is less than the guest's "
+                "RAM (%llu MiB): the VMM is killed if the guest touches more than that\n",
+                (unsigned long long)(ro.limits.memory_max >> 20),
+                (unsigned long long)(cfg.mem_size >> 20));
+    if (cg_create(&ro.limits, &cg, &e) < 0) {
         fprintf(stderr, "petrel run: %s\n", e.msg);
         vm_config_free(&cfg);
         return PETREL_EXIT_ERROR;
     }
+    struct vm *vm = vm_new(&e);
+    if (!vm) {
+        fprintf(stderr, "petrel run: %s\n", e.msg);
+        vm_config_free(&cfg);
+        cg_destroy(cg);
+        return PETREL_EXIT_ERROR;
+    }
     vm->cfg = cfg;      /* the VM owns the configuration now */
+    vm->pin = ro.limits.pin;
     struct fc_api *api = NULL;
     struct http_server *http = NULL;
     int api_fd = -1;
@@ -421,6 +502,8 @@ int cli_run(int argc, char **argv)
     } else {
         log_info("API on %s: waiting for InstanceStart", ro.api_sock);
     }
+    if ((ret = limit_io(cg, &ro.limits, vm, &e)) < 0)
+        goto fail;
     status = vm_run(vm);
     console_restore(&vm->con);
     if (vm->exit_reason != VM_EXIT_POWEROFF && vm->exit_reason != VM_EXIT_QUIT) {
@@ -443,5 +526,6 @@ out:
     if (api_listening)
         unlink(ro.api_sock);
     vm_free(vm);
+    cg_destroy(cg);     /* after every thread has ended */
     return status;
 }

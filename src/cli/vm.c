@@ -26,6 +26,7 @@
 #include <getopt.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -150,6 +151,46 @@ static int cmd_list(struct vmx *x, int argc, char **argv)
     return 0;
 }
 
+/* "resources": the definition's limits and the live figures of the VMM's
+ * cgroups (or of the cgroups a killed VMM left: "vmm_gone"). */
+static json_t *resources_json(const struct vm_def *d, const struct vm_rt *rt)
+{
+    json_t *o = json_object();
+    if (!o)
+        return NULL;
+    json_object_set_new(o, "limits", vm_def_limits_json(&d->limits));
+    struct cg_usage u;
+    bool alive = rt->pid > 0 && (kill((pid_t)rt->pid, 0) == 0 || errno == EPERM);
+    int r = -ENOENT;
+    if (rt->pid > 0)
+        r = alive ? cg_usage((pid_t)rt->pid, &u) : cg_usage_stale((pid_t)rt->pid, &u);
+    if (r < 0) {
+        json_object_set_new(o, "cgroup", json_null());
+        return o;
+    }
+#define LL(v) ((v) >= 0 ? json_integer(v) : json_null())
+    json_t *c = json_pack("{s:s, s:b, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
+                          "path", u.path, "vmm_gone", !alive,
+                          "cpu_time_s", u.cpu_usage_ns >= 0 ? json_real(u.cpu_usage_ns / 1e9)
+                                                            : json_null(),
+                          "cpu_quota_us", LL(u.cpu_quota_us),
+                          "cpu_period_us", LL(u.cpu_period_us),
+                          "cpu_throttled_periods", LL(u.nr_throttled),
+                          "memory_current_bytes", LL(u.mem_current),
+                          "memory_peak_bytes", LL(u.mem_peak),
+                          "memory_max_bytes", LL(u.mem_max),
+                          "oom_kills", LL(u.oom_kills),
+                          "pids_current", LL(u.pids_current),
+                          "pids_max", LL(u.pids_max));
+#undef LL
+    json_object_set_new(o, "cgroup", c ? c : json_null());
+    if (!alive && u.oom_kills > 0)
+        json_object_set_new(o, "note", json_string("the VMM was killed by the kernel's OOM "
+                                                   "killer: it reached its memory limit "
+                                                   "(limits.memory_max_mib)"));
+    return o;
+}
+
 static int cmd_info(struct vmx *x, int argc, char **argv)
 {
     int i = vmx_one_vm(x, "info", argc, argv, NULL, 0, NULL, 0);
@@ -176,6 +217,7 @@ static int cmd_info(struct vmx *x, int argc, char **argv)
         json_object_set(o, "run", rt.run ? rt.run : json_null());
         json_object_set(o, "vmm", rt.info ? rt.info : json_null());
         json_object_set_new(o, "snapshots", json_integer(tags.n));
+        json_object_set_new(o, "resources", resources_json(&d, &rt));
         json_object_set_new(o, "cloned_from",
                             d.cloned_from_vm
                                 ? json_pack("{s:s, s:o, s:b}", "vm", d.cloned_from_vm,
@@ -486,6 +528,17 @@ static const struct vm_cmd cmds[] = {
       "                          NAT with the ssh port forward)\n"
       "  --autostart             start it with 'petrel vm start --all'\n"
       "\n"
+      "options (resource limits, kept in vm.json, applied at every start through the\n"
+      "VMM's cgroup; need root; see 'petrel run --help' and the README):\n"
+      "  --cpu-quota PCT         CPU time of the VMM in percent of one host CPU (50%)\n"
+      "  --cpu-pin LIST          host CPUs for the guest-CPU threads (0-3,6)\n"
+      "  --memory-max SIZE       memory of the whole VMM, whole MiB (768M); past it the\n"
+      "                          kernel kills the VMM ('petrel vm info' says so)\n"
+      "  --pids-max N            threads of the VMM\n"
+      "  --io-max [disk=N,]rbps=SIZE,wbps=SIZE,riops=N,wiops=N\n"
+      "                          block I/O per second on the host disk holding each disk\n"
+      "                          image (disk=N: the N-th disk, 0 the root disk; repeatable)\n"
+      "\n"
       "Default devices: virtio-rng, virtio-net,hostfwd=tcp:127.0.0.1:0-:22 (the 0 is\n"
       "the ssh port picked at start) and, when this petrel has it, virtio-keyboard\n"
       "(the power button 'petrel vm stop' presses).\n" },
@@ -511,7 +564,12 @@ static const struct vm_cmd cmds[] = {
       "pid, started_utc, api_sock, console_sock, ssh_port, snapshot_parent; null when\n"
       "never started or cleanly stopped), \"vmm\" (the VMM's GET /petrel/info, null\n"
       "when it does not run), \"snapshots\" (how many), \"cloned_from\" ({vm,\n"
-      "snapshot, first_start_pending} for a clone, else null)}.\n" },
+      "snapshot, first_start_pending} for a clone, else null), \"resources\":\n"
+      "{\"limits\" (as in vm.json), \"cgroup\": the VMM's cgroup figures (null when it\n"
+      "has none): path, vmm_gone (the VMM died and left it), cpu_time_s,\n"
+      "cpu_quota_us, cpu_period_us, cpu_throttled_periods, memory_current_bytes,\n"
+      "memory_peak_bytes, memory_max_bytes, oom_kills, pids_current, pids_max\n"
+      "(null: not known), and \"note\" when the OOM killer ended the VMM}}.\n" },
     { "start", vmx_cmd_start,
       "start NAME | start --all",
       "start a VM in the background (--all: every autostart VM)",
@@ -574,7 +632,11 @@ static const struct vm_cmd cmds[] = {
       "  --firmware FILE|none|default\n"
       "  --ssh-key FILE|none      replace the accepted public key(s)\n"
       "  --ssh-port N             host port for ssh (0: picked at every start)\n"
-      "  --autostart on|off       started by 'petrel vm start --all'\n" },
+      "  --autostart on|off       started by 'petrel vm start --all'\n"
+      "  --cpu-quota PCT|none, --cpu-pin LIST|none, --memory-max SIZE|none,\n"
+      "  --pids-max N|none, --io-max SPEC|none\n"
+      "                           resource limits, as for create ('none' removes one;\n"
+      "                           the first --io-max replaces the list)\n" },
     { "delete", cmd_delete,
       "delete NAME",
       "delete a stopped VM and everything in its directory",

@@ -249,6 +249,69 @@ static int parse_onoff(const char *cmd, const char *opt, const char *arg, bool *
     return 0;
 }
 
+#define LIMIT_OPTIONS \
+    { "cpu-quota", required_argument, 0, OPT_CPU_QUOTA }, \
+    { "cpu-pin", required_argument, 0, OPT_CPU_PIN }, \
+    { "memory-max", required_argument, 0, OPT_MEMORY_MAX }, \
+    { "io-max", required_argument, 0, OPT_IO_MAX }, \
+    { "pids-max", required_argument, 0, OPT_PIDS_MAX }
+
+/* A resource-limit option into l (petrel run's syntax; "none" clears it).
+ * -1: opt is not a limit option; 0; 1 (message printed).  The first
+ * --io-max of a command replaces the list (*io_seen). */
+static int apply_limit(const char *cmd, int opt, const char *a, struct cg_limits *l,
+                       bool *io_seen)
+{
+    struct err e = { "" };
+    bool none = !strcmp(a, "none");
+    int r = 0;
+    switch (opt) {
+    case OPT_CPU_QUOTA:
+        if (none)
+            l->cpu_quota_pct = 0;
+        else
+            r = cg_parse_quota("--cpu-quota", a, &l->cpu_quota_pct, &e);
+        break;
+    case OPT_CPU_PIN:
+        if (none)
+            l->pin.n = 0;
+        else if ((r = cg_parse_cpus("--cpu-pin", a, &l->pin, &e)) == 0)
+            r = cg_check_cpus("--cpu-pin", &l->pin, &e);
+        break;
+    case OPT_MEMORY_MAX:
+        if (none)
+            l->memory_max = 0;
+        else if ((r = cg_parse_memory("--memory-max", a, &l->memory_max, &e)) == 0 &&
+                 l->memory_max % (1u << 20))
+            r = err_set(&e, -EINVAL, "invalid --memory-max '%s' (whole MiB, e.g. 768M)", a);
+        break;
+    case OPT_PIDS_MAX:
+        if (none)
+            l->pids_max = 0;
+        else
+            r = cg_parse_pids("--pids-max", a, &l->pids_max, &e);
+        break;
+    case OPT_IO_MAX:
+        if (!*io_seen)
+            l->nio = 0;
+        *io_seen = true;
+        if (none)
+            break;
+        if (l->nio >= CG_MAX_IO)
+            return vmx_usage_err(cmd, "too many --io-max options (at most %s)", "16");
+        if ((r = cg_parse_io("--io-max", a, &l->io[l->nio], &e)) == 0)
+            l->nio++;
+        break;
+    default:
+        return -1;
+    }
+    if (r < 0) {
+        fprintf(stderr, "petrel vm %s: %s\n", cmd, e.msg);
+        return 1;
+    }
+    return 0;
+}
+
 /* --disk SPEC (petrel run's syntax) into a definition disk; the path is made
  * absolute and must exist. */
 static int parse_disk_opt(const char *spec, struct vm_disk_def *dd)
@@ -350,9 +413,12 @@ int vmx_cmd_create(struct vmx *x, int argc, char **argv)
         { "ssh-port", required_argument, 0, OPT_SSH_PORT },
         { "no-net", no_argument, 0, OPT_NO_NET },
         { "autostart", no_argument, 0, OPT_AUTOSTART },
+        LIMIT_OPTIONS,
         { "help", no_argument, 0, 'h' },
         { 0, 0, 0, 0 },
     };
+    struct cg_limits limits = { 0 };
+    bool io_seen = false;
     const char *arch = "riscv64", *cpus_arg = NULL, *mem_arg = NULL, *kernel = NULL,
                *initrd = NULL, *append = NULL, *firmware = NULL, *base_arg = NULL,
                *key_arg = NULL, *size_arg = NULL;
@@ -393,7 +459,11 @@ int vmx_cmd_create(struct vmx *x, int argc, char **argv)
         case OPT_AUTOSTART: autostart = true; break;
         case 'h': vmx_cmd_help("create"); return 0;
         case ':': return vmx_usage_err("create", "option '%s' needs an argument", argv[optind - 1]);
-        default: return vmx_usage_err("create", "unknown option '%s'", argv[optind - 1]);
+        case '?': return vmx_usage_err("create", "unknown option '%s'", argv[optind - 1]);
+        default:
+            if (apply_limit("create", c, optarg, &limits, &io_seen))
+                return 1;
+            break;
         }
     }
     if (optind != argc - 1)
@@ -520,6 +590,10 @@ int vmx_cmd_create(struct vmx *x, int argc, char **argv)
             goto oom;
     d.ssh_port = ssh_port;
     d.autostart = autostart;
+    d.limits = limits;
+    if (limits.memory_max && limits.memory_max < (uint64_t)d.memory_mib << 20)
+        fprintf(stderr, "petrel vm: warning: --memory-max is less than the guest's RAM: the VMM "
+                "is killed if the guest touches more than that\n");
     bool no_key = false;
     if (apply_ssh_key(&d, key_arg, &no_key))
         goto out;
@@ -602,6 +676,7 @@ int vmx_cmd_set(struct vmx *x, int argc, char **argv)
         { "ssh-key", required_argument, 0, OPT_SSH_KEY },
         { "ssh-port", required_argument, 0, OPT_SSH_PORT },
         { "autostart", required_argument, 0, OPT_AUTOSTART },
+        LIMIT_OPTIONS,
         { "help", no_argument, 0, 'h' },
         { 0, 0, 0, 0 },
     };
@@ -636,10 +711,16 @@ int vmx_cmd_set(struct vmx *x, int argc, char **argv)
     int fd = -1, rc = 1;
     if (vmx_lock_stopped(name, dir, &fd))
         goto out;
+    bool io_seen = false;
     for (unsigned i = 0; i < nops; i++) {
         const char *a = ops[i].arg;
         char *abs = NULL;
         bool b;
+        int lr = apply_limit("set", ops[i].opt, a, &d.limits, &io_seen);
+        if (lr > 0)
+            goto out;
+        if (lr == 0)
+            continue;
         switch (ops[i].opt) {
         case OPT_CPUS:
             if (parse_cpus("set", a, d.arch, &d.vcpus))

@@ -283,12 +283,65 @@ static int parse_cloned_from(struct vctx *c, json_t *v, struct vm_def *d)
     return 0;
 }
 
+/* "limits": {"cpu_quota_pct", "cpu_pin", "memory_max_mib", "pids_max",
+ * "io_max": [petrel run --io-max specs]} or null */
+static int parse_limits(struct vctx *c, json_t *v, struct cg_limits *l)
+{
+    static const char *const known[] = { "cpu_quota_pct", "cpu_pin", "memory_max_mib",
+                                         "pids_max", "io_max", NULL };
+    unsigned mib = 0;
+    char *pin = NULL;
+    struct err pe = { "" };
+    if (!v || json_is_null(v))
+        return 0;
+    if (!json_is_object(v))
+        return bad(c, "limits", "expected an object {\"cpu_quota_pct\", \"cpu_pin\", "
+                   "\"memory_max_mib\", \"pids_max\", \"io_max\"} or null");
+    int r = check_known(c, v, "limits.", known);
+    if (r < 0 ||
+        (r = get_uint(c, v, "cpu_quota_pct", "limits.cpu_quota_pct", OPTIONAL, 0, 1,
+                      CG_MAX_QUOTA_PCT, &l->cpu_quota_pct)) < 0 ||
+        (r = get_uint(c, v, "memory_max_mib", "limits.memory_max_mib", OPTIONAL, 0,
+                      (unsigned)(CG_MIN_MEMORY >> 20), (unsigned)(CG_MAX_MEMORY >> 20),
+                      &mib)) < 0 ||
+        (r = get_uint(c, v, "pids_max", "limits.pids_max", OPTIONAL, 0, 1, CG_MAX_PIDS,
+                      &l->pids_max)) < 0 ||
+        (r = get_str(c, v, "cpu_pin", "limits.cpu_pin", OPTIONAL, NULLABLE, false, 4096,
+                     &pin)) < 0)
+        return r;
+    l->memory_max = (uint64_t)mib << 20;
+    if (pin) {
+        r = cg_parse_cpus("CPU list", pin, &l->pin, &pe);
+        free(pin);
+        if (r < 0)
+            return bad(c, "limits.cpu_pin", "%s", pe.msg);
+    }
+    json_t *io = json_object_get(v, "io_max");
+    if (!io || json_is_null(io))
+        return 0;
+    if (!json_is_array(io) || json_array_size(io) > CG_MAX_IO)
+        return bad(c, "limits.io_max", "expected an array of at most %d --io-max specs "
+                   "(strings)", CG_MAX_IO);
+    for (size_t i = 0; i < json_array_size(io); i++) {
+        char field[48];
+        snprintf(field, sizeof(field), "limits.io_max[%zu]", i);
+        json_t *s = json_array_get(io, i);
+        if (!json_is_string(s) || json_string_length(s) > 256 ||
+            strlen(json_string_value(s)) != json_string_length(s))
+            return bad(c, field, "expected an --io-max spec (e.g. \"rbps=10M,wiops=100\")");
+        if (cg_parse_io("spec", json_string_value(s), &l->io[l->nio], &pe) < 0)
+            return bad(c, field, "%s", pe.msg);
+        l->nio++;
+    }
+    return 0;
+}
+
 static int from_json(struct vctx *c, json_t *root, const char *expect_name, struct vm_def *d)
 {
     static const char *const known[] = {
         "format", "version", "name", "arch", "vcpus", "memory_mib", "kernel", "initrd",
         "firmware", "append", "disks", "devices", "ssh", "autostart", "created_utc",
-        "restore_from", "cloned_from", NULL,
+        "restore_from", "cloned_from", "limits", NULL,
     };
     int r;
     char *s = NULL;
@@ -392,7 +445,8 @@ static int from_json(struct vctx *c, json_t *root, const char *expect_name, stru
         (r = get_str(c, root, "restore_from", "restore_from", OPTIONAL, NULLABLE, false,
                      VM_DEF_MAX_PATH, &d->restore_from)) < 0 ||
         (r = check_path(c, "restore_from", d->restore_from)) < 0 ||
-        (r = parse_cloned_from(c, json_object_get(root, "cloned_from"), d)) < 0)
+        (r = parse_cloned_from(c, json_object_get(root, "cloned_from"), d)) < 0 ||
+        (r = parse_limits(c, json_object_get(root, "limits"), &d->limits)) < 0)
         return r;
     return 0;
 }
@@ -461,6 +515,41 @@ static json_t *str_or_null(const char *s)
     return s ? json_string(s) : json_null();
 }
 
+json_t *vm_def_limits_json(const struct cg_limits *l)
+{
+    json_t *o = json_object(), *io = json_array();
+    char buf[1024];
+    int bad_ = !o || !io;
+    if (bad_)
+        goto fail;
+    if (l->cpu_quota_pct)
+        bad_ |= json_object_set_new(o, "cpu_quota_pct", json_integer(l->cpu_quota_pct));
+    if (l->pin.n) {
+        cg_fmt_cpus(&l->pin, buf, sizeof(buf));
+        bad_ |= json_object_set_new(o, "cpu_pin", json_string(buf));
+    }
+    if (l->memory_max)
+        bad_ |= json_object_set_new(o, "memory_max_mib", json_integer((json_int_t)(l->memory_max >> 20)));
+    if (l->pids_max)
+        bad_ |= json_object_set_new(o, "pids_max", json_integer(l->pids_max));
+    for (unsigned i = 0; i < l->nio; i++) {
+        cg_fmt_io(&l->io[i], buf, sizeof(buf));
+        bad_ |= json_array_append_new(io, json_string(buf));
+    }
+    if (l->nio) {
+        bad_ |= json_object_set_new(o, "io_max", io);
+        io = NULL;
+    }
+    if (!bad_) {
+        json_decref(io);
+        return o;
+    }
+fail:
+    json_decref(io);
+    json_decref(o);
+    return NULL;
+}
+
 json_t *vm_def_to_json(const struct vm_def *d)
 {
     json_t *root = json_object(), *disks = json_array(), *devs = json_array(),
@@ -508,6 +597,8 @@ json_t *vm_def_to_json(const struct vm_def *d)
         bad_ |= json_object_set_new(root, "cloned_from",
                                     json_pack("{s:s, s:o}", "vm", d->cloned_from_vm, "snapshot",
                                               str_or_null(d->cloned_from_snapshot)));
+    if (cg_limits_any(&d->limits))
+        bad_ |= json_object_set_new(root, "limits", vm_def_limits_json(&d->limits));
     if (bad_)
         goto fail;
     return root;

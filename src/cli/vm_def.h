@@ -33,6 +33,7 @@
 #include <jansson.h>
 
 #include "core/log.h"
+#include "sandbox/cgroup.h"
 
 #define VM_DEF_FORMAT "petrel-vm"
 #define VM_DEF_VERSION 1
@@ -83,6 +84,9 @@ struct vm_def {
                              * a directory, relative to the VM's; NULL: cold boot */
     char *cloned_from_vm;   /* the VM this one was cloned from; NULL: not a clone */
     char *cloned_from_snapshot; /* its snapshot the clone started from; NULL: a cold copy */
+    /* resource limits ("limits"; written only when one is set): petrel run's
+     * --cpu-quota, --cpu-pin, --memory-max, --io-max, --pids-max */
+    struct cg_limits limits;
 };
 
 /* NAME is [a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}. */
@@ -101,6 +105,9 @@ int vm_def_from_json(struct vm_def *d, json_t *root, const char *file, const cha
                      struct err *e);
 /* Read and validate a vm.json file. */
 int vm_def_load(struct vm_def *d, const char *file, const char *expect_name, struct err *e);
+/* The limits as vm.json's "limits" object (a new reference; NULL: out of
+ * memory). */
+json_t *vm_def_limits_json(const struct cg_limits *l);
 /* The definition as JSON (a new reference), or NULL when out of memory. */
 json_t *vm_def_to_json(const struct vm_def *d);
 /* Validate d (by a round trip through its JSON form), then write it to file

@@ -206,6 +206,8 @@ void vmx_rt_cleanup(const char *dir, const struct vm_rt *rt)
         rmdir(rt->sockdir);
     vmx_fmt(p, sizeof(p), "%s/run.json", dir);
     unlink(p);
+    if (rt->pid > 0)
+        cg_sweep((pid_t)rt->pid);   /* the cgroup a killed VMM left */
 }
 
 bool vmx_rt_active(const struct vm_rt *rt)
@@ -319,6 +321,29 @@ static bool machine_args(const struct vm_def *d, const char *dir, struct strv *a
     return bad;
 }
 
+/* The resource limits (vm.json "limits") as petrel run's flags. */
+static bool limit_args(const struct cg_limits *l, struct strv *av)
+{
+    char buf[1024];
+    bool bad = false;
+    if (l->cpu_quota_pct)
+        bad |= vmx_strv_add(av, "--cpu-quota") < 0 || vmx_strv_addf(av, "%u%%", l->cpu_quota_pct) < 0;
+    if (l->pin.n) {
+        cg_fmt_cpus(&l->pin, buf, sizeof(buf));
+        bad |= vmx_strv_add(av, "--cpu-pin") < 0 || vmx_strv_add(av, buf) < 0;
+    }
+    if (l->memory_max)
+        bad |= vmx_strv_add(av, "--memory-max") < 0 ||
+               vmx_strv_addf(av, "%lluM", (unsigned long long)(l->memory_max >> 20)) < 0;
+    if (l->pids_max)
+        bad |= vmx_strv_add(av, "--pids-max") < 0 || vmx_strv_addf(av, "%u", l->pids_max) < 0;
+    for (unsigned i = 0; i < l->nio; i++) {
+        cg_fmt_io(&l->io[i], buf, sizeof(buf));
+        bad |= vmx_strv_add(av, "--io-max") < 0 || vmx_strv_add(av, buf) < 0;
+    }
+    return bad;
+}
+
 /* petrel run's command line for the definition.  restore: --restore DIR
  * instead of the machine and --boot; its disks then come from the snapshot
  * (reverted to it) unless own_disks (a clone's first start: every disk
@@ -346,6 +371,7 @@ static int build_argv(const struct vm_def *d, const char *dir, const char *exe,
         vmx_fmt(p, sizeof(p), "%s/config.img", dir);
         bad |= add_disk_arg(av, p, "raw", true, VM_DEF_CONFIG_SERIAL) < 0;
     }
+    bad |= limit_args(&d->limits, av);
     for (unsigned i = 0; i < d->ndevices; i++) {
         char *dev = device_with_port(d->devices[i], port);
         bad |= !dev || vmx_strv_add(av, "--device") < 0 || vmx_strv_add(av, dev) < 0;

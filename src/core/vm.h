@@ -32,6 +32,7 @@
 
 #include "core/bus.h"
 #include "core/console.h"
+#include "core/cpupin.h"
 #include "core/memory.h"
 #include "core/vm_config.h"
 
@@ -119,6 +120,8 @@ struct vm {
         vm_limit_fn limit;      /* NULL: the device has no rate limiter */
     } stat_src[VM_MAX_STAT_SOURCES];
     unsigned nstat_src;
+    struct cpu_pin pin;     /* host CPUs of the guest-CPU threads (core/cpupin.h);
+                             * set before vm_start, n 0: not pinned */
     /* snapshots (vm_snapshot.c) */
     struct vm_restore *restore;     /* while a snapshot is being restored */
     bool start_paused;      /* vm_start leaves the CPUs parked (board.h) */

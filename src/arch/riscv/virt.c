@@ -226,7 +226,7 @@ static int riscv_virt_start(struct vm *vm, struct err *e)
         b->cpu->pause_req = 1;      /* parks before its first instruction */
         clint_freeze(&b->clint);
     }
-    int ret = rv64_start(b->cpu, e);
+    int ret = rv64_start(b->cpu, &vm->pin, e);
     if (ret == 0 && vm->start_paused)
         rv64_pause(b->cpu);         /* returns once parked */
     return ret;

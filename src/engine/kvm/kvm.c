@@ -410,7 +410,12 @@ int kvm_start(struct kvm_machine *k, bool paused, struct err *e)
         __atomic_store_n(&k->pause_req, 1, __ATOMIC_SEQ_CST);
     for (unsigned i = 0; i < k->nvcpus; i++) {
         struct kvm_vcpu *v = &k->vcpus[i];
-        int ret = pthread_create(&v->thread, NULL, kvm_vcpu_thread, v);
+        pthread_attr_t attr;
+        int ret = cpu_pin_attr(&k->vm->pin, i, &attr);
+        if (!ret) {
+            ret = pthread_create(&v->thread, &attr, kvm_vcpu_thread, v);
+            pthread_attr_destroy(&attr);
+        }
         if (ret) {
             kvm_stop(k);
             return err_set(e, -ret, "cannot start the thread of vCPU %u: %s", i, strerror(ret));

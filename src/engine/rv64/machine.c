@@ -233,9 +233,14 @@ static void *hart_thread(void *arg)
     return NULL;
 }
 
-int rv64_start(struct rv64_machine *m, struct err *e)
+int rv64_start(struct rv64_machine *m, const struct cpu_pin *pin, struct err *e)
 {
-    int ret = pthread_create(&m->thread, NULL, hart_thread, m);
+    pthread_attr_t attr;
+    int ret = cpu_pin_attr(pin, 0, &attr);     /* one thread for every hart */
+    if (ret)
+        return err_set(e, -ret, "cannot pin the hart thread: %s", strerror(ret));
+    ret = pthread_create(&m->thread, &attr, hart_thread, m);
+    pthread_attr_destroy(&attr);
     if (ret)
         return err_set(e, -ret, "cannot start the hart thread: %s", strerror(ret));
     m->thread_started = true;

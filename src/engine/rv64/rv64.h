@@ -179,8 +179,10 @@ struct rv64_machine *rv64_new(struct vm *vm, struct bus *bus, uint8_t *ram, uint
 void rv64_free(struct rv64_machine *m);
 /* The hart thread: start it; pause (returns once it is parked between
  * slices) and resume it; stop and join it.  Event-loop thread, without the
- * device lock. */
-int rv64_start(struct rv64_machine *m, struct err *e);
+ * device lock.  pin: the host CPU of the hart thread (its first entry;
+ * NULL or empty: not pinned). */
+struct cpu_pin;
+int rv64_start(struct rv64_machine *m, const struct cpu_pin *pin, struct err *e);
 void rv64_pause(struct rv64_machine *m);
 void rv64_resume(struct rv64_machine *m);
 void rv64_stop(struct rv64_machine *m);
