@@ -35,22 +35,29 @@ $(BUILD)/tests/unit/%: tests/unit/%.c $(LIBOBJS)
 	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(LIBOBJS) $(LIBS) -lcurl
 
 # libFuzzer targets (tests/fuzz), built with clang + ASan/UBSan into build-fuzz/.
+# The sources are compiled once (with coverage instrumentation,
+# -fsanitize=fuzzer-no-link) and every target links against them.
 FUZZ_BUILD  := build-fuzz
-FUZZ_CFLAGS := -std=gnu11 -O1 -g -D_GNU_SOURCE -Isrc -Itests/unit -Wall -Wextra -Werror \
-               -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+FUZZ_SAN    := address,undefined -fno-sanitize-recover=undefined
+FUZZ_CFLAGS := -std=gnu11 -O1 -g -D_GNU_SOURCE -Isrc -Itests/unit -Wall -Wextra -Werror -MMD -MP
 FUZZERS     := $(patsubst tests/fuzz/%.c,$(FUZZ_BUILD)/%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_OBJS   := $(patsubst %.c,$(FUZZ_BUILD)/%.o,$(filter-out src/main.c,$(SRCS)))
 
 fuzz: $(FUZZERS)
 
-$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(filter-out src/main.c,$(SRCS)) $(shell find src -name '*.h')
+$(FUZZ_BUILD)/src/%.o: src/%.c
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_CFLAGS) -o $@ $< $(filter-out src/main.c,$(SRCS)) $(LIBS)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link,$(FUZZ_SAN) -c -o $@ $<
+
+$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_OBJS)
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer,$(FUZZ_SAN) -o $@ $< $(FUZZ_OBJS) $(LIBS)
 
 clean:
 	rm -rf build build-asan build-fuzz
 
 .PHONY: all clean fuzz
--include $(OBJS:.o=.d)
+-include $(OBJS:.o=.d) $(FUZZ_OBJS:.o=.d) $(FUZZERS:=.d)
 
 # ---------------------------------------------------------------------------
 # Plumbing: Debian dependencies, the default guest, running it, the test suite.
