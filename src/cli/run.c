@@ -15,6 +15,7 @@
 #include "api/http.h"
 #include "arch/riscv/virt.h"
 #include "cli/cli.h"
+#include "cli/run_jail.h"
 #include "core/board.h"
 #include "core/evloop.h"
 #include "core/log.h"
@@ -100,6 +101,18 @@ void cli_run_usage(void)
         "                         Firecracker's logger and metrics flags\n"
         "  --seccomp-level N, --no-seccomp, --boot-timer\n"
         "                         accepted for Firecracker clients, ignored\n"
+        "  --jail DIR             run the VMM in a jail (root only; docs/jail.md): its own\n"
+        "                         mount, pid, ipc, uts and network namespaces, a root that\n"
+        "                         holds only this VM's files (bind-mounted at their host\n"
+        "                         paths), no_new_privs, rlimits. Sockets and logs must be\n"
+        "                         in DIR (a directory of its own, not writable by others)\n"
+        "  --uid U, --gid G       with --jail: run the VMM as this user and group (names or\n"
+        "                         numbers; default: root without capabilities)\n"
+        "  --netns PATH           with --jail: join this network namespace (e.g.\n"
+        "                         /var/run/netns/NAME) instead of a new, empty one\n"
+        "  --resource-limit fsize=BYTES|no-file=N\n"
+        "                         with --jail: RLIMIT_FSIZE (default unlimited), RLIMIT_NOFILE\n"
+        "                         (default 4096); repeatable\n"
         "  -v, --verbose          log more (repeat for debug output)\n"
         "  -h, --help             show this help\n"
         "\n"
@@ -142,7 +155,8 @@ enum { OPT_ARCH = 256, OPT_KERNEL, OPT_INITRD, OPT_APPEND, OPT_FIRMWARE, OPT_MEM
        OPT_TIMEOUT, OPT_DEVICE, OPT_DISK, OPT_API_SOCK, OPT_BOOT, OPT_ID, OPT_CONFIG_FILE,
        OPT_NO_API, OPT_CONSOLE_SOCK, OPT_CONSOLE_LOG, OPT_FC_IGNORED_ARG, OPT_FC_IGNORED,
        OPT_LOG_PATH, OPT_LEVEL, OPT_METRICS_PATH, OPT_SHOW_LEVEL, OPT_SHOW_LOG_ORIGIN,
-       OPT_RESTORE, OPT_PAUSED, OPT_VERIFY_MEMORY };
+       OPT_RESTORE, OPT_PAUSED, OPT_VERIFY_MEMORY, OPT_JAIL, OPT_UID, OPT_GID, OPT_NETNS,
+       OPT_RLIMIT };
 
 struct run_opts {
     const char *api_sock, *id, *config_file, *console_sock, *console_log;
@@ -152,6 +166,8 @@ struct run_opts {
     const char *restore;        /* --restore DIR */
     bool paused, verify_memory;
     const char *machine_flag;   /* a flag that describes the machine (not with --restore) */
+    struct jail_config jail;    /* --jail, --uid, --gid, --netns, --resource-limit */
+    const char *jail_flag;      /* a flag that needs --jail */
 };
 
 /* SIGTERM, SIGINT, SIGHUP: stop the VM (hard) and exit cleanly. */
@@ -199,6 +215,11 @@ static int parse_args(int argc, char **argv, struct vm_config *cfg, struct run_o
         { "restore", required_argument, NULL, OPT_RESTORE },
         { "paused", no_argument, NULL, OPT_PAUSED },
         { "verify-memory", no_argument, NULL, OPT_VERIFY_MEMORY },
+        { "jail", required_argument, NULL, OPT_JAIL },
+        { "uid", required_argument, NULL, OPT_UID },
+        { "gid", required_argument, NULL, OPT_GID },
+        { "netns", required_argument, NULL, OPT_NETNS },
+        { "resource-limit", required_argument, NULL, OPT_RLIMIT },
         { "verbose", no_argument, NULL, 'v' },
         { "help", no_argument, NULL, 'h' },
         { 0 },
@@ -280,6 +301,21 @@ static int parse_args(int argc, char **argv, struct vm_config *cfg, struct run_o
         case OPT_RESTORE: ro->restore = optarg; break;
         case OPT_PAUSED: ro->paused = true; break;
         case OPT_VERIFY_MEMORY: ro->verify_memory = true; break;
+        case OPT_JAIL: ro->jail.dir = optarg; break;
+        case OPT_UID: ro->jail.uid = optarg; ro->jail_flag = "--uid"; break;
+        case OPT_GID: ro->jail.gid = optarg; ro->jail_flag = "--gid"; break;
+        case OPT_NETNS: ro->jail.netns = optarg; ro->jail_flag = "--netns"; break;
+        case OPT_RLIMIT:
+            ro->jail_flag = "--resource-limit";
+            if (!strncmp(optarg, "fsize=", 6) && opts_size(optarg + 6, 0, &ull) == 0 && ull)
+                ro->jail.fsize = ull;
+            else if (!strncmp(optarg, "no-file=", 8) && parse_uint(optarg + 8, 1 << 20, &ul) == 0
+                     && ul >= 64)
+                ro->jail.nofile = ul;
+            else
+                return usage_error("invalid --resource-limit '%s' (fsize=BYTES or no-file=N, "
+                                   "N from 64 to 1048576)", optarg);
+            break;
         case 'v': ro->verbose++; break;
         case 'h': cli_run_usage(); return -1;
         case ':': return usage_error("option '%s' needs an argument", argv[optind - 1]);
@@ -299,6 +335,10 @@ static int parse_args(int argc, char **argv, struct vm_config *cfg, struct run_o
                            "--disk and --device may replace its own)", ro->machine_flag);
     if (ro->restore && (ro->config_file || ro->boot))
         return usage_error("%s", "--restore goes without --config-file and --boot");
+    if (ro->jail_flag && !ro->jail.dir)
+        return usage_error("%s goes with --jail", ro->jail_flag);
+    if (ro->jail.gid && !ro->jail.uid)
+        return usage_error("%s", "--gid goes with --uid");
     if ((ro->paused || ro->verify_memory) && !ro->restore)
         return usage_error("%s goes with --restore", ro->paused ? "--paused" : "--verify-memory");
     return 0;
@@ -353,6 +393,34 @@ int cli_run(int argc, char **argv)
         return PETREL_EXIT_ERROR;
     }
 
+    struct jail *jail = NULL;
+    if (ro.jail.dir) {
+        /* before anything is opened or any thread started: from here on
+         * this is the jailed VMM (or the parent waiting for it) */
+        struct run_jail rj = { .jc = ro.jail, .config_file = &ro.config_file,
+                               .restore = &ro.restore,
+                               .api = (ro.api_sock && !ro.no_api),
+                               .boot_now = !ro.restore && !ro.config_file &&
+                                           (!ro.api_sock || ro.boot) };
+        const char **outs[] = { &ro.api_sock, &ro.console_sock, &ro.console_log,
+                                &ro.fc_log_path, &ro.fc_metrics_path };
+        const char *whats[] = { "--api-sock", "--console-sock", "--console-log", "--log-path",
+                                "--metrics-path" };
+        for (unsigned i = 0; i < sizeof(outs) / sizeof(outs[0]); i++)
+            if (*outs[i]) {
+                rj.outputs[rj.nout] = outs[i];
+                rj.output_what[rj.nout++] = whats[i];
+            }
+        int st = PETREL_EXIT_ERROR;
+        ret = run_jail_enter(&rj, &cfg, &jail, &st, &e);
+        if (ret != 0) {
+            if (ret < 0)
+                fprintf(stderr, "petrel run: %s\n", e.msg);
+            vm_config_free(&cfg);
+            return ret < 0 ? PETREL_EXIT_ERROR : st;
+        }
+    }
+
     /* Signals become events of the loop: block them before any thread
      * starts (threads inherit the mask). */
     sigset_t sigs;
@@ -366,6 +434,7 @@ int cli_run(int argc, char **argv)
     if (!vm) {
         fprintf(stderr, "petrel run: %s\n", e.msg);
         vm_config_free(&cfg);
+        jail_free(jail);
         return PETREL_EXIT_ERROR;
     }
     vm->cfg = cfg;      /* the VM owns the configuration now */
@@ -443,5 +512,6 @@ out:
     if (api_listening)
         unlink(ro.api_sock);
     vm_free(vm);
+    jail_free(jail);
     return status;
 }
