@@ -211,6 +211,10 @@ static int child_setup(struct jail *j, struct err *e)
     j->dir_fd = j->netns_fd = -1;
     for (unsigned i = 0; i < j->nmounts; i++)
         j->mounts[i].fd = -1;
+    /* the strings themselves too: they stay in /proc/PID/environ (the
+     * memory exec gave) after clearenv */
+    for (char **ev = environ; ev && *ev; ev++)
+        memset(*ev, 0, strlen(*ev));
     if (clearenv() < 0)
         return err_set(e, -ENOMEM, "jail: clearenv failed");
     return drop_privileges(j, e);
