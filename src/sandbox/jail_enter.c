@@ -261,13 +261,24 @@ int jail_enter(struct jail *j, int *status, struct err *e)
     sigaddset(&set, SIGHUP);
     sigaddset(&set, SIGCHLD);
     sigprocmask(SIG_BLOCK, &set, &old);
-    if (unshare(CLONE_NEWPID) < 0) {
+    /* the child is pid 1 of a new pid namespace; the parent goes back to
+     * its own for any later child (once the new one's pid 1 has exited,
+     * fork fails there: e.g. LeakSanitizer's tracer at the parent's exit) */
+    int own_pidns = open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC);
+    if (own_pidns < 0 || unshare(CLONE_NEWPID) < 0) {
         ret = err_set(e, -errno, "jail: new pid namespace: %s", strerror(errno));
+        if (own_pidns >= 0)
+            close(own_pidns);
         sigprocmask(SIG_SETMASK, &old, NULL);
         return ret;
     }
     fflush(NULL);
     pid_t pid = fork();
+    if (pid != 0) {
+        if (setns(own_pidns, CLONE_NEWPID) < 0)
+            log_warn("jail: back to the host's pid namespace: %s", strerror(errno));
+        close(own_pidns);
+    }
     if (pid < 0) {
         ret = err_set(e, -errno, "jail: fork: %s", strerror(errno));
         sigprocmask(SIG_SETMASK, &old, NULL);
