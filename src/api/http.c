@@ -318,6 +318,11 @@ void http_server_free(struct http_server *s)
     free(s);
 }
 
+int http_preload(struct err *e)
+{
+    return mhd_load(e);
+}
+
 int http_listen_unix(const char *path, struct err *e)
 {
     struct sockaddr_un a = { .sun_family = AF_UNIX };

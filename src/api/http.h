@@ -77,5 +77,8 @@ void http_server_free(struct http_server *s);
  * a socket someone serves, or a file that is not a socket, is refused.
  * Returns the descriptor or a negative errno (message in e). */
 int http_listen_unix(const char *path, struct err *e);
+/* Load libmicrohttpd now (it is otherwise loaded by the first server): for
+ * a VMM about to lose sight of the host's libraries (--jail). */
+int http_preload(struct err *e);
 
 #endif

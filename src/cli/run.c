@@ -15,6 +15,7 @@
 #include "api/http.h"
 #include "arch/riscv/virt.h"
 #include "cli/cli.h"
+#include "cli/run_jail.h"
 #include "core/board.h"
 #include "core/evloop.h"
 #include "core/log.h"
@@ -115,6 +116,18 @@ void cli_run_usage(void)
         "  --pids-max N           threads and processes of the VMM, 1..4194304\n"
         "  --seccomp-level N, --no-seccomp, --boot-timer\n"
         "                         accepted for Firecracker clients, ignored\n"
+        "  --jail DIR             run the VMM in a jail (root only; docs/jail.md): its own\n"
+        "                         mount, pid, ipc, uts and network namespaces, a root that\n"
+        "                         holds only this VM's files (bind-mounted at their host\n"
+        "                         paths), no_new_privs, rlimits. Sockets and logs must be\n"
+        "                         in DIR (a directory of its own, not writable by others)\n"
+        "  --uid U, --gid G       with --jail: run the VMM as this user and group (names or\n"
+        "                         numbers; default: root without capabilities)\n"
+        "  --netns PATH           with --jail: join this network namespace (e.g.\n"
+        "                         /var/run/netns/NAME) instead of a new, empty one\n"
+        "  --resource-limit fsize=BYTES|no-file=N\n"
+        "                         with --jail: RLIMIT_FSIZE (default unlimited), RLIMIT_NOFILE\n"
+        "                         (default 4096); repeatable\n"
         "  -v, --verbose          log more (repeat for debug output)\n"
         "  -h, --help             show this help\n"
         "\n"
@@ -158,7 +171,7 @@ enum { OPT_ARCH = 256, OPT_KERNEL, OPT_INITRD, OPT_APPEND, OPT_FIRMWARE, OPT_MEM
        OPT_NO_API, OPT_CONSOLE_SOCK, OPT_CONSOLE_LOG, OPT_FC_IGNORED_ARG, OPT_FC_IGNORED,
        OPT_LOG_PATH, OPT_LEVEL, OPT_METRICS_PATH, OPT_SHOW_LEVEL, OPT_SHOW_LOG_ORIGIN,
        OPT_RESTORE, OPT_PAUSED, OPT_VERIFY_MEMORY, OPT_CPU_QUOTA, OPT_CPU_PIN, OPT_MEMORY_MAX,
-       OPT_IO_MAX, OPT_PIDS_MAX };
+       OPT_IO_MAX, OPT_PIDS_MAX, OPT_JAIL, OPT_UID, OPT_GID, OPT_NETNS, OPT_RLIMIT };
 
 struct run_opts {
     const char *api_sock, *id, *config_file, *console_sock, *console_log;
@@ -169,6 +182,8 @@ struct run_opts {
     bool paused, verify_memory;
     const char *machine_flag;   /* a flag that describes the machine (not with --restore) */
     struct cg_limits limits;    /* --cpu-quota, --cpu-pin, --memory-max, --io-max, --pids-max */
+    struct jail_config jail;    /* --jail, --uid, --gid, --netns, --resource-limit */
+    const char *jail_flag;      /* a flag that needs --jail */
 };
 
 /* SIGTERM, SIGINT, SIGHUP: stop the VM (hard) and exit cleanly. */
@@ -221,6 +236,11 @@ static int parse_args(int argc, char **argv, struct vm_config *cfg, struct run_o
         { "memory-max", required_argument, NULL, OPT_MEMORY_MAX },
         { "io-max", required_argument, NULL, OPT_IO_MAX },
         { "pids-max", required_argument, NULL, OPT_PIDS_MAX },
+        { "jail", required_argument, NULL, OPT_JAIL },
+        { "uid", required_argument, NULL, OPT_UID },
+        { "gid", required_argument, NULL, OPT_GID },
+        { "netns", required_argument, NULL, OPT_NETNS },
+        { "resource-limit", required_argument, NULL, OPT_RLIMIT },
         { "verbose", no_argument, NULL, 'v' },
         { "help", no_argument, NULL, 'h' },
         { 0 },
@@ -326,6 +346,21 @@ static int parse_args(int argc, char **argv, struct vm_config *cfg, struct run_o
             if (cg_parse_pids("--pids-max", optarg, &ro->limits.pids_max, &e) < 0)
                 goto bad;
             break;
+        case OPT_JAIL: ro->jail.dir = optarg; break;
+        case OPT_UID: ro->jail.uid = optarg; ro->jail_flag = "--uid"; break;
+        case OPT_GID: ro->jail.gid = optarg; ro->jail_flag = "--gid"; break;
+        case OPT_NETNS: ro->jail.netns = optarg; ro->jail_flag = "--netns"; break;
+        case OPT_RLIMIT:
+            ro->jail_flag = "--resource-limit";
+            if (!strncmp(optarg, "fsize=", 6) && opts_size(optarg + 6, 0, &ull) == 0 && ull)
+                ro->jail.fsize = ull;
+            else if (!strncmp(optarg, "no-file=", 8) && parse_uint(optarg + 8, 1 << 20, &ul) == 0
+                     && ul >= 64)
+                ro->jail.nofile = ul;
+            else
+                return usage_error("invalid --resource-limit '%s' (fsize=BYTES or no-file=N, "
+                                   "N from 64 to 1048576)", optarg);
+            break;
         case 'v': ro->verbose++; break;
         case 'h': cli_run_usage(); return -1;
         case ':': return usage_error("option '%s' needs an argument", argv[optind - 1]);
@@ -345,6 +380,13 @@ static int parse_args(int argc, char **argv, struct vm_config *cfg, struct run_o
                            "--disk and --device may replace its own)", ro->machine_flag);
     if (ro->restore && (ro->config_file || ro->boot))
         return usage_error("%s", "--restore goes without --config-file and --boot");
+    if (ro->jail.dir && ro->limits.nio)
+        return usage_error("%s", "--io-max does not go with --jail yet (the jailed VMM sees "
+                           "no cgroup file system to write the disks' limits to)");
+    if (ro->jail_flag && !ro->jail.dir)
+        return usage_error("%s goes with --jail", ro->jail_flag);
+    if (ro->jail.gid && !ro->jail.uid)
+        return usage_error("%s", "--gid goes with --uid");
     if ((ro->paused || ro->verify_memory) && !ro->restore)
         return usage_error("%s goes with --restore", ro->paused ? "--paused" : "--verify-memory");
     if (ro->limits.nio && ro->api_sock && !ro->boot && !ro->config_file && !ro->restore)
@@ -419,17 +461,10 @@ int cli_run(int argc, char **argv)
         return PETREL_EXIT_ERROR;
     }
 
-    /* Signals become events of the loop: block them before any thread
-     * starts (threads inherit the mask). */
-    sigset_t sigs;
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGTERM);
-    sigaddset(&sigs, SIGINT);
-    sigaddset(&sigs, SIGHUP);
-    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-
     /* resource limits: into the VMM's own cgroup before anything is set up
-     * (and before any thread or seccomp filter) */
+     * (and before any thread or seccomp filter); with --jail the outer
+     * process makes it (the jail has no cgroup file system) and the jailed
+     * VMM it forks is born in it */
     struct cgroup *cg = NULL;
     if (ro.limits.memory_max && !ro.restore && ro.limits.memory_max < cfg.mem_size)
         fprintf(stderr, "petrel run: warning: --memory-max (%llu MiB) is less than the guest's "
@@ -441,6 +476,47 @@ int cli_run(int argc, char **argv)
         vm_config_free(&cfg);
         return PETREL_EXIT_ERROR;
     }
+
+    struct jail *jail = NULL;
+    if (ro.jail.dir) {
+        /* before anything is opened or any thread started: from here on
+         * this is the jailed VMM (or the parent waiting for it) */
+        struct run_jail rj = { .jc = ro.jail, .config_file = &ro.config_file,
+                               .restore = &ro.restore,
+                               .api = (ro.api_sock && !ro.no_api),
+                               .boot_now = !ro.restore && !ro.config_file &&
+                                           (!ro.api_sock || ro.boot) };
+        const char **outs[] = { &ro.api_sock, &ro.console_sock, &ro.console_log,
+                                &ro.fc_log_path, &ro.fc_metrics_path };
+        const char *whats[] = { "--api-sock", "--console-sock", "--console-log", "--log-path",
+                                "--metrics-path" };
+        for (unsigned i = 0; i < sizeof(outs) / sizeof(outs[0]); i++)
+            if (*outs[i]) {
+                rj.outputs[rj.nout] = outs[i];
+                rj.output_what[rj.nout++] = whats[i];
+            }
+        int st = PETREL_EXIT_ERROR;
+        ret = run_jail_enter(&rj, &cfg, &jail, &st, &e);
+        if (ret != 0) {
+            if (ret < 0)
+                fprintf(stderr, "petrel run: %s\n", e.msg);
+            vm_config_free(&cfg);
+            cg_destroy(cg);     /* the outer process, once the VMM has ended */
+            return ret < 0 ? PETREL_EXIT_ERROR : st;
+        }
+        cg_forget(cg);          /* the jailed VMM: the outer process removes it */
+        cg = NULL;
+    }
+
+    /* Signals become events of the loop: block them before any thread
+     * starts (threads inherit the mask). */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+
     struct vm *vm = vm_new(&e);
     if (!vm) {
         fprintf(stderr, "petrel run: %s\n", e.msg);
@@ -527,5 +603,6 @@ out:
         unlink(ro.api_sock);
     vm_free(vm);
     cg_destroy(cg);     /* after every thread has ended */
+    jail_free(jail);
     return status;
 }

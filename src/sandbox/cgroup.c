@@ -454,6 +454,11 @@ void cg_destroy(struct cgroup *cg)
     free(cg);
 }
 
+void cg_forget(struct cgroup *cg)
+{
+    free(cg);
+}
+
 /* --- stale cgroups and usage ----------------------------------------------- */
 
 static pid_t walk_pid;          /* nftw has no opaque pointer */

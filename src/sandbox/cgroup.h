@@ -99,6 +99,9 @@ int cg_set_io(struct cgroup *cg, const struct cg_limits *l, const char *const *p
               unsigned n, struct err *e);
 /* Move the process back and remove its cgroups; NULL is fine. */
 void cg_destroy(struct cgroup *cg);
+/* Free the handle and leave the cgroups alone (a forked child whose
+ * parent removes them); NULL is fine. */
+void cg_forget(struct cgroup *cg);
 /* Remove petrel/<pid> cgroups whose process is gone (killed VMMs); only:
  * that pid's alone (0: all). */
 void cg_sweep(pid_t only);
