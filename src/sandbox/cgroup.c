@@ -244,7 +244,10 @@ int cg_create(const struct cg_limits *l, struct cgroup **out, struct err *e)
                 r = err_set(e, -ENAMETOOLONG, "cgroup: path too long under %s", m.v2);
                 goto fail;
             }
-            snprintf(from, sizeof(from), "%s%s", m.v2, cur);
+            if (snprintf(from, sizeof(from), "%s%s", m.v2, cur) >= (int)sizeof(from)) {
+                r = err_set(e, -ENAMETOOLONG, "cgroup: path too long under %s", m.v2);
+                goto fail;
+            }
             cg->of[c] = add_place(cg, dir, from, true);
             continue;
         }
