@@ -252,6 +252,21 @@ int fc_balloon_get(struct fc_req *q, json_t **out)
     return *out ? 0 : fc_oom(q);
 }
 
+bool fc_balloon_config_json(const struct fc_api *api, json_t *o)
+{
+    int at = find_balloon(api->extra, api->nextra);
+    if (at < 0)
+        return true;
+    struct balloon_cfg c;
+    parse_spec(api->extra[at], &c);
+    json_t *b = json_object();
+    return b && fc_jset(o, "balloon", b) &&
+           fc_jset(b, "amount_mib", json_integer((json_int_t)c.mib)) &&
+           fc_jset(b, "deflate_on_oom", json_boolean(c.oom)) &&
+           fc_jset(b, "stats_polling_interval_s", json_integer(c.interval_s)) &&
+           fc_jset(b, "free_page_reporting", json_boolean(c.reporting));
+}
+
 /* Firecracker's names for the virtio statistics tags. */
 static const char *const stat_names[VM_BALLOON_NSTATS] = {
     "swap_in", "swap_out", "major_faults", "minor_faults", "free_memory", "total_memory",

@@ -176,6 +176,8 @@ extern const struct fc_res fc_balloon_put, fc_balloon_patch, fc_balloon_stats_pa
  * 400's message in q->e */
 int fc_balloon_get(struct fc_req *q, json_t **out);
 int fc_balloon_stats_get(struct fc_req *q, json_t **out);
+/* GET /vm/config's "balloon" in o, if there is one; false: out of memory */
+bool fc_balloon_config_json(const struct fc_api *api, json_t *o);
 
 bool fc_started(const struct fc_api *api);
 const char *fc_arch(const struct fc_api *api);      /* "riscv64" when none was given */

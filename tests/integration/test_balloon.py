@@ -141,6 +141,8 @@ def test_inflate_deflate(vm):
     print(f"inflate 300 MiB in {secs:.1f} s, RSS {full:.0f} -> {rss:.0f} MiB")
     st, body = vmm.api("GET", "/balloon")
     check(body["amount_mib"] == 300 and body["actual_pages"] == 300 * 256, f"{body!r}")
+    st, cfg = vmm.api("GET", "/vm/config")
+    check(cfg.get("balloon", {}).get("amount_mib") == 300, f"GET /vm/config: {cfg!r}")
     st, body = vmm.api("PATCH", "/balloon", {"amount_mib": 0})
     check(st == 204, f"PATCH /balloon 0: {st} {body!r}")
     _wait("actual_mib 0", lambda: _actual(vmm) == 0, 60)

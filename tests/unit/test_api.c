@@ -726,7 +726,10 @@ static void test_methods_paths(void)
                            "\"free_page_reporting\":true,\"stats_polling_interval_s\":3}";
         CHECK(s && !strcmp(s, want), "GET /balloon: %s", s ? s : "(null)");
         free(s);
-        json_decref(b);
+        b = get(api, "/vm/config");
+        s = json_dumps(json_object_get(b, "balloon"), JSON_COMPACT | JSON_SORT_KEYS);
+        CHECK(s && !strcmp(s, want), "GET /vm/config's balloon: %s", s ? s : "(null)");
+        free(s);
     }
     EXPECT(api, "PATCH", "/balloon", "{\"amount_mib\": 1}", 400,
            "not supported before starting the microVM");
