@@ -56,6 +56,9 @@ guest_libs+=("$vsock_src")
 # The vsock modules (all =m in trixie's riscv64 kernel), loaded at boot by
 # /init with the virtio ones: about 70 KB, for --device virtio-vsock.
 guest_modules_vsock=(vsock vmw_vsock_virtio_transport_common vmw_vsock_virtio_transport)
+# virtio-balloon (=m; the balloon core, its compaction and free page
+# reporting are built in): 18 KB more, for --device virtio-balloon.
+guest_modules_balloon=(virtio_balloon)
 
 if guest_fresh "$script" "$outdir" "${outputs[@]}"; then
     log "up to date: $outdir"
@@ -97,7 +100,7 @@ busybox=$(busybox_binary "$bbroot")
 stage="$apt_dir/initramfs"
 initramfs_stage "$stage" "$busybox" riscv64 build-riscv64.sh
 initramfs_modules "$stage" "$kroot" "${guest_modules_virtio[@]}" "${guest_modules_input[@]}" \
-    "${guest_modules_vsock[@]}"
+    "${guest_modules_vsock[@]}" "${guest_modules_balloon[@]}"
 vsock_bin="$apt_dir/vsock-test"
 "$cross_cc" -static -O2 -s -Wall -o "$vsock_bin" "$vsock_src" || die "building vsock-test failed"
 install -m 0755 "$vsock_bin" "$stage/bin/vsock-test"
@@ -112,7 +115,7 @@ initramfs_modules "$stage" "$kroot" -l load-order.rootfs -x "${guest_modules_ext
 rstage="$apt_dir/rootfs"
 rootfs_stage "$rstage" "$busybox" riscv64 build-riscv64.sh "$kroot" \
     "${guest_modules_virtio[@]}" "${guest_modules_input[@]}" "${guest_modules_ext4[@]}" \
-    "${guest_modules_vsock[@]}"
+    "${guest_modules_vsock[@]}" "${guest_modules_balloon[@]}"
 install -m 0755 "$vsock_bin" "$rstage/usr/bin/vsock-test"
 db="$ext/dropbear-bin"
 rootfs_programs "$rstage" riscv64-linux-gnu \

@@ -287,25 +287,28 @@ static const struct route {
     const char *p0, *p1;        /* the path's parts: p0 "": the root; p1 NULL: none, "": an id */
     json_t *(*get)(const struct fc_api *api);
     const struct fc_res *put, *patch;
+    int (*getq)(struct fc_req *q, json_t **out);    /* a GET that can fail */
 } routes[] = {
-    { "", NULL, instance_json, NULL, NULL },
-    { "version", NULL, version_json, NULL, NULL },
-    { "machine-config", NULL, fc_machine_json, &fc_machine_put, &fc_machine_patch },
-    { "boot-source", NULL, NULL, &fc_boot_source, NULL },
-    { "drives", "", NULL, &fc_drive_put, &fc_drive_patch },
-    { "network-interfaces", "", NULL, &fc_net_put, &fc_net_patch },
-    { "logger", NULL, NULL, &fc_logger, NULL },
-    { "metrics", NULL, NULL, &fc_metrics, NULL },
-    { "entropy", NULL, NULL, &fc_entropy, NULL },
-    { "vsock", NULL, NULL, &fc_vsock, NULL },
-    { "actions", NULL, NULL, &action_res, NULL },
-    { "snapshot", "create", NULL, &fc_snapshot_create, NULL },
-    { "snapshot", "load", NULL, &fc_snapshot_load, NULL },
-    { "vm", NULL, NULL, NULL, &vm_res },
-    { "vm", "config", fc_config_json, NULL, NULL },
-    { "petrel", "info", info_json, NULL, NULL },
-    { "petrel", "metrics", metrics_json, NULL, NULL },
-    { "petrel", "stop", NULL, &stop_res, NULL },
+    { "", NULL, instance_json, NULL, NULL, NULL },
+    { "version", NULL, version_json, NULL, NULL, NULL },
+    { "machine-config", NULL, fc_machine_json, &fc_machine_put, &fc_machine_patch, NULL },
+    { "boot-source", NULL, NULL, &fc_boot_source, NULL, NULL },
+    { "drives", "", NULL, &fc_drive_put, &fc_drive_patch, NULL },
+    { "network-interfaces", "", NULL, &fc_net_put, &fc_net_patch, NULL },
+    { "logger", NULL, NULL, &fc_logger, NULL, NULL },
+    { "metrics", NULL, NULL, &fc_metrics, NULL, NULL },
+    { "entropy", NULL, NULL, &fc_entropy, NULL, NULL },
+    { "vsock", NULL, NULL, &fc_vsock, NULL, NULL },
+    { "balloon", NULL, NULL, &fc_balloon_put, &fc_balloon_patch, fc_balloon_get },
+    { "balloon", "statistics", NULL, NULL, &fc_balloon_stats_patch, fc_balloon_stats_get },
+    { "actions", NULL, NULL, &action_res, NULL, NULL },
+    { "snapshot", "create", NULL, &fc_snapshot_create, NULL, NULL },
+    { "snapshot", "load", NULL, &fc_snapshot_load, NULL, NULL },
+    { "vm", NULL, NULL, NULL, &vm_res, NULL },
+    { "vm", "config", fc_config_json, NULL, NULL, NULL },
+    { "petrel", "info", info_json, NULL, NULL, NULL },
+    { "petrel", "metrics", metrics_json, NULL, NULL, NULL },
+    { "petrel", "stop", NULL, &stop_res, NULL, NULL },
 };
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
 
@@ -331,7 +334,7 @@ static bool has_ids(const char *p0)
 /* Firecracker's resources Petrel does not have. */
 static bool fc_unsupported(const char *res)
 {
-    static const char *const names[] = { "balloon", "mmds", "cpu-config",
+    static const char *const names[] = { "mmds", "cpu-config",
                                          "serial", "pmem", "hotplug", "memory", NULL };
     for (unsigned i = 0; names[i]; i++)
         if (!strcmp(names[i], res))
@@ -396,7 +399,9 @@ void fc_api_handle(void *opaque, const char *method, const char *path, const cha
         ret = fc_fail(&q, "%s /%s: Firecracker's %s is not supported by Petrel", method, t0, t0);
     } else if (m == M_GET) {
         status = 200;
-        if (rt && rt->get) {
+        if (rt && rt->getq) {
+            ret = rt->getq(&q, &out);
+        } else if (rt && rt->get) {
             out = rt->get(api);
         } else if (!bad_path && ntok == 2 && !strcmp(t0, "petrel") && !strcmp(t1, "console")) {
             status = 404;

@@ -23,7 +23,7 @@ static const struct fc_field config_fields[] = {
     { "logger", FT_OBJ, .required = false },
     { "metrics", FT_OBJ, .required = false },
     { "entropy", FT_OBJ, .required = false },
-    { "balloon", FT_NULL, .why = fc_only }, { "vsock", FT_OBJ, .required = false },
+    { "balloon", FT_OBJ, .required = false }, { "vsock", FT_OBJ, .required = false },
     { "mmds-config", FT_NULL, .why = fc_only }, { "cpu-config", FT_NULL, .why = fc_only },
     { "pmem", FT_NULL, .why = fc_only }, { "serial", FT_NULL, .why = fc_only },
     { "memory-hotplug", FT_NULL, .why = fc_only },
@@ -39,7 +39,7 @@ static const struct {
     { "logger", &fc_logger }, { "metrics", &fc_metrics }, { "machine-config", &fc_machine_put },
     { "boot-source", &fc_boot_source }, { "drives", &fc_drive_put },
     { "network-interfaces", &fc_net_put }, { "entropy", &fc_entropy },
-    { "vsock", &fc_vsock },
+    { "vsock", &fc_vsock }, { "balloon", &fc_balloon_put },
 };
 
 static int apply_config(struct fc_req *q, json_t *root)

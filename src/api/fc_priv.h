@@ -12,6 +12,8 @@
  *             its sections applied through the same resources
  * fc_snapshot.c  PUT /snapshot/create and /snapshot/load
  * fc_vsock.c  PUT /vsock (a virtio-vsock --device spec in the model)
+ * fc_balloon.c  /balloon and /balloon/statistics (a virtio-balloon spec
+ *             before the start, the device after)
  * fc_vm.c     the model and vm->cfg: seeding the model from the command
  *             line, InstanceStart (a fresh vm->cfg), GET /vm/config
  * fc.c        routing, requests and replies, actions, PATCH /vm, the
@@ -169,6 +171,13 @@ extern const struct fc_res fc_machine_put, fc_machine_patch, fc_boot_source, fc_
     fc_drive_patch, fc_net_put, fc_net_patch, fc_entropy, fc_logger, fc_metrics;
 extern const struct fc_res fc_snapshot_create, fc_snapshot_load;   /* fc_snapshot.c */
 extern const struct fc_res fc_vsock;                                /* fc_vsock.c */
+extern const struct fc_res fc_balloon_put, fc_balloon_patch, fc_balloon_stats_patch;
+/* GET /balloon and /balloon/statistics (fc_balloon.c): 0 and *out, or a
+ * 400's message in q->e */
+int fc_balloon_get(struct fc_req *q, json_t **out);
+int fc_balloon_stats_get(struct fc_req *q, json_t **out);
+/* GET /vm/config's "balloon" in o, if there is one; false: out of memory */
+bool fc_balloon_config_json(const struct fc_api *api, json_t *o);
 
 bool fc_started(const struct fc_api *api);
 const char *fc_arch(const struct fc_api *api);      /* "riscv64" when none was given */

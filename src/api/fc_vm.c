@@ -471,6 +471,7 @@ json_t *fc_config_json(const struct fc_api *api)
              fc_jset(x, "metrics_path", fc_jstring(api->metrics_path));
     if (ok && api->entropy)
         ok = fc_jset(o, "entropy", json_object());
+    ok = ok && fc_balloon_config_json(api, o);
     json_decref(drives);
     json_decref(nets);
     return fc_jdone(o, ok);

@@ -526,6 +526,7 @@ static const struct vm_cmd cmds[] = {
       "                          (default 0: a free port picked at every start)\n"
       "  --no-net                no network card (by default: virtio-net on user-mode\n"
       "                          NAT with the ssh port forward)\n"
+      "  --no-balloon            no memory balloon (see 'petrel vm balloon --help')\n"
       "  --autostart             start it with 'petrel vm start --all'\n"
       "\n"
       "options (resource limits, kept in vm.json, applied at every start through the\n"
@@ -540,8 +541,9 @@ static const struct vm_cmd cmds[] = {
       "                          image (disk=N: the N-th disk, 0 the root disk; repeatable)\n"
       "\n"
       "Default devices: virtio-rng, virtio-net,hostfwd=tcp:127.0.0.1:0-:22 (the 0 is\n"
-      "the ssh port picked at start) and, when this petrel has it, virtio-keyboard\n"
-      "(the power button 'petrel vm stop' presses).\n" },
+      "the ssh port picked at start), when this petrel has it, virtio-keyboard\n"
+      "(the power button 'petrel vm stop' presses), and " BALLOON_DEFAULT "\n"
+      "(see 'petrel vm balloon --help').\n" },
     { "list", cmd_list,
       "list [--json]",
       "list the VMs with their state",
@@ -620,6 +622,21 @@ static const struct vm_cmd cmds[] = {
       "Sends SIGKILL to the VMM recorded in run.json, after checking that this\n"
       "process is the VMM of NAME (its command line), then removes run.json and the\n"
       "sockets. The guest gets no chance to flush its disks: prefer 'stop'.\n" },
+    { "balloon", vmx_cmd_balloon,
+      "balloon NAME [SIZE]",
+      "show or set a running VM's memory balloon",
+      "Without SIZE: the balloon's target and actual size, its options and the\n"
+      "guest's memory statistics. With SIZE (whole MiB, e.g. 256M or 1G; a bare\n"
+      "number is MiB; 0 deflates it): the new target. The guest gives that much\n"
+      "memory back to the host (its pages are freed in the VMM) as fast as it can;\n"
+      "'balloon NAME' shows how far it got. A target larger than the VM's memory\n"
+      "is refused.\n"
+      "\n"
+      "'petrel vm create' gives every VM a balloon (virtio-balloon,deflate_on_oom=on,\n"
+      "stats_polling_interval_s=5,free_page_reporting=on): memory the guest frees\n"
+      "goes back to the host by itself, and a guest that runs short of memory\n"
+      "takes pages back out of the balloon. --device virtio-balloon,... replaces it,\n"
+      "'petrel vm create --no-balloon' leaves it out.\n" },
     { "set", vmx_cmd_set,
       "set NAME [options]",
       "change a stopped VM's definition",

@@ -412,6 +412,7 @@ int vmx_cmd_create(struct vmx *x, int argc, char **argv)
         { "ssh-key", required_argument, 0, OPT_SSH_KEY },
         { "ssh-port", required_argument, 0, OPT_SSH_PORT },
         { "no-net", no_argument, 0, OPT_NO_NET },
+        { "no-balloon", no_argument, 0, OPT_NO_BALLOON },
         { "autostart", no_argument, 0, OPT_AUTOSTART },
         LIMIT_OPTIONS,
         { "help", no_argument, 0, 'h' },
@@ -424,7 +425,7 @@ int vmx_cmd_create(struct vmx *x, int argc, char **argv)
                *key_arg = NULL, *size_arg = NULL;
     const char *disk_args[VM_DEF_MAX_DISKS + 1], *dev_args[VM_DEF_MAX_DEVICES + 1];
     unsigned ndisk_args = 0, ndev_args = 0, ssh_port = 0;
-    bool no_net = false, autostart = false;
+    bool no_net = false, no_balloon = false, autostart = false;
     int c;
     opterr = 0;
     optind = 0;
@@ -456,6 +457,7 @@ int vmx_cmd_create(struct vmx *x, int argc, char **argv)
                 return 1;
             break;
         case OPT_NO_NET: no_net = true; break;
+        case OPT_NO_BALLOON: no_balloon = true; break;
         case OPT_AUTOSTART: autostart = true; break;
         case 'h': vmx_cmd_help("create"); return 0;
         case ':': return vmx_usage_err("create", "option '%s' needs an argument", argv[optind - 1]);
@@ -558,7 +560,7 @@ int vmx_cmd_create(struct vmx *x, int argc, char **argv)
         d.ndisks++;
     }
     /* devices: the defaults (unless given explicitly), then --device */
-    bool user_rng = false, user_net = false, user_kbd = false;
+    bool user_rng = false, user_net = false, user_kbd = false, user_balloon = false;
     for (unsigned i = 0; i < ndev_args; i++) {
         if (!virtio_device_known(dev_args[i])) {
             vmx_usage_err("create", "unknown --device '%s' (known: " VIRTIO_DEVICE_NAMES ")",
@@ -569,8 +571,9 @@ int vmx_cmd_create(struct vmx *x, int argc, char **argv)
         user_rng |= n == 10 && !strncmp(dev_args[i], "virtio-rng", n);
         user_net |= n == 10 && !strncmp(dev_args[i], "virtio-net", n);
         user_kbd |= n == 15 && !strncmp(dev_args[i], "virtio-keyboard", n);
+        user_balloon |= n == 14 && !strncmp(dev_args[i], "virtio-balloon", n);
     }
-    const char *defaults[3];
+    const char *defaults[4];
     unsigned ndefaults = 0;
     if (!user_rng)
         defaults[ndefaults++] = "virtio-rng";
@@ -578,6 +581,8 @@ int vmx_cmd_create(struct vmx *x, int argc, char **argv)
         defaults[ndefaults++] = NET_DEFAULT;
     if (!user_kbd && run_help_lists("virtio-keyboard"))
         defaults[ndefaults++] = "virtio-keyboard";
+    if (!no_balloon && !user_balloon)
+        defaults[ndefaults++] = BALLOON_DEFAULT;
     if (ndefaults + ndev_args > VM_DEF_MAX_DEVICES) {
         vmx_usage_err("create", "too many devices with the defaults (at most %s)", "16");
         goto out;

@@ -52,11 +52,17 @@ struct vm_rt {
 };
 
 /* getopt_long values of the long options without a short form */
+/* The balloon `petrel vm create` adds (unless --no-balloon or a --device
+ * virtio-balloon): vm_create.c, documented in vm.c. */
+#define BALLOON_DEFAULT \
+    "virtio-balloon,deflate_on_oom=on,stats_polling_interval_s=5,free_page_reporting=on"
+
 enum {
     OPT_ARCH = 256, OPT_CPUS, OPT_MEMORY, OPT_KERNEL, OPT_INITRD, OPT_APPEND, OPT_FIRMWARE,
     OPT_DISK, OPT_DEVICE, OPT_DISK_SIZE, OPT_BASE, OPT_SSH_KEY, OPT_SSH_PORT, OPT_NO_NET,
     OPT_AUTOSTART, OPT_TIMEOUT, OPT_FORCE, OPT_WAIT, OPT_DIFF, OPT_PAUSED, OPT_FROM, OPT_JSON,
     OPT_CPU_QUOTA, OPT_CPU_PIN, OPT_MEMORY_MAX, OPT_IO_MAX, OPT_PIDS_MAX,
+    OPT_NO_BALLOON,
 };
 
 /* --- vm_common.c ------------------------------------------------------------ */
@@ -204,6 +210,7 @@ int vmx_cmd_pause(struct vmx *x, int argc, char **argv);
 int vmx_cmd_resume(struct vmx *x, int argc, char **argv);
 int vmx_cmd_stop(struct vmx *x, int argc, char **argv);
 int vmx_cmd_kill(struct vmx *x, int argc, char **argv);
+int vmx_cmd_balloon(struct vmx *x, int argc, char **argv);     /* vm_balloon.c */
 int vmx_cmd_console(struct vmx *x, int argc, char **argv);      /* vm_console.c */
 int vmx_cmd_snapshot(struct vmx *x, int argc, char **argv);     /* vm_snapshot.c */
 int vmx_cmd_snapshots(struct vmx *x, int argc, char **argv);

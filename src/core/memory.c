@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 int gmem_add_ram(struct gmem *m, uint64_t gpa, uint64_t size, struct err *e)
 {
@@ -38,6 +39,28 @@ int gmem_add_ram_file(struct gmem *m, uint64_t gpa, uint64_t size, int fd, uint6
     m->r[m->n++] = (struct gmem_region){ .gpa = gpa, .size = size, .hva = p,
                                          .file_backed = true };
     return 0;
+}
+
+uint64_t gmem_discard_hva(const struct gmem *m, void *hva, uint64_t len)
+{
+    static uintptr_t host_page;
+    if (!host_page) {
+        long ps = sysconf(_SC_PAGESIZE);
+        host_page = ps > 0 ? (uintptr_t)ps : 4096;
+    }
+    uintptr_t a = (uintptr_t)hva, end = a + len;
+    const struct gmem_region *r = NULL;
+    for (unsigned i = 0; i < m->n && !r; i++)
+        if (a >= (uintptr_t)m->r[i].hva && end >= a &&
+            end <= (uintptr_t)m->r[i].hva + m->r[i].size)
+            r = &m->r[i];
+    if (!r)
+        return 0;
+    a = (a + host_page - 1) & ~(host_page - 1);
+    end &= ~(host_page - 1);
+    if (end <= a || madvise((void *)a, end - a, MADV_DONTNEED) < 0)
+        return 0;
+    return end - a;
 }
 
 void gmem_free(struct gmem *m)

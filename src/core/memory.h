@@ -40,6 +40,18 @@ void *gmem_ptr(const struct gmem *m, uint64_t gpa, uint64_t len);
 /* Copy into guest memory with bounds checking; -EFAULT outside RAM. */
 int gmem_write(const struct gmem *m, uint64_t gpa, const void *src, uint64_t len);
 
+/* Give guest RAM back to the host (virtio-balloon): the whole host pages
+ * inside [hva, hva+len) (which must lie in one region; anything else is
+ * ignored) are dropped with MADV_DONTNEED.  Anonymous RAM then reads as
+ * zero, RAM mapped privately from a snapshot's memory file as the file's
+ * contents (the private copies go; MADV_REMOVE would punch holes in the
+ * shared file, so it is not used); either way the host memory is freed
+ * and faulted in again when the guest next touches it.  The dirty bitmap
+ * is left alone: the guest gave these pages up and must not rely on their
+ * contents, so a diff snapshot need not record them.  Returns the bytes
+ * dropped (0 on failure). */
+uint64_t gmem_discard_hva(const struct gmem *m, void *hva, uint64_t len);
+
 /* Dirty page tracking (diff snapshots).  Once enabled, every writer of guest
  * RAM other than the guest's own stores through the engine's TLB (which
  * marks at fill time) marks what it writes: device DMA (virtqueues), the

@@ -60,6 +60,7 @@ void vm_free(struct vm *vm)
     if (vm->ops && vm->board)
         vm->ops->destroy(vm);
     vm->nstat_src = 0;
+    vm_set_balloon(vm, NULL, NULL);
     console_restore(&vm->con);
     evloop_timer_free(vm->watchdog);
     evloop_timer_free(vm->stop_timer);
@@ -206,12 +207,14 @@ int vm_build(struct vm *vm, struct err *e)
     }
     vm->ops = b;
     vm->nstat_src = 0;
+    vm_set_balloon(vm, NULL, NULL);
     int ret = b->create(vm, e);
     if (ret == 0 && b->save && (ret = gmem_dirty_enable(&vm->mem, e)) < 0)
         b->destroy(vm);
     if (ret < 0) {
         memset(&vm->bus, 0, sizeof(vm->bus));
         vm->nstat_src = 0;
+        vm_set_balloon(vm, NULL, NULL);
         vm->ops = NULL;
         return ret;
     }
@@ -225,6 +228,7 @@ void vm_unbuild(struct vm *vm)
         vm->ops->destroy(vm);
     memset(&vm->bus, 0, sizeof(vm->bus));
     vm->nstat_src = 0;
+    vm_set_balloon(vm, NULL, NULL);
     vm->ops = NULL;
 }
 

@@ -93,6 +93,28 @@ typedef int (*vm_limit_fn)(void *opaque, unsigned which, const struct rl_config 
 enum { VM_LIMIT_RX, VM_LIMIT_TX };
 #define VM_MAX_STAT_SOURCES 48
 
+/* The memory balloon (virtio-balloon), at most one per VM, as the API sees
+ * it.  Pages are the balloon's 4 KiB pages.  Statistics follow the virtio
+ * tags (VIRTIO_BALLOON_S_*: swap in/out, major/minor faults, free, total,
+ * available memory, disk caches, hugetlb allocations/failures, ...); a bit
+ * in stats_have says the guest sent that one. */
+#define VM_BALLOON_NSTATS 16
+struct vm_balloon_info {
+    uint64_t ram_bytes;             /* the guest's RAM */
+    uint32_t target_pages;          /* what the host asks for (num_pages) */
+    uint32_t actual_pages;          /* what the guest says it holds */
+    bool deflate_on_oom, free_page_reporting;
+    unsigned stats_interval_s;      /* 0: no statistics */
+    uint32_t stats_have;
+    uint64_t stats[VM_BALLOON_NSTATS];
+    uint64_t inflated_pages, deflated_pages, reported_bytes, discarded_bytes;
+};
+struct vm_balloon_ops {
+    void (*info)(void *opaque, struct vm_balloon_info *out);
+    int (*set_target)(void *opaque, uint64_t mib, struct err *e);
+    int (*set_stats_interval)(void *opaque, unsigned s, struct err *e);
+};
+
 struct vm {
     struct vm_config cfg;
     struct gmem mem;
@@ -122,6 +144,9 @@ struct vm {
     unsigned nstat_src;
     struct cpu_pin pin;     /* host CPUs of the guest-CPU threads (core/cpupin.h);
                              * set before vm_start, n 0: not pinned */
+    /* the balloon device (vm_balloon.c) */
+    const struct vm_balloon_ops *balloon_ops;
+    void *balloon;
     /* snapshots (vm_snapshot.c) */
     struct vm_restore *restore;     /* while a snapshot is being restored */
     bool start_paused;      /* vm_start leaves the CPUs parked (board.h) */
@@ -192,6 +217,14 @@ unsigned vm_dev_stats(struct vm *vm, struct vm_dev_stats *out, unsigned max);
 void vm_set_limit_fn(struct vm *vm, void *opaque, vm_limit_fn fn);
 int vm_set_limit(struct vm *vm, enum vm_dev_kind kind, unsigned index, unsigned which,
                  const struct rl_config *c, struct err *e);
+
+/* The balloon registers itself while the machine is built (ops NULL:
+ * it is gone).  The others run on the event-loop thread and take the
+ * device lock; -ENODEV with a message when the VM has no running balloon. */
+void vm_set_balloon(struct vm *vm, const struct vm_balloon_ops *ops, void *opaque);
+int vm_balloon_info(struct vm *vm, struct vm_balloon_info *out, struct err *e);
+int vm_balloon_set_target(struct vm *vm, uint64_t mib, struct err *e);
+int vm_balloon_set_stats_interval(struct vm *vm, unsigned s, struct err *e);
 
 /* What vm_ram_add maps guest RAM from while vm->restore is set. */
 struct vm_restore {

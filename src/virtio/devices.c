@@ -13,6 +13,7 @@ static const struct {
     { "virtio-net", virtio_net_create },
     { "virtio-keyboard", virtio_keyboard_create },
     { "virtio-vsock", virtio_vsock_create },
+    { "virtio-balloon", virtio_balloon_create },
 };
 
 #define NTYPES (sizeof(device_types) / sizeof(device_types[0]))

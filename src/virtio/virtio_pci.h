@@ -157,6 +157,9 @@ int virtio_console_create(const struct virtio_host *h, const char *opts, struct 
 int virtio_keyboard_create(const struct virtio_host *h, const char *opts, struct err *e);
 /* virtio-vsock: cid=N,uds=PATH, Firecracker's hybrid model (virtio_vsock.c). */
 int virtio_vsock_create(const struct virtio_host *h, const char *opts, struct err *e);
+/* virtio-balloon: amount_mib=, deflate_on_oom=, stats_polling_interval_s=,
+ * free_page_reporting= (virtio_balloon.c); at most one per VM. */
+int virtio_balloon_create(const struct virtio_host *h, const char *opts, struct err *e);
 /* virtio-net: net=user (libslirp NAT), mac=, hostfwd= (see virtio_net.c). */
 int virtio_net_create(const struct virtio_host *h, const char *opts, struct err *e);
 /* virtio-net on a given backend (net/net.h; the device then owns it, also
@@ -174,6 +177,6 @@ int virtio_pci_create(const struct virtio_host *h, const char *spec, struct err 
 /* Whether spec names a known device type (options are not checked). */
 bool virtio_device_known(const char *spec);
 /* Space-separated names virtio_pci_create knows, for help texts. */
-#define VIRTIO_DEVICE_NAMES "virtio-rng virtio-console virtio-net virtio-keyboard virtio-vsock"
+#define VIRTIO_DEVICE_NAMES "virtio-rng virtio-console virtio-net virtio-keyboard virtio-vsock virtio-balloon"
 
 #endif

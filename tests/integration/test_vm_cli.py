@@ -161,6 +161,8 @@ def test_create_defaults(pv):
                           "serial": None}], f"disks: {d['disks']}")
     check(d["devices"][:2] == ["virtio-rng", "virtio-net,hostfwd=tcp:127.0.0.1:0-:22"],
           f"devices: {d['devices']}")
+    check(d["devices"][-1] == "virtio-balloon,deflate_on_oom=on,stats_polling_interval_s=5,"
+                              "free_page_reporting=on", f"the default balloon: {d['devices']}")
     pub = (pv.user_home / ".ssh" / "id_ed25519.pub").read_text()
     check(d["ssh"]["authorized_keys"] == pub, "the default key is ~/.ssh/id_ed25519.pub")
     check(d["ssh"]["key_file"] == str((pv.user_home / ".ssh" / "id_ed25519.pub").resolve()),
@@ -194,12 +196,13 @@ def test_create_options(pv, tmp_path):
     data = tmp_path / "data,1.img"
     data.write_bytes(b"\0" * (1 << 20))
     pv("create", "db.2", "--cpus", "2", "--memory", "1G", "--base", "none",
-       "--disk-size", "2G", "--no-net", "--autostart", "--ssh-key", str(key),
+       "--disk-size", "2G", "--no-net", "--no-balloon", "--autostart", "--ssh-key", str(key),
        "--disk", f"{str(data).replace(',', ',,')},format=raw,readonly=on,serial=data1",
        "--device", "virtio-rng", "--append", "console=ttyS0", "--ssh-port", "2299")
     d = pv.definition("db.2")
     check(d["vcpus"] == 2 and d["memory_mib"] == 1024 and d["autostart"] is True, f"{d}")
     check(not any(x.startswith("virtio-net") for x in d["devices"]), f"--no-net: {d}")
+    check(not any(x.startswith("virtio-balloon") for x in d["devices"]), f"--no-balloon: {d}")
     check(d["devices"].count("virtio-rng") == 1, f"--device virtio-rng replaces the "
           f"default one: {d['devices']}")
     check(d["ssh"] == {"port": 2299, "authorized_keys": "ssh-rsa AAAAB3Nza other@host\n",
@@ -607,6 +610,24 @@ def test_fleet_pause_resume_stats(fleet):
     r = fleet("stats", "vm1")
     m = json.loads(r.stdout)
     check("uptime_s" in m and "vcpus" in m and "memory" in m, f"stats: {m}")
+
+
+def test_fleet_balloon(fleet):
+    """`petrel vm balloon NAME [SIZE]` on the default balloon."""
+    r = fleet("balloon", "vm1")
+    check("target:               0M" in r.stdout and "free page reporting:  on" in r.stdout
+          and "statistics:           every 5 s" in r.stdout, "balloon vm1 shows it", r)
+    fleet("balloon", "vm1", "64M")
+    wait_for(lambda: "actual:               64M" in fleet("balloon", "vm1").stdout, 60,
+             "vm1's balloon reaching 64M")
+    r = fleet("balloon", "vm1", "300M", ok=False)
+    check(r.returncode == 1 and "larger than the guest's RAM (256 MiB)" in r.stderr,
+          "a target above RAM is refused", r)
+    r = fleet("balloon", "vm1", "1.5M", ok=False)
+    check(r.returncode == 1 and "invalid SIZE" in r.stderr, "a bad SIZE", r)
+    fleet("balloon", "vm1", "0")
+    wait_for(lambda: "actual:               0M" in fleet("balloon", "vm1").stdout, 60,
+             "vm1's balloon deflating")
 
 
 def test_fleet_ssh(fleet):

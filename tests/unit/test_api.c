@@ -704,8 +704,38 @@ static void test_methods_paths(void)
     EXPECT(api, "GET", "/nothing/here", NULL, 400, "Invalid request method and/or path");
     EXPECT(api, "GET", "/vm/config/x", NULL, 400, "Invalid request method and/or path");
     EXPECT(api, "GET", "/", "{}", 400, "GET request cannot have a body.");
-    EXPECT(api, "PUT", "/balloon", "{\"amount_mib\": 1, \"deflate_on_oom\": true}", 400,
-           "balloon is not supported by Petrel");
+    EXPECT(api, "PUT", "/mmds", "{}", 400, "mmds is not supported by Petrel");
+    /* the balloon before the start: PUT and GET; PATCH and statistics later */
+    EXPECT(api, "GET", "/balloon", NULL, 400, "No balloon device configured");
+    EXPECT(api, "PUT", "/balloon", "{\"amount_mib\": 100000, \"deflate_on_oom\": true}", 400,
+           "amount_mib: expected at most 65536 MiB");
+    EXPECT(api, "PUT", "/balloon", "{\"amount_mib\": 60000, \"deflate_on_oom\": true}", 400,
+           "larger than the guest's RAM");
+    EXPECT(api, "PUT", "/balloon", "{\"amount_mib\": 1}", 400, "missing field `deflate_on_oom`");
+    EXPECT(api, "PUT", "/balloon", "{\"amount_mib\": 1, \"deflate_on_oom\": true, "
+           "\"free_page_hinting\": true}", 400, "free page hinting is not supported");
+    EXPECT(api, "PUT", "/balloon", "{\"amount_mib\": 1, \"deflate_on_oom\": true, "
+           "\"stats_polling_interval_s\": 86401}", 400, "stats_polling_interval_s");
+    OK(api, "PUT", "/balloon", "{\"amount_mib\": 2, \"deflate_on_oom\": false}");
+    OK(api, "PUT", "/balloon", "{\"amount_mib\": 1, \"deflate_on_oom\": true, "
+       "\"stats_polling_interval_s\": 3, \"free_page_reporting\": true}");
+    {
+        json_t *b = get(api, "/balloon");
+        char *s = json_dumps(b, JSON_COMPACT | JSON_SORT_KEYS);
+        const char *want = "{\"amount_mib\":1,\"deflate_on_oom\":true,"
+                           "\"free_page_reporting\":true,\"stats_polling_interval_s\":3}";
+        CHECK(s && !strcmp(s, want), "GET /balloon: %s", s ? s : "(null)");
+        free(s);
+        b = get(api, "/vm/config");
+        s = json_dumps(json_object_get(b, "balloon"), JSON_COMPACT | JSON_SORT_KEYS);
+        CHECK(s && !strcmp(s, want), "GET /vm/config's balloon: %s", s ? s : "(null)");
+        free(s);
+    }
+    EXPECT(api, "PATCH", "/balloon", "{\"amount_mib\": 1}", 400,
+           "not supported before starting the microVM");
+    EXPECT(api, "GET", "/balloon/statistics", NULL, 400, "not supported before starting");
+    EXPECT(api, "PATCH", "/balloon/statistics", "{\"stats_polling_interval_s\": 1}", 400,
+           "not supported before starting");
     EXPECT(api, "PUT", "/vsock", "{\"guest_cid\": 1, \"uds_path\": \"/v\"}", 400,
            "expected a CID");
     EXPECT(api, "PUT", "/vsock", "{\"guest_cid\": 3}", 400, "missing field `uds_path`");
@@ -1058,7 +1088,8 @@ static void test_config_file(void)
     ret = fc_api_load_config_file(api, file, &e);
     CHECK(ret < 0 && strstr(e.msg, "at line 2, column"), "line and column: %s", e.msg);
     /* null for what Petrel has not is fine */
-    const char *nulls = "{\"balloon\": null, \"vsock\": null, \"logger\": null, \"drives\": null}";
+    const char *nulls = "{\"mmds-config\": null, \"vsock\": null, \"logger\": null, "
+                        "\"drives\": null, \"balloon\": null}";
     write_file(file, nulls, strlen(nulls));
     ret = fc_api_load_config_file(api, file, &e);
     CHECK(ret == 0, "nulls: %s", e.msg);
