@@ -10,7 +10,8 @@
 #          the riscv64 cross compiler for the guest's vsock-test
 #   test   run the test suite and the benchmarks (pytest, pexpect, the riscv64
 #          cross compiler for guest test programs, qemu-user-static as FP
-#          oracle, dtc for FDT checks, qemu-system-misc as benchmark peer)
+#          oracle, dtc for FDT checks, qemu-system-misc as benchmark peer,
+#          gdb for the seccomp test)
 #
 # Only packages that are missing are installed, and `apt-get update` runs only
 # then: with everything present this is a few dpkg-query calls, fast and
