@@ -180,8 +180,8 @@ int sandbox_seccomp_init(enum sandbox_seccomp_mode m, struct err *e)
 
 void sandbox_seccomp_enter(enum thread_kind kind)
 {
-    if (!ready || kind >= THREAD_KINDS)
-        return;
+    if (!ready || kind >= THREAD_KINDS || my_kind == thread_kind_name(kind))
+        return;     /* off, or this thread has that filter already */
     if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &progs[kind]) < 0) {
         char msg[160];
         size_t n = put(msg, 0, sizeof(msg), "petrel: seccomp: cannot load the ");
