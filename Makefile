@@ -13,7 +13,7 @@ endif
 CFLAGS  := -std=gnu11 $(OPT) -g -Wall -Wextra -Werror -D_GNU_SOURCE -Isrc \
            -frounding-math -fsignaling-nans -fno-math-errno -MMD -MP $(EXTRA_CFLAGS)
 LDFLAGS := $(OPT)
-LIBS    := -lfdt -luring -lm -lz -lzstd -lslirp -ljansson -lpthread
+LIBS    := -lfdt -luring -lm -lz -lzstd -lslirp -ljansson -lseccomp -lpthread
 # libmicrohttpd is dlopen'ed by src/api/http.c (its headers are needed to build)
 
 SRCS    := $(shell find src -name '*.c' | sort)

@@ -4,12 +4,14 @@
 #   scripts/deps.sh [build|guest|test|all]...     (default: build)
 #
 #   build  compile Petrel (gcc, make, libfdt, liburing, zlib, zstd, libslirp,
-#          libmicrohttpd and jansson for the API, libcurl for its client)
+#          libmicrohttpd and jansson for the API, libcurl for its client,
+#          libseccomp for the system call filters)
 #   guest  build the default guest images from Debian packages (images/), and
 #          the riscv64 cross compiler for the guest's vsock-test
 #   test   run the test suite and the benchmarks (pytest, pexpect, the riscv64
 #          cross compiler for guest test programs, qemu-user-static as FP
-#          oracle, dtc for FDT checks, qemu-system-misc as benchmark peer)
+#          oracle, dtc for FDT checks, qemu-system-misc as benchmark peer,
+#          gdb for the seccomp test)
 #
 # Only packages that are missing are installed, and `apt-get update` runs only
 # then: with everything present this is a few dpkg-query calls, fast and
@@ -17,13 +19,13 @@
 set -euo pipefail
 
 pkgs_build=(gcc make libc6-dev libfdt-dev liburing-dev pkg-config zlib1g-dev libzstd-dev libslirp-dev
-            libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev)
+            libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev libseccomp-dev)
 pkgs_guest=(apt debian-archive-keyring cpio xz-utils zstd gzip kmod e2fsprogs binutils
             gcc-riscv64-linux-gnu libc6-dev-riscv64-cross)
 pkgs_test=(python3 python3-pytest python3-pexpect
            gcc-riscv64-linux-gnu binutils-riscv64-linux-gnu libc6-dev-riscv64-cross
            qemu-user-static device-tree-compiler qemu-system-misc qemu-system-x86 qemu-utils
-           time bc clang iproute2 socat openssh-client curl)
+           time bc clang iproute2 socat openssh-client curl gdb)
 
 usage() {
     echo "usage: $0 [build|guest|test|all]..." >&2

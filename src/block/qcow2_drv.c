@@ -20,6 +20,7 @@
 
 #include "block/block.h"
 #include "block/qcow2.h"
+#include "core/thread.h"
 
 struct qdrv {
     struct qimg *img;
@@ -76,6 +77,7 @@ static int execute(struct qdrv *d, struct blk_req *r)
 static void *worker(void *opaque)
 {
     struct qdrv *d = opaque;
+    thread_ready(THREAD_BLK, 0);
     pthread_mutex_lock(&d->lock);
     for (;;) {
         while (!d->head && !d->stop)

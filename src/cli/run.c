@@ -22,6 +22,7 @@
 #include "core/opts.h"
 #include "core/vm.h"
 #include "sandbox/cgroup.h"
+#include "sandbox/seccomp.h"
 #include "virtio/virtio_pci.h"
 
 #define DEFAULT_MEM (512ull << 20)
@@ -122,8 +123,6 @@ void cli_run_usage(void)
         "                         block I/O limits (per second) on the host disk holding\n"
         "                         each disk image (disk=N: only the N-th --disk; repeatable)\n"
         "  --pids-max N           threads and processes of the VMM, 1..4194304\n"
-        "  --seccomp-level N, --no-seccomp, --boot-timer\n"
-        "                         accepted for Firecracker clients, ignored\n"
         "  --jail DIR             run the VMM in a jail (root only; docs/jail.md): its own\n"
         "                         mount, pid, ipc, uts and network namespaces, a root that\n"
         "                         holds only this VM's files (bind-mounted at their host\n"
@@ -136,6 +135,13 @@ void cli_run_usage(void)
         "  --resource-limit fsize=BYTES|no-file=N\n"
         "                         with --jail: RLIMIT_FSIZE (default unlimited), RLIMIT_NOFILE\n"
         "                         (default 4096); repeatable\n"
+        "  --seccomp on|off|log   system call filters per thread (docs/seccomp.md): on\n"
+        "                         (default) ends petrel with a message and exit status 159\n"
+        "                         on a forbidden call; log lets it through and the kernel\n"
+        "                         logs it (dmesg, audit log); off: no filter\n"
+        "  --no-seccomp, --seccomp-level 0|1|2\n"
+        "                         Firecracker's spellings: --seccomp off; 0 off, 1 and 2 on\n"
+        "  --boot-timer           accepted for Firecracker clients, ignored\n"
         "  -v, --verbose          log more (repeat for debug output)\n"
         "  -h, --help             show this help\n"
         "\n"
@@ -176,10 +182,11 @@ static int usage_error(const char *fmt, const char *arg)
 
 enum { OPT_ARCH = 256, OPT_KERNEL, OPT_INITRD, OPT_APPEND, OPT_FIRMWARE, OPT_MEMORY, OPT_CPUS,
        OPT_TIMEOUT, OPT_DEVICE, OPT_DISK, OPT_API_SOCK, OPT_BOOT, OPT_ID, OPT_CONFIG_FILE,
-       OPT_NO_API, OPT_CONSOLE_SOCK, OPT_CONSOLE_LOG, OPT_FC_IGNORED_ARG, OPT_FC_IGNORED,
+       OPT_NO_API, OPT_CONSOLE_SOCK, OPT_CONSOLE_LOG, OPT_FC_IGNORED,
        OPT_LOG_PATH, OPT_LEVEL, OPT_METRICS_PATH, OPT_SHOW_LEVEL, OPT_SHOW_LOG_ORIGIN,
        OPT_RESTORE, OPT_PAUSED, OPT_VERIFY_MEMORY, OPT_CPU_QUOTA, OPT_CPU_PIN, OPT_MEMORY_MAX,
-       OPT_IO_MAX, OPT_PIDS_MAX, OPT_JAIL, OPT_UID, OPT_GID, OPT_NETNS, OPT_RLIMIT };
+       OPT_IO_MAX, OPT_PIDS_MAX, OPT_JAIL, OPT_UID, OPT_GID, OPT_NETNS, OPT_RLIMIT, OPT_SECCOMP,
+       OPT_SECCOMP_LEVEL, OPT_NO_SECCOMP };
 
 struct run_opts {
     const char *api_sock, *id, *config_file, *console_sock, *console_log;
@@ -192,7 +199,16 @@ struct run_opts {
     struct cg_limits limits;    /* --cpu-quota, --cpu-pin, --memory-max, --io-max, --pids-max */
     struct jail_config jail;    /* --jail, --uid, --gid, --netns, --resource-limit */
     const char *jail_flag;      /* a flag that needs --jail */
+    enum sandbox_seccomp_mode seccomp;
 };
+
+/* The main thread's filter, once everything is set up: after a restore the
+ * API server is started (and libmicrohttpd loaded) after the CPUs. */
+static void enter_vmm_sandbox(void *opaque)
+{
+    (void)opaque;
+    sandbox_seccomp_enter(THREAD_VMM);
+}
 
 /* SIGTERM, SIGINT, SIGHUP: stop the VM (hard) and exit cleanly. */
 static void signal_ready(void *opaque)
@@ -228,11 +244,12 @@ static int parse_args(int argc, char **argv, struct vm_config *cfg, struct run_o
         { "console-sock", required_argument, NULL, OPT_CONSOLE_SOCK },
         { "console-log", required_argument, NULL, OPT_CONSOLE_LOG },
         /* Firecracker's flags that its clients pass; see the README */
-        { "seccomp-level", required_argument, NULL, OPT_FC_IGNORED_ARG },
+        { "seccomp", required_argument, NULL, OPT_SECCOMP },
+        { "seccomp-level", required_argument, NULL, OPT_SECCOMP_LEVEL },
         { "level", required_argument, NULL, OPT_LEVEL },
         { "log-path", required_argument, NULL, OPT_LOG_PATH },
         { "metrics-path", required_argument, NULL, OPT_METRICS_PATH },
-        { "no-seccomp", no_argument, NULL, OPT_FC_IGNORED },
+        { "no-seccomp", no_argument, NULL, OPT_NO_SECCOMP },
         { "show-level", no_argument, NULL, OPT_SHOW_LEVEL },
         { "show-log-origin", no_argument, NULL, OPT_SHOW_LOG_ORIGIN },
         { "boot-timer", no_argument, NULL, OPT_FC_IGNORED },
@@ -323,10 +340,19 @@ static int parse_args(int argc, char **argv, struct vm_config *cfg, struct run_o
         case OPT_METRICS_PATH: ro->fc_metrics_path = optarg; break;
         case OPT_SHOW_LEVEL: ro->fc_show_level = true; break;
         case OPT_SHOW_LOG_ORIGIN: ro->fc_show_log_origin = true; break;
-        case OPT_FC_IGNORED_ARG:
         case OPT_FC_IGNORED:
             log_debug("ignoring Firecracker's %s", argv[optind - 1]);
             break;
+        case OPT_SECCOMP:
+            if (sandbox_seccomp_parse(optarg, &ro->seccomp) < 0)
+                return usage_error("invalid --seccomp '%s' (on, off or log)", optarg);
+            break;
+        case OPT_SECCOMP_LEVEL:
+            if (strcmp(optarg, "0") && strcmp(optarg, "1") && strcmp(optarg, "2"))
+                return usage_error("invalid --seccomp-level '%s' (0, 1 or 2)", optarg);
+            ro->seccomp = strcmp(optarg, "0") ? SBX_SECCOMP_ON : SBX_SECCOMP_OFF;
+            break;
+        case OPT_NO_SECCOMP: ro->seccomp = SBX_SECCOMP_OFF; break;
         case OPT_RESTORE: ro->restore = optarg; break;
         case OPT_PAUSED: ro->paused = true; break;
         case OPT_VERIFY_MEMORY: ro->verify_memory = true; break;
@@ -461,6 +487,11 @@ int cli_run(int argc, char **argv)
         return ret < 0 ? 0 : ret;
     }
     log_set_verbose(ro.verbose);
+    if (sandbox_seccomp_init(ro.seccomp, &e) < 0) {
+        fprintf(stderr, "petrel run: %s\n", e.msg);
+        vm_config_free(&cfg);
+        return PETREL_EXIT_ERROR;
+    }
     const struct board_ops *board = vm_board(cfg.arch);
     if (cfg.cpus > board->max_cpus) {
         fprintf(stderr, "petrel run: --cpus %u: %s guests have at most %u\n", cfg.cpus,
@@ -588,6 +619,12 @@ int cli_run(int argc, char **argv)
     }
     if ((ret = limit_io(cg, &ro.limits, vm, &e)) < 0)
         goto fail;
+    /* the VM runs (or waits for the API to start it): the main thread's
+     * set-up is done, or will be when the API launches the VM */
+    if (vm->state == VM_NOT_STARTED)
+        vm->on_launch = enter_vmm_sandbox;
+    else
+        enter_vmm_sandbox(NULL);
     status = vm_run(vm);
     console_restore(&vm->con);
     if (vm->exit_reason != VM_EXIT_POWEROFF && vm->exit_reason != VM_EXIT_QUIT) {

@@ -250,6 +250,8 @@ int vm_launch(struct vm *vm, struct err *e)
     }
     if (vm->watchdog)
         evloop_timer_set(vm->watchdog, (uint64_t)vm->cfg.timeout_s * 1000000000ull, 0);
+    if (vm->on_launch)
+        vm->on_launch(vm->on_launch_opaque);
     return 0;
 }
 

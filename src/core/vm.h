@@ -157,6 +157,11 @@ struct vm {
      * returns (the API uses it to answer waiting clients) */
     void (*on_exit)(void *opaque);
     void *on_exit_opaque;
+    /* called on the event-loop thread each time vm_launch has started the
+     * CPUs (a boot or a restore through the API; petrel run installs the
+     * main thread's seccomp filter then) */
+    void (*on_launch)(void *opaque);
+    void *on_launch_opaque;
 };
 
 /* A VM with an empty configuration, its event loop and device lock. */

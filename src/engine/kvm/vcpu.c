@@ -8,6 +8,7 @@
 
 #include "core/vm.h"
 #include "engine/kvm/kvm.h"
+#include "core/thread.h"
 
 #define CPUID_MAX_ENTRIES 256
 #define CR0_PE 0x1ull
@@ -472,6 +473,7 @@ static void *vcpu_loop(struct kvm_vcpu *v);
 void *kvm_vcpu_thread(void *arg)
 {
     struct kvm_vcpu *v = arg;
+    thread_ready(THREAD_VCPU, v->index);
     vcpu_loop(v);
     kvm_vcpu_ended(v);
     return NULL;

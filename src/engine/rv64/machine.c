@@ -20,6 +20,7 @@
 #include "core/log.h"
 #include "core/vm.h"
 #include "engine/rv64/rv64.h"
+#include "core/thread.h"
 
 #define SLICE 8192               /* instructions per hart per turn */
 #define MAX_SLEEP_NS 50000000
@@ -229,6 +230,7 @@ void rv64_run(struct rv64_machine *m)
 
 static void *hart_thread(void *arg)
 {
+    thread_ready(THREAD_HART, 0);
     rv64_run(arg);
     return NULL;
 }
