@@ -141,7 +141,8 @@ int vm_ops_cmd(int argc, char **argv, char **out, struct err *e)
 
 void vm_ops_reap(void)
 {
-    pthread_mutex_lock(&cmd_lock);
+    if (pthread_mutex_trylock(&cmd_lock))
+        return;                 /* a command runs (maybe a start waiting for its VMM) */
     while (waitpid(-1, NULL, WNOHANG) > 0)
         ;
     pthread_mutex_unlock(&cmd_lock);

@@ -56,7 +56,8 @@ int vm_ops_exists(const char *name, struct err *e);
 int vm_ops_sockets(const char *name, char *api, char *con, size_t len, struct err *e);
 
 /* Reap the VMMs this process started that have exited (they are its
- * children: `start` waits only for their API); not while a command runs. */
+ * children: `start` waits only for their API); does nothing while a
+ * command runs (a start waits for its own VMM's exit status). */
 void vm_ops_reap(void);
 
 #endif
