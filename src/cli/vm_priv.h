@@ -1,5 +1,6 @@
 /* `petrel vm`'s own shared pieces: what its files (vm.c: dispatch, help,
- * list, info, delete, ssh, stats; vm_common.c: messages, small helpers, VM
+ * list, info, delete, ssh, stats; vm_info.c: list and info as JSON (also for
+ * `petrel serve`, through vm_ops.c); vm_common.c: messages, small helpers, VM
  * directories, the lock; vm_run.c: runtime state, start, pause, resume,
  * stop, kill; vm_create.c: create, set; vm_image.c: base images;
  * vm_console.c: console; vm_snapshot.c: snapshot, snapshots,
