@@ -10,7 +10,8 @@ one Linux boot: create, start, two console WebSockets seeing the same
 `uname -m` -> riscv64, a malformed frame closed with 1002 while the
 server and the VM go on, a WebSocket from a foreign Origin refused, the
 rrd series getting points, pause/resume, stop, delete.  Last, the login
-rate limit (429)."""
+rate limit (429).  And a second server on a non-loopback address: a
+self-signed certificate made, HTTPS answering, Secure cookies."""
 
 import base64
 import http.client
@@ -370,3 +371,47 @@ def test_login_rate_limit(srv):
     st, h, _ = srv.request("POST", "/login", {"token": srv.token}, auth=False)
     check(st == 429 and int(h["Retry-After"]) > 0, f"right token while limited: {st}")
     check(isinstance(srv.api("GET", "/vms"), list), "an existing session still works")
+
+
+def test_tls_self_signed(srv, tmp_path):
+    """A non-loopback --listen without a certificate gets a self-signed one
+    (made with openssl in STATE/serve/); cookies are Secure; plain HTTP is
+    not answered."""
+    import ssl
+    require_tools("openssl")
+    proc = subprocess.Popen([srv.binary, "serve", "--listen", "0.0.0.0:0"], env=srv.env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        out = ""
+        while "token=" not in out:
+            line = proc.stdout.readline()
+            if not line:
+                fail("petrel serve --listen 0.0.0.0:0 printed no URL", proc.stderr.read())
+            out += line
+        m = re.search(r"https://[^:]+:(\d+)/\?token=([0-9a-f]+)", out)
+        check(m and "self-signed certificate" in out, f"TLS start-up: {out}")
+        check(oct((srv.home / "serve" / "key.pem").stat().st_mode & 0o777) == "0o600",
+              "the key is 0600")
+        ctx = ssl._create_unverified_context()
+        c = http.client.HTTPSConnection("127.0.0.1", int(m.group(1)), context=ctx, timeout=30)
+        c.request("GET", "/api/v1/vms")
+        r = c.getresponse()
+        r.read()
+        check(r.status == 401, f"HTTPS unauthenticated: {r.status}")
+        c.request("POST", "/login", json.dumps({"token": m.group(2)}),
+                  {"Content-Type": "application/json"})
+        r = c.getresponse()
+        r.read()
+        cookies = r.headers.get_all("Set-Cookie")
+        check(r.status == 200 and all("Secure" in x for x in cookies),
+              f"HTTPS login: {r.status} {cookies}")
+        p = http.client.HTTPConnection("127.0.0.1", int(m.group(1)), timeout=10)
+        try:
+            p.request("GET", "/login")
+            st = p.getresponse().status
+        except (ConnectionError, http.client.HTTPException, OSError):
+            st = None
+        check(st is None or st >= 400, f"plain HTTP on the TLS port: {st}")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
