@@ -16,6 +16,8 @@ static void usage(FILE *f)
             "  run        boot a virtual machine (see 'petrel run --help')\n"
             "  img        create, inspect, check and convert disk images (see\n"
             "             'petrel img --help')\n"
+            "  serve      serve a REST API, serial consoles and web pages over the VMs\n"
+            "             of 'petrel vm' (see 'petrel serve --help')\n"
             "  switch     run a private VM-to-VM network (see 'petrel switch --help')\n"
             "  vm         create, start, list and manage VMs kept as files, running in\n"
             "             the background (see 'petrel vm --help')\n"
@@ -73,6 +75,8 @@ int main(int argc, char **argv)
         return cli_run(argc - 1, argv + 1);
     if (!strcmp(cmd, "img"))
         return cli_img(argc - 1, argv + 1);
+    if (!strcmp(cmd, "serve"))
+        return cli_serve(argc - 1, argv + 1);
     if (!strcmp(cmd, "switch"))
         return cli_switch(argc - 1, argv + 1);
     if (!strcmp(cmd, "vm"))

@@ -13,4 +13,8 @@ void cli_switch_usage(void);
 int cli_vm(int argc, char **argv);
 void cli_vm_usage(void);
 
+/* `petrel serve`: the web server over the VMs (src/cli/serve.c). */
+int cli_serve(int argc, char **argv);
+void cli_serve_usage(void);
+
 #endif

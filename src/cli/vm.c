@@ -58,16 +58,6 @@ static void fmt_uptime(char *buf, size_t len, long long s)
         vmx_fmt(buf, len, "%lldd%02lldh", s / 86400, s % 86400 / 3600);
 }
 
-static long long rt_uptime(const struct vm_rt *rt)
-{
-    json_t *v = rt->info ? json_object_get(rt->info, "uptime_s") : NULL;
-    if (json_is_integer(v))
-        return json_integer_value(v);
-    if (json_is_real(v))
-        return (long long)json_real_value(v);
-    return -1;
-}
-
 static int cmd_list(struct vmx *x, int argc, char **argv)
 {
     bool as_json;
@@ -95,54 +85,34 @@ static int cmd_list(struct vmx *x, int argc, char **argv)
     for (int i = 0; i < COLS; i++)
         vmx_fmt(cells[0][i], sizeof(cells[0][i]), "%s", head[i]);
     for (int i = 0; i < names.n; i++) {
-        char dir[PATH_MAX + 80], file[PATH_MAX + 96];
-        struct vm_def d;
         struct err e = { "" };
         char (*row)[80] = cells[i + 1];
-        vmx_vm_dir(x, names.v[i], dir, sizeof(dir));
-        vmx_fmt(file, sizeof(file), "%s/" VM_DEF_FILE, dir);
-        bool ok = vm_def_load(&d, file, names.v[i], &e) == 0;
-        struct vm_rt rt;
-        vmx_rt_get(dir, &rt, 2000);
-        const char *state = vmx_st_names[rt.st];
-        long long up = rt.st == ST_RUNNING || rt.st == ST_PAUSED ? rt_uptime(&rt) : -1;
-        long long port = vmx_rt_active(&rt) ? rt.ssh_port : 0;
-        if (!ok) {
-            fprintf(stderr, "petrel vm: %s\n", e.msg);
-            state = vmx_rt_active(&rt) ? state : "invalid";
-        }
+        json_t *o = vmx_vm_summary(x, names.v[i], 2000, &e);
+        if (e.msg[0])
+            vmx_eprintf("petrel vm: %s\n", e.msg);
+        if (!o)
+            continue;
+        bool ok = json_is_null(json_object_get(o, "error"));
+        json_int_t up = json_integer_value(json_object_get(o, "uptime_s"));
+        json_int_t port = json_integer_value(json_object_get(o, "ssh_port"));
         vmx_fmt(row[0], 80, "%s", names.v[i]);
-        vmx_fmt(row[1], 80, "%s", state);
-        vmx_fmt(row[2], 80, "%s", ok ? d.arch : "-");
+        vmx_fmt(row[1], 80, "%s", json_string_value(json_object_get(o, "state")));
+        vmx_fmt(row[2], 80, "%s", ok ? json_string_value(json_object_get(o, "arch")) : "-");
         if (ok)
-            vmx_fmt(row[3], 80, "%u", d.vcpus);
+            vmx_fmt(row[3], 80, "%lld", (long long)json_integer_value(json_object_get(o, "vcpus")));
         else
             vmx_fmt(row[3], 80, "-");
         if (ok)
-            vmx_fmt_mib(row[4], 80, d.memory_mib);
+            vmx_fmt_mib(row[4], 80, (unsigned long long)json_integer_value(
+                                        json_object_get(o, "memory_mib")));
         else
             vmx_fmt(row[4], 80, "-");
-        fmt_uptime(row[5], 80, up);
+        fmt_uptime(row[5], 80, json_is_integer(json_object_get(o, "uptime_s")) ? up : -1);
         if (port)
-            vmx_fmt(row[6], 80, "127.0.0.1:%lld", port);
+            vmx_fmt(row[6], 80, "127.0.0.1:%lld", (long long)port);
         else
             vmx_fmt(row[6], 80, "-");
-        json_t *o = json_pack("{s:s, s:s}", "name", names.v[i], "state", state);
-        if (o) {
-            json_object_set_new(o, "arch", ok ? json_string(d.arch) : json_null());
-            json_object_set_new(o, "vcpus", ok ? json_integer(d.vcpus) : json_null());
-            json_object_set_new(o, "memory_mib", ok ? json_integer(d.memory_mib) : json_null());
-            json_object_set_new(o, "uptime_s", up >= 0 ? json_integer(up) : json_null());
-            json_object_set_new(o, "ssh_port", port ? json_integer(port) : json_null());
-            json_object_set_new(o, "pid", vmx_rt_active(&rt) && rt.pid ? json_integer(rt.pid)
-                                                                       : json_null());
-            json_object_set_new(o, "autostart", ok ? json_boolean(d.autostart) : json_null());
-            json_object_set_new(o, "error", ok ? json_null() : json_string(e.msg));
-            json_array_append_new(arr, o);
-        }
-        vmx_rt_free(&rt);
-        if (ok)
-            vm_def_free(&d);
+        json_array_append_new(arr, o);
     }
     vmx_print_listing(arr, as_json, (const char *)cells, sizeof(cells[0][0]), COLS, names.n + 1);
     json_decref(arr);
@@ -151,90 +121,19 @@ static int cmd_list(struct vmx *x, int argc, char **argv)
     return 0;
 }
 
-/* "resources": the definition's limits and the live figures of the VMM's
- * cgroups (or of the cgroups a killed VMM left: "vmm_gone"). */
-static json_t *resources_json(const struct vm_def *d, const struct vm_rt *rt)
-{
-    json_t *o = json_object();
-    if (!o)
-        return NULL;
-    json_object_set_new(o, "limits", vm_def_limits_json(&d->limits));
-    struct cg_usage u;
-    bool alive = rt->pid > 0 && (kill((pid_t)rt->pid, 0) == 0 || errno == EPERM);
-    int r = -ENOENT;
-    if (rt->pid > 0)
-        r = alive ? cg_usage((pid_t)rt->pid, &u) : cg_usage_stale((pid_t)rt->pid, &u);
-    if (r < 0) {
-        json_object_set_new(o, "cgroup", json_null());
-        return o;
-    }
-#define LL(v) ((v) >= 0 ? json_integer(v) : json_null())
-    json_t *c = json_pack("{s:s, s:b, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
-                          "path", u.path, "vmm_gone", !alive,
-                          "cpu_time_s", u.cpu_usage_ns >= 0 ? json_real(u.cpu_usage_ns / 1e9)
-                                                            : json_null(),
-                          "cpu_quota_us", LL(u.cpu_quota_us),
-                          "cpu_period_us", LL(u.cpu_period_us),
-                          "cpu_throttled_periods", LL(u.nr_throttled),
-                          "memory_current_bytes", LL(u.mem_current),
-                          "memory_peak_bytes", LL(u.mem_peak),
-                          "memory_max_bytes", LL(u.mem_max),
-                          "oom_kills", LL(u.oom_kills),
-                          "pids_current", LL(u.pids_current),
-                          "pids_max", LL(u.pids_max));
-#undef LL
-    json_object_set_new(o, "cgroup", c ? c : json_null());
-    if (!alive && u.oom_kills > 0)
-        json_object_set_new(o, "note", json_string("the VMM was killed by the kernel's OOM "
-                                                   "killer: it reached its memory limit "
-                                                   "(limits.memory_max_mib)"));
-    return o;
-}
-
 static int cmd_info(struct vmx *x, int argc, char **argv)
 {
     int i = vmx_one_vm(x, "info", argc, argv, NULL, 0, NULL, 0);
     if (i < 0)
         return ONE_NAME_RC(i);
-    const char *name = argv[i];
-    char dir[PATH_MAX + 80];
-    struct vm_def d;
-    if (vmx_load_vm(x, name, dir, sizeof(dir), &d))
+    json_t *o = vmx_vm_info(x, argv[i]);
+    if (!o)
         return 1;
-    struct vm_rt rt;
-    vmx_rt_get(dir, &rt, API_TIMEOUT_MS);
-    json_t *o = json_pack("{s:s, s:s, s:s}", "name", name, "dir", dir, "state",
-                          vmx_st_names[rt.st]);
-    struct strv tags = { 0 };
-    if (vmx_snap_list(dir, &tags)) {
-        vmx_rt_free(&rt);
-        vm_def_free(&d);
-        json_decref(o);
-        return 1;
-    }
-    if (o) {
-        json_object_set_new(o, "definition", vm_def_to_json(&d));
-        json_object_set(o, "run", rt.run ? rt.run : json_null());
-        json_object_set(o, "vmm", rt.info ? rt.info : json_null());
-        json_object_set_new(o, "snapshots", json_integer(tags.n));
-        json_object_set_new(o, "resources", resources_json(&d, &rt));
-        json_object_set_new(o, "cloned_from",
-                            d.cloned_from_vm
-                                ? json_pack("{s:s, s:o, s:b}", "vm", d.cloned_from_vm,
-                                            "snapshot", d.cloned_from_snapshot
-                                                            ? json_string(d.cloned_from_snapshot)
-                                                            : json_null(),
-                                            "first_start_pending", d.restore_from != NULL)
-                                : json_null());
-    }
-    vmx_strv_free(&tags);
-    char *text = o ? json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
+    char *text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     json_decref(o);
-    vmx_rt_free(&rt);
-    vm_def_free(&d);
     if (!text)
         return vmx_fail("out of memory");
-    printf("%s\n", text);
+    vmx_printf("%s\n", text);
     free(text);
     return 0;
 }
@@ -455,8 +354,8 @@ static int cmd_stats(struct vmx *x, int argc, char **argv)
         if (!text)
             return vmx_fail("out of memory");
         if (clear)
-            printf("\033[H\033[2J%s (every 2 s; Ctrl-C to quit)\n", name);
-        printf("%s\n", text);
+            vmx_printf("\033[H\033[2J%s (every 2 s; Ctrl-C to quit)\n", name);
+        vmx_printf("%s\n", text);
         free(text);
         fflush(stdout);
         if (!watch)
@@ -751,14 +650,14 @@ static const struct vm_cmd cmds[] = {
 
 void cli_vm_usage(void)
 {
-    printf("usage: petrel vm <command> [options]\n"
+    vmx_printf("usage: petrel vm <command> [options]\n"
            "\n"
            "VMs kept as files and run in the background.\n"
            "\n"
            "commands:\n");
     for (unsigned i = 0; i < NCMDS; i++)
-        printf("  %s\n        %s\n", cmds[i].synopsis, cmds[i].summary);
-    printf("\n"
+        vmx_printf("  %s\n        %s\n", cmds[i].synopsis, cmds[i].summary);
+    vmx_printf("\n"
            "'petrel vm COMMAND --help' describes each.\n"
            "\n"
            "State directory: $PETREL_HOME, else /var/lib/petrel for root, else\n"
@@ -781,12 +680,20 @@ void cli_vm_usage(void)
            "leaves them; remove one no VM uses with rm.\n");
 }
 
+int vmx_cmd_run(struct vmx *x, int argc, char **argv)
+{
+    for (unsigned i = 0; i < NCMDS; i++)
+        if (!strcmp(cmds[i].name, argv[0]))
+            return cmds[i].fn(x, argc, argv);
+    return vmx_fail("unknown command '%s' (try 'petrel vm --help')", argv[0]);
+}
+
 void vmx_cmd_help(const char *name)
 {
     for (unsigned i = 0; i < NCMDS; i++) {
         if (strcmp(cmds[i].name, name))
             continue;
-        printf("usage: petrel vm %s\n\n%c%s.\n\n%s", cmds[i].synopsis,
+        vmx_printf("usage: petrel vm %s\n\n%c%s.\n\n%s", cmds[i].synopsis,
                toupper((unsigned char)cmds[i].summary[0]), cmds[i].summary + 1, cmds[i].help);
         return;
     }
@@ -815,6 +722,6 @@ int cli_vm(int argc, char **argv)
         memset(&x, 0, sizeof(x));
         return cmds[i].fn(&x, argc - 1, argv + 1);
     }
-    fprintf(stderr, "petrel vm: unknown command '%s' (try 'petrel vm --help')\n", cmd);
+    vmx_eprintf("petrel vm: unknown command '%s' (try 'petrel vm --help')\n", cmd);
     return 1;
 }

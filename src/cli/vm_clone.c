@@ -144,7 +144,7 @@ static int export_once(const char *name, const char *snapdir, unsigned n, const 
         unlink(tmp);
         return vmx_fail("%s: %s", out, strerror(errno));
     }
-    printf("exported %s's disk %u at %s: %.1f MiB of data, %.2f s\n", name, n, tag,
+    vmx_printf("exported %s's disk %u at %s: %.1f MiB of data, %.2f s\n", name, n, tag,
            (double)st.data_bytes / 1048576, (double)(vmx_now_ms() - t0) / 1000);
     return 0;
 }
@@ -225,7 +225,7 @@ static int build_clone(const char *name, const char *dir, const struct vm_def *d
             struct qimg_export_stats st;
             if (qimg_export(p, NULL, q, 0, &st, &e) < 0)
                 return vmx_fail("%s: cannot copy disk %u: %s", name, i, e.msg);
-            printf("copied %s's disk %u: %.1f MiB of data\n", name, i,
+            vmx_printf("copied %s's disk %u: %.1f MiB of data\n", name, i,
                    (double)st.data_bytes / 1048576);
         }
         if (vm_def_set_str(&nd->disks[i].path, disk) < 0 ||
@@ -367,21 +367,21 @@ int vmx_cmd_clone(struct vmx *x, int argc, char **argv)
     }
     tmp[0] = 0;
     if (!tag[0])
-        printf("cloned %s as %s: a cold copy of its disks (on the same base images); 'petrel "
+        vmx_printf("cloned %s as %s: a cold copy of its disks (on the same base images); 'petrel "
                "vm start %s' boots it\n", name, newname, newname);
     else if (nd.restore_from)
-        printf("cloned %s at snapshot %s as %s; 'petrel vm start %s' continues the snapshot's "
+        vmx_printf("cloned %s at snapshot %s as %s; 'petrel vm start %s' continues the snapshot's "
                "guest (new MAC; host name and MAC change in the guest at its next boot)\n",
                name, tag, newname, newname);
     else
-        printf("cloned %s at disk snapshot %s as %s; 'petrel vm start %s' boots it\n", name,
+        vmx_printf("cloned %s at disk snapshot %s as %s; 'petrel vm start %s' boots it\n", name,
                tag, newname, newname);
     rc = 0;
 out:
     if (rc && tmp[0])
         vmx_rm_rf(tmp);
     if (rc && !from && tag[0] && info)
-        fprintf(stderr, "petrel vm: %s: snapshot %s taken for the clone is kept ('petrel vm "
+        vmx_eprintf("petrel vm: %s: snapshot %s taken for the clone is kept ('petrel vm "
                 "delete-snapshot %s %s' removes it)\n", name, tag, name, tag);
     json_decref(info);
     vmx_rt_free(&rt);
@@ -406,7 +406,7 @@ void vmx_clone_started(const char *name, const char *dir, struct vm_def *d)
     d->restore_from = NULL;
     vmx_fmt(gone, sizeof(gone), "%s/" VM_DEF_FILE, dir);
     if (vm_def_save(d, gone, &e) < 0) {
-        fprintf(stderr, "petrel vm: %s: %s\n", name, e.msg);
+        vmx_eprintf("petrel vm: %s: %s\n", name, e.msg);
         return;
     }
     vmx_fmt(gone, sizeof(gone), "%s/.restore.gone.%d", dir, (int)getpid());
@@ -453,10 +453,10 @@ int vmx_cmd_revert(struct vmx *x, int argc, char **argv)
         struct vmx_start_opts o = { .restore = snapdir, .paused = paused, .snap_parent = tag };
         rc = vmx_start_vm(x, name, &o);
         if (rc)
-            fprintf(stderr, "petrel vm: %s was not reverted to '%s'%s\n", name, tag,
+            vmx_eprintf("petrel vm: %s was not reverted to '%s'%s\n", name, tag,
                     was_active ? " and is stopped now" : "");
         else
-            printf("reverted %s to snapshot %s (%s, taken %s)\n", name, tag, jstr(info, "type"),
+            vmx_printf("reverted %s to snapshot %s (%s, taken %s)\n", name, tag, jstr(info, "type"),
                    jstr(info, "created_utc") ? jstr(info, "created_utc") : "?");
         goto out;
     }
@@ -479,7 +479,7 @@ int vmx_cmd_revert(struct vmx *x, int argc, char **argv)
         }
     }
     close(lockfd);
-    printf("reverted %s's disks to snapshot %s (disk-only, taken %s)%s\n", name, tag,
+    vmx_printf("reverted %s's disks to snapshot %s (disk-only, taken %s)%s\n", name, tag,
            jstr(info, "created_utc") ? jstr(info, "created_utc") : "?",
            was_active ? "; booting it again" : "; it stays stopped");
     rc = was_active ? vmx_start_vm(x, name, &(struct vmx_start_opts){ 0 }) : 0;

@@ -26,22 +26,111 @@
 
 /* --- messages ------------------------------------------------------------- */
 
+/* Output capture (vmx_capture_begin): per thread, so `petrel serve` can run
+ * a command's core on a request's thread while the CLI prints as before. */
+static __thread struct vmx_capture *cap;
+
+static void cap_append(char **buf, size_t *len, size_t *capa, const char *s, size_t n)
+{
+    if (*len + n + 1 > *capa) {
+        size_t want = (*len + n + 1) * 2;
+        char *b = realloc(*buf, want);
+        if (!b)
+            return;
+        *buf = b;
+        *capa = want;
+    }
+    memcpy(*buf + *len, s, n);
+    *len += n;
+    (*buf)[*len] = 0;
+}
+
+static void cap_vprintf(bool to_err, const char *fmt, va_list ap)
+{
+    if (!cap) {
+        vfprintf(to_err ? stderr : stdout, fmt, ap);
+        return;
+    }
+    char *s = NULL;
+    int n = vasprintf(&s, fmt, ap);
+    if (n < 0)
+        return;
+    if (to_err)
+        cap_append(&cap->err, &cap->err_len, &cap->err_cap, s, (size_t)n);
+    else if (cap->out_len < VMX_CAPTURE_MAX)
+        cap_append(&cap->out, &cap->out_len, &cap->out_cap, s, (size_t)n);
+    free(s);
+}
+
+void vmx_printf(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    cap_vprintf(false, fmt, ap);
+    va_end(ap);
+}
+
+void vmx_eprintf(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    cap_vprintf(true, fmt, ap);
+    va_end(ap);
+}
+
+void vmx_capture_begin(struct vmx_capture *c)
+{
+    memset(c, 0, sizeof(*c));
+    cap = c;
+}
+
+/* The first line of s without its "petrel vm[ CMD]: " prefix, into e. */
+static void first_line(const char *s, struct err *e)
+{
+    while (*s == '\r' || *s == '\n')
+        s++;
+    if (!strncmp(s, "petrel vm", 9)) {
+        const char *colon = strstr(s, ": ");
+        const char *nl = strchr(s, '\n');
+        if (colon && (!nl || colon < nl))
+            s = colon + 2;
+    }
+    size_t n = strcspn(s, "\n");
+    err_set(e, -EINVAL, "%.*s", (int)(n < sizeof(e->msg) - 1 ? n : sizeof(e->msg) - 1), s);
+}
+
+void vmx_capture_end(struct vmx_capture *c, struct err *e)
+{
+    cap = NULL;
+    if (e && c->err)
+        first_line(c->err, e);
+    else if (e)
+        e->msg[0] = 0;
+}
+
+void vmx_capture_free(struct vmx_capture *c)
+{
+    free(c->out);
+    free(c->err);
+    memset(c, 0, sizeof(*c));
+}
+
 int vmx_fail(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "petrel vm: ");
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\n");
+    vmx_eprintf("petrel vm: ");
+    cap_vprintf(true, fmt, ap);
+    vmx_eprintf("\n");
     va_end(ap);
     return 1;
 }
 
 int vmx_usage_err(const char *cmd, const char *fmt, const char *arg)
 {
-    fprintf(stderr, "petrel vm %s: ", cmd);
-    fprintf(stderr, fmt, arg);
-    fprintf(stderr, " (try 'petrel vm %s --help')\n", cmd);
+    vmx_eprintf("petrel vm %s: ", cmd);
+    vmx_eprintf(fmt, arg);
+    vmx_eprintf(" (try 'petrel vm %s --help')\n", cmd);
     return 1;
 }
 
@@ -172,7 +261,7 @@ void vmx_vm_dir(const struct vmx *x, const char *name, char *buf, size_t len)
 int vmx_check_name(const char *cmd, const char *name)
 {
     if (!vm_name_valid(name)) {
-        fprintf(stderr, "petrel vm %s: invalid VM name '%s' (1 to %d characters: letters, "
+        vmx_eprintf("petrel vm %s: invalid VM name '%s' (1 to %d characters: letters, "
                 "digits, '_', '.', '-'; starting with a letter or digit)\n", cmd, name,
                 VM_NAME_MAX);
         return 1;
@@ -349,7 +438,7 @@ void vmx_print_listing(json_t *arr, bool as_json, const char *cells, size_t cell
 {
     if (as_json) {
         char *text = json_dumps(arr, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-        printf("%s\n", text ? text : "[]");
+        vmx_printf("%s\n", text ? text : "[]");
         free(text);
         return;
     }
@@ -364,8 +453,8 @@ void vmx_print_listing(json_t *arr, bool as_json, const char *cells, size_t cell
         for (int c = 0; c < cols; c++) {
             const char *cell = cells + ((size_t)r * (size_t)cols + (size_t)c) * cell_len;
             if (c < cols - 1)
-                printf("%-*s  ", w[c < 16 ? c : 15], cell);
+                vmx_printf("%-*s  ", w[c < 16 ? c : 15], cell);
             else
-                printf("%s\n", cell);
+                vmx_printf("%s\n", cell);
         }
 }

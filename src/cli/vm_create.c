@@ -204,7 +204,7 @@ static int parse_cpus(const char *cmd, const char *arg, const char *arch, unsign
     errno = 0;
     unsigned long v = isdigit((unsigned char)arg[0]) ? strtoul(arg, &end, 10) : 0;
     if (!isdigit((unsigned char)arg[0]) || errno || *end || v < 1 || v > max) {
-        fprintf(stderr, "petrel vm %s: invalid --cpus '%s' (%s guests have 1..%u)\n", cmd, arg,
+        vmx_eprintf("petrel vm %s: invalid --cpus '%s' (%s guests have 1..%u)\n", cmd, arg,
                 arch, max);
         return 1;
     }
@@ -217,7 +217,7 @@ static int parse_memory(const char *cmd, const char *arg, unsigned *mib)
     uint64_t b;
     if (opts_size(arg, 20, &b) < 0 || b % (1u << 20) ||
         b < (uint64_t)VM_DEF_MIN_MEMORY_MIB << 20 || b > (uint64_t)VM_DEF_MAX_MEMORY_MIB << 20) {
-        fprintf(stderr, "petrel vm %s: invalid --memory '%s' (16M to 64G in whole MiB, e.g. "
+        vmx_eprintf("petrel vm %s: invalid --memory '%s' (16M to 64G in whole MiB, e.g. "
                 "512M or 2G; a bare number is MiB)\n", cmd, arg);
         return 1;
     }
@@ -243,7 +243,7 @@ static int parse_onoff(const char *cmd, const char *opt, const char *arg, bool *
     else if (!strcmp(arg, "off") || !strcmp(arg, "no") || !strcmp(arg, "false"))
         *out = false;
     else {
-        fprintf(stderr, "petrel vm %s: %s '%s': use on or off\n", cmd, opt, arg);
+        vmx_eprintf("petrel vm %s: %s '%s': use on or off\n", cmd, opt, arg);
         return 1;
     }
     return 0;
@@ -306,7 +306,7 @@ static int apply_limit(const char *cmd, int opt, const char *a, struct cg_limits
         return -1;
     }
     if (r < 0) {
-        fprintf(stderr, "petrel vm %s: %s\n", cmd, e.msg);
+        vmx_eprintf("petrel vm %s: %s\n", cmd, e.msg);
         return 1;
     }
     return 0;
@@ -365,7 +365,7 @@ static int import_base(const struct vmx *x, const char *arch, char **base, char 
     if (vm_image_import(images, arch, *base, &image, &imported, &e) < 0)
         return vmx_fail("cannot import the base image: %s", e.msg);
     if (imported)
-        printf("imported %s as %s\n", *base, image);
+        vmx_printf("imported %s as %s\n", *base, image);
     *from = *base;
     *base = image;
     return 0;
@@ -597,7 +597,7 @@ int vmx_cmd_create(struct vmx *x, int argc, char **argv)
     d.autostart = autostart;
     d.limits = limits;
     if (limits.memory_max && limits.memory_max < (uint64_t)d.memory_mib << 20)
-        fprintf(stderr, "petrel vm: warning: --memory-max is less than the guest's RAM: the VMM "
+        vmx_eprintf("petrel vm: warning: --memory-max is less than the guest's RAM: the VMM "
                 "is killed if the guest touches more than that\n");
     bool no_key = false;
     if (apply_ssh_key(&d, key_arg, &no_key))
@@ -642,16 +642,16 @@ int vmx_cmd_create(struct vmx *x, int argc, char **argv)
     char mem[32], sz[32];
     vmx_fmt_mib(mem, sizeof(mem), d.memory_mib);
     vmx_fmt_bytes(sz, sizeof(sz), vsize);
-    printf("created %s: %s, %u vCPU%s, %s", name, arch, d.vcpus, d.vcpus == 1 ? "" : "s", mem);
+    vmx_printf("created %s: %s, %u vCPU%s, %s", name, arch, d.vcpus, d.vcpus == 1 ? "" : "s", mem);
     if (base)
-        printf(", disk0 %s on %s", sz, base);
+        vmx_printf(", disk0 %s on %s", sz, base);
     else if (vsize)
-        printf(", disk0 %s (blank)", sz);
+        vmx_printf(", disk0 %s (blank)", sz);
     if (d.ssh_key_file)
-        printf(", ssh key %s", d.ssh_key_file);
-    printf("\n");
+        vmx_printf(", ssh key %s", d.ssh_key_file);
+    vmx_printf("\n");
     if (no_key)
-        fprintf(stderr, "petrel vm: warning: no ssh key (~/.ssh/id_ed25519.pub, id_ecdsa.pub, "
+        vmx_eprintf("petrel vm: warning: no ssh key (~/.ssh/id_ed25519.pub, id_ecdsa.pub, "
                 "id_rsa.pub): 'petrel vm ssh' cannot log in; add one with 'petrel vm set %s "
                 "--ssh-key FILE'\n", name);
     rc = 0;

@@ -86,7 +86,7 @@ static int cleanup_stale(const char *name, const char *dir, struct vm_rt *rt, co
         return vmx_fail("%s is not running", name);
     if (wait_vmm_gone(dir, 2000) < 0)
         return vmx_fail("%s: the lock is busy; try again", name);
-    fprintf(stderr, "petrel vm %s: %s was not running (cleaned up after its %s VMM)\n", cmd,
+    vmx_eprintf("petrel vm %s: %s was not running (cleaned up after its %s VMM)\n", cmd,
             name, rt->st == ST_CRASHED ? "crashed" : "ended");
     return 0;
 }

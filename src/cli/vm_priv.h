@@ -1,5 +1,6 @@
 /* `petrel vm`'s own shared pieces: what its files (vm.c: dispatch, help,
- * list, info, delete, ssh, stats; vm_common.c: messages, small helpers, VM
+ * list, info, delete, ssh, stats; vm_info.c: list and info as JSON (also for
+ * `petrel serve`, through vm_ops.c); vm_common.c: messages, small helpers, VM
  * directories, the lock; vm_run.c: runtime state, start, pause, resume,
  * stop, kill; vm_create.c: create, set; vm_image.c: base images;
  * vm_console.c: console; vm_snapshot.c: snapshot, snapshots,
@@ -21,6 +22,7 @@
 #include <jansson.h>
 
 #include "cli/vm_def.h"
+#include "cli/vm_ops.h"
 
 #define API_TIMEOUT_MS 5000
 #define APPEND_ROOT_RISCV64 "root=/dev/vda console=ttyS0 earlycon=sbi"
@@ -66,6 +68,11 @@ enum {
 };
 
 /* --- vm_common.c ------------------------------------------------------------ */
+
+/* printf on stdout / stderr, or into this thread's capture if it has one
+ * (vmx_capture_begin): every message of `petrel vm` goes through these. */
+void vmx_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void vmx_eprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* "petrel vm: " + the message + "\n" on stderr; returns 1. */
 int vmx_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -203,6 +210,14 @@ void vmx_resolve_in(char *buf, size_t len, const char *dir, const char *path);
 /* --- the commands: argv[0] is the command's name ----------------------------- */
 
 void vmx_cmd_help(const char *cmd);                     /* vm.c */
+/* Run the command argv[0] (1, message printed, if there is none). */
+int vmx_cmd_run(struct vmx *x, int argc, char **argv);
+/* `list --json`'s object for NAME; a definition that does not load: its
+ * error into load_err (if non-NULL), state "invalid" unless its VMM runs. */
+json_t *vmx_vm_summary(const struct vmx *x, const char *name, long api_timeout_ms,
+                       struct err *load_err);
+/* `info NAME`'s object; NULL (message printed) on error. */
+json_t *vmx_vm_info(struct vmx *x, const char *name);
 int vmx_cmd_create(struct vmx *x, int argc, char **argv);       /* vm_create.c */
 int vmx_cmd_set(struct vmx *x, int argc, char **argv);
 int vmx_cmd_start(struct vmx *x, int argc, char **argv);        /* vm_run.c */

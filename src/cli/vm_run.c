@@ -438,7 +438,7 @@ static void print_log_tail(const char *dir, unsigned lines)
             break;
         start--;
     }
-    fprintf(stderr, "%s%s", start, n && buf[n - 1] != '\n' ? "\n" : "");
+    vmx_eprintf("%s%s", start, n && buf[n - 1] != '\n' ? "\n" : "");
 }
 
 /* The child: becomes the VMM.  Never returns. */
@@ -463,7 +463,7 @@ static void exec_vmm(const char *dir, int lockfd, int logfd, char **argv)
     if (chdir(dir) < 0)
         _exit(127);
     execv("/proc/self/exe", argv);
-    fprintf(stderr, "petrel vm: exec %s: %s\n", argv[0], strerror(errno));
+    vmx_eprintf("petrel vm: exec %s: %s\n", argv[0], strerror(errno));
     _exit(127);
 }
 
@@ -510,7 +510,7 @@ int vmx_start_vm(struct vmx *x, const char *name, const struct vmx_start_opts *o
     vmx_read_run_json(dir, &old);
     if (old.run) {
         if (!quiet && is_socket(old.api))
-            fprintf(stderr, "petrel vm: %s: cleaning up after the previous VMM (it crashed)\n",
+            vmx_eprintf("petrel vm: %s: cleaning up after the previous VMM (it crashed)\n",
                     name);
         vmx_rt_cleanup(dir, &old);
     }
@@ -579,10 +579,10 @@ int vmx_start_vm(struct vmx *x, const char *name, const struct vmx_start_opts *o
         int status;
         if (waitpid(pid, &status, WNOHANG) == pid) {
             if (WIFEXITED(status))
-                fprintf(stderr, "petrel vm: %s: the VMM exited with status %d while starting; "
+                vmx_eprintf("petrel vm: %s: the VMM exited with status %d while starting; "
                         "the end of %s/vmm.log:\n", name, WEXITSTATUS(status), dir);
             else
-                fprintf(stderr, "petrel vm: %s: the VMM was killed by signal %d while "
+                vmx_eprintf("petrel vm: %s: the VMM was killed by signal %d while "
                         "starting; the end of %s/vmm.log:\n", name, WTERMSIG(status), dir);
             print_log_tail(dir, 10);
             goto cleanup;
@@ -605,13 +605,13 @@ int vmx_start_vm(struct vmx *x, const char *name, const struct vmx_start_opts *o
         vmx_clone_started(name, dir, &d);
     if (!quiet) {
         if (o.restore)
-            printf("%s %s from %s%s (pid %d", o.paused ? "restored" : "started", name,
+            vmx_printf("%s %s from %s%s (pid %d", o.paused ? "restored" : "started", name,
                    clone_first ? "its snapshot " : "", o.restore, (int)pid);
         else
-            printf("started %s (pid %d", name, (int)pid);
+            vmx_printf("started %s (pid %d", name, (int)pid);
         if (port)
-            printf(", ssh port %u", port);
-        printf(")%s; 'petrel vm console %s' attaches to its console\n",
+            vmx_printf(", ssh port %u", port);
+        vmx_printf(")%s; 'petrel vm console %s' attaches to its console\n",
                o.paused ? ", paused" : "", name);
     }
     rc = 0;

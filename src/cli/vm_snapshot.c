@@ -334,7 +334,7 @@ int vmx_snapshot_running(const char *name, const char *dir, const struct vm_def 
     json_decref(body);
     uint64_t t_resumed = vmx_now_ms();
     if (was_running && patch_state(rt->api, "Resumed", &e) < 0)
-        fprintf(stderr, "petrel vm: %s: cannot resume it after the snapshot: %s ('petrel vm "
+        vmx_eprintf("petrel vm: %s: cannot resume it after the snapshot: %s ('petrel vm "
                 "resume %s' tries again)\n", name, e.msg, name);
     uint64_t t1 = vmx_now_ms();
     if (rc) {
@@ -356,11 +356,11 @@ int vmx_snapshot_running(const char *name, const char *dir, const struct vm_def 
         human(a, sizeof(a), allocated(snapdir, "memory"));
         human(b, sizeof(b), stat(mem, &st) == 0 ? (unsigned long long)st.st_size : 0);
         human(s, sizeof(s), allocated(snapdir, "state"));
-        printf("snapshot %s of %s: %s, %.2f s", tag, name, diff ? "diff" : "full",
+        vmx_printf("snapshot %s of %s: %s, %.2f s", tag, name, diff ? "diff" : "full",
                (double)(t1 - t0) / 1000);
         if (was_running)
-            printf(" (guest paused %.2f s)", (double)(t_resumed - t_paused) / 1000);
-        printf("; memory file %s allocated (of %s), state %s\n", a, b, s);
+            vmx_printf(" (guest paused %.2f s)", (double)(t_resumed - t_paused) / 1000);
+        vmx_printf("; memory file %s allocated (of %s), state %s\n", a, b, s);
     }
     return 0;
 }
@@ -420,7 +420,7 @@ static int snapshot_stopped(const char *name, const char *dir, const struct vm_d
     rc = write_info(name, snapdir, tag, "disk", NULL, "stopped", created, vmx_now_ms() - t0, 0,
                     d, dir, which);
     if (!rc)
-        printf("snapshot %s of %s: disk-only (the VM is stopped), %u disk%s, %.2f s\n", tag,
+        vmx_printf("snapshot %s of %s: disk-only (the VM is stopped), %u disk%s, %.2f s\n", tag,
                name, n, n == 1 ? "" : "s", (double)(vmx_now_ms() - t0) / 1000);
 out:
     for (unsigned i = 0; i < d->ndisks; i++) {
@@ -462,7 +462,7 @@ int vmx_name_tag_opts(const char *cmd, int argc, char **argv, const char *flag, 
     *ni = optind;
     *ti = left == 2 ? optind + 1 : -1;
     if (*ti >= 0 && !vm_tag_valid(argv[*ti])) {
-        fprintf(stderr, "petrel vm %s: invalid snapshot tag '%s' (1 to %d characters: letters, "
+        vmx_eprintf("petrel vm %s: invalid snapshot tag '%s' (1 to %d characters: letters, "
                 "digits, '.', '_', '-'; not starting with '.' or '-')\n", cmd, argv[*ti],
                 VM_DEF_MAX_TAG);
         return -2;
@@ -616,7 +616,7 @@ int vmx_snap_disks_delete(const char *name, const char *dir, json_t *info, bool 
         struct qimg_snapshot *s = NULL;
         struct err e = { "" };
         if (!vmx_file_exists(p)) {
-            fprintf(stderr, "petrel vm: %s: %s is gone; nothing to remove there\n", name, p);
+            vmx_eprintf("petrel vm: %s: %s is gone; nothing to remove there\n", name, p);
             continue;
         }
         int r = qimg_open_flags(&q, p, "qcow2", QIMG_NO_BACKING, &e);
@@ -727,7 +727,7 @@ int vmx_cmd_delete_snapshot(struct vmx *x, int argc, char **argv)
         vmx_fail("%s: could not remove everything: %s", gone, strerror(errno));
         goto out;
     }
-    printf("deleted snapshot %s of %s\n", tag, name);
+    vmx_printf("deleted snapshot %s of %s\n", tag, name);
     rc = 0;
 out:
     json_decref(info);
