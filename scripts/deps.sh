@@ -4,7 +4,8 @@
 #   scripts/deps.sh [build|guest|test|all]...     (default: build)
 #
 #   build  compile Petrel (gcc, make, libfdt, liburing, zlib, zstd, libslirp,
-#          libmicrohttpd and jansson for the API, libcurl for its client)
+#          libmicrohttpd and jansson for the API, libcurl for its client,
+#          libvncserver for --vnc)
 #   guest  build the default guest images from Debian packages (images/), and
 #          the riscv64 cross compiler for the guest's vsock-test
 #   test   run the test suite and the benchmarks (pytest, pexpect, the riscv64
@@ -17,7 +18,7 @@
 set -euo pipefail
 
 pkgs_build=(gcc make libc6-dev libfdt-dev liburing-dev pkg-config zlib1g-dev libzstd-dev libslirp-dev
-            libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev)
+            libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev libvncserver-dev)
 pkgs_guest=(apt debian-archive-keyring cpio xz-utils zstd gzip kmod e2fsprogs binutils
             gcc-riscv64-linux-gnu libc6-dev-riscv64-cross)
 pkgs_test=(python3 python3-pytest python3-pexpect

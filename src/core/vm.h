@@ -132,6 +132,9 @@ struct vm {
      * returns (the API uses it to answer waiting clients) */
     void (*on_exit)(void *opaque);
     void *on_exit_opaque;
+    /* the display frontend the board hands to its devices (core/display.h;
+     * NULL: none); set before vm_start, outlives the board */
+    struct display *display;
 };
 
 /* A VM with an empty configuration, its event loop and device lock. */
