@@ -15,6 +15,7 @@ CFLAGS  := -std=gnu11 $(OPT) -g -Wall -Wextra -Werror -D_GNU_SOURCE -Isrc \
 LDFLAGS := $(OPT)
 LIBS    := -lfdt -luring -lm -lz -lzstd -lslirp -ljansson -lseccomp -lpthread
 # libmicrohttpd is dlopen'ed by src/api/http.c (its headers are needed to build)
+# libvncserver likewise by src/ui/vnc.c
 
 SRCS    := $(shell find src -name '*.c' | sort)
 OBJS    := $(SRCS:%.c=$(BUILD)/%.o)

@@ -13,7 +13,8 @@
 #                      kernel's virtio and input (virtio_input, evdev)
 #                      modules, loaded by /init (see initramfs_modules), and
 #                      ext4's, loaded only to mount a root disk
-#                      (root=/dev/vda)
+#                      (root=/dev/vda), and virtio-gpu's with DRM, loaded
+#                      only when a virtio-gpu is present
 #   root.img           the root disk: a sparse ext4 image (64 MiB,
 #                      PETREL_ROOT_DISK_SIZE) with busybox, the virtio,
 #                      input and ext4 modules, busybox init, and dropbear
@@ -111,6 +112,9 @@ install -m 0755 "$vsock_bin" "$stage/bin/vsock-test"
 # (-x), its modules' 8.4 MB add 0.7 MB to what the kernel unpacks at every
 # boot.
 initramfs_modules "$stage" "$kroot" -l load-order.rootfs -x "${guest_modules_ext4[@]}"
+# The display (guest_modules_gpu), loaded by /init only with a virtio-gpu;
+# xz'd like ext4's, so a boot without one pays only a little unpacking.
+initramfs_modules "$stage" "$kroot" -l load-order.gpu -x "${guest_modules_gpu[@]}"
 
 rstage="$apt_dir/rootfs"
 rootfs_stage "$rstage" "$busybox" riscv64 build-riscv64.sh "$kroot" \

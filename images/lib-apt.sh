@@ -414,6 +414,18 @@ load_modules() {
     done <"$1"
 }
 load_modules "$kmods/load-order"
+# A virtio-gpu (PCI 1af4:1050, petrel run --vnc): load its DRM modules
+# (load-order.gpu), and the kernel's fbcon shows on it; a boot without one
+# doesn't pay for them.  A shell on tty1 follows at the end.
+gpu=''
+for dev in /sys/bus/pci/devices/*; do
+    [ -r "$dev/device" ] || continue
+    read -r v <"$dev/vendor"
+    read -r d <"$dev/device"
+    [ "$v:$d" != 0x1af4:0x1050 ] || gpu=1
+done
+unset dev v d
+[ -z "$gpu" ] || load_modules "$kmods/load-order.gpu"
 
 # A root disk: with root=/dev/NAME (or LABEL=... or UUID=..., through
 # busybox findfs) on the kernel command line, load the modules to mount it
@@ -499,6 +511,18 @@ EOF
             # shellcheck disable=SC2119
             guest_net_start
             guest_power_start
+            cat <<'EOF'
+# With a virtio-gpu, a second shell on its screen (tty1) unless the
+# console (and so the shell below) is there already (console=tty0/tty1).
+if [ -n "$gpu" ] && [ -c /dev/tty1 ]; then
+    case " $(cat /proc/cmdline) " in
+        *" console=tty0 "*|*" console=tty1 "*) ;;
+        *) setsid -c /bin/sh -c 'echo "Welcome to Petrel"; uname -r; exec /bin/sh -l' \
+               <>/dev/tty1 >&0 2>&1 & ;;
+    esac
+fi
+unset gpu
+EOF
             cat <<EOF
 echo "Welcome to Petrel ($arch)"
 uname -r
@@ -535,6 +559,11 @@ guest_modules_virtio=(
 # same, in 0.05 s) ...
 # shellcheck disable=SC2034
 guest_modules_input=(virtio_input evdev)
+# ... the display: virtio-gpu and its DRM helpers, loaded (from
+# load-order.gpu) only when the guest has a virtio-gpu; fbcon, the VT and
+# fbdev emulation are built into the Debian kernels ...
+# shellcheck disable=SC2034
+guest_modules_gpu=(virtio_gpu)
 # ... and ext4, to mount a virtio disk.  crc32c_generic is no symbol
 # dependency: ext4 and jbd2 ask the crypto API for "crc32c" (a softdep) to
 # check metadata checksums.

@@ -6,7 +6,7 @@
 #   build  compile Petrel (gcc, make, libfdt, liburing, zlib, zstd, libslirp,
 #          libmicrohttpd and jansson for the API, libcurl for its client,
 #          libseccomp for the system call filters, GnuTLS headers for petrel
-#          serve's WebSocket handshake (SHA-1))
+#          serve's WebSocket handshake (SHA-1), libvncserver for --vnc)
 #   guest  build the default guest images from Debian packages (images/), and
 #          the riscv64 cross compiler for the guest's vsock-test
 #   test   run the test suite and the benchmarks (pytest, pexpect, the riscv64
@@ -21,7 +21,7 @@ set -euo pipefail
 
 pkgs_build=(gcc make libc6-dev libfdt-dev liburing-dev pkg-config zlib1g-dev libzstd-dev libslirp-dev
             libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev libseccomp-dev
-            libgnutls28-dev openssl)
+            libgnutls28-dev openssl libvncserver-dev)
 pkgs_guest=(apt debian-archive-keyring cpio xz-utils zstd gzip kmod e2fsprogs binutils
             gcc-riscv64-linux-gnu libc6-dev-riscv64-cross)
 pkgs_test=(python3 python3-pytest python3-pexpect

@@ -23,6 +23,7 @@
 #include "core/vm.h"
 #include "sandbox/cgroup.h"
 #include "sandbox/seccomp.h"
+#include "ui/vnc.h"
 #include "virtio/virtio_pci.h"
 
 #define DEFAULT_MEM (512ull << 20)
@@ -81,7 +82,16 @@ void cli_run_usage(void)
         "                                       memory; statistics every N s (GET\n"
         "                                       /balloon/statistics); free_page_reporting: memory\n"
         "                                       the guest frees goes back to the host\n"
-        "                         No device is added unless asked for.\n"
+        "                           virtio-tablet  a virtio-input tablet (absolute pointer)\n"
+        "                           virtio-gpu[,xres=1024,yres=768]  a virtio-gpu 2D display\n"
+        "                                       (the guest's fbcon; shown by --vnc)\n"
+        "                         No device is added unless asked for (but see --vnc).\n"
+        "  --vnc ADDR[,password-file=PATH]\n"
+        "                         serve the guest's screen over VNC on HOST:PORT (e.g.\n"
+        "                         127.0.0.1:5900) or unix:PATH; adds virtio-gpu,\n"
+        "                         virtio-keyboard and virtio-tablet unless given. No\n"
+        "                         authentication without password-file= (its first line,\n"
+        "                         VNC's weak DES scheme): keep it on loopback or a unix socket\n"
         "  --disk PATH[,format=raw|qcow2][,readonly=on][,serial=ID]\n"
         "                         add a virtio-blk disk backed by the image PATH\n"
         "                         (repeatable, at most 16: the guest's vda, vdb, ... in\n"
@@ -186,9 +196,10 @@ enum { OPT_ARCH = 256, OPT_KERNEL, OPT_INITRD, OPT_APPEND, OPT_FIRMWARE, OPT_MEM
        OPT_LOG_PATH, OPT_LEVEL, OPT_METRICS_PATH, OPT_SHOW_LEVEL, OPT_SHOW_LOG_ORIGIN,
        OPT_RESTORE, OPT_PAUSED, OPT_VERIFY_MEMORY, OPT_CPU_QUOTA, OPT_CPU_PIN, OPT_MEMORY_MAX,
        OPT_IO_MAX, OPT_PIDS_MAX, OPT_JAIL, OPT_UID, OPT_GID, OPT_NETNS, OPT_RLIMIT, OPT_SECCOMP,
-       OPT_SECCOMP_LEVEL, OPT_NO_SECCOMP };
+       OPT_SECCOMP_LEVEL, OPT_NO_SECCOMP, OPT_VNC };
 
 struct run_opts {
+    const char *vnc;
     const char *api_sock, *id, *config_file, *console_sock, *console_log;
     const char *fc_log_path, *fc_level, *fc_metrics_path;
     bool boot, no_api, fc_show_level, fc_show_log_origin;
@@ -266,6 +277,7 @@ static int parse_args(int argc, char **argv, struct vm_config *cfg, struct run_o
         { "gid", required_argument, NULL, OPT_GID },
         { "netns", required_argument, NULL, OPT_NETNS },
         { "resource-limit", required_argument, NULL, OPT_RLIMIT },
+        { "vnc", required_argument, NULL, OPT_VNC },
         { "verbose", no_argument, NULL, 'v' },
         { "help", no_argument, NULL, 'h' },
         { 0 },
@@ -327,6 +339,11 @@ static int parse_args(int argc, char **argv, struct vm_config *cfg, struct run_o
                 fprintf(stderr, "petrel run: %s\n", e.msg);
                 return PETREL_EXIT_ERROR;
             }
+            break;
+        case OPT_VNC:
+            if (vnc_check_spec(optarg, &e) < 0)
+                goto bad;
+            ro->vnc = optarg;
             break;
         case OPT_API_SOCK: ro->api_sock = optarg; break;
         case OPT_BOOT: ro->boot = true; break;
@@ -448,6 +465,29 @@ static int limit_io(struct cgroup *cg, const struct cg_limits *l, const struct v
 
 /* --restore DIR: DIR/state and DIR/memory (or DIR is the state file, the
  * memory file next to it); --disk and --device replace the snapshot's. */
+/* --vnc: add what the VNC server shows and feeds (a virtio-gpu, a
+ * keyboard, a tablet) unless --device gave them already. */
+static int vnc_add_devices(struct vm_config *c, struct err *e)
+{
+    static const char *const want[] = { "virtio-gpu", "virtio-keyboard", "virtio-tablet" };
+    for (unsigned w = 0; w < sizeof(want) / sizeof(want[0]); w++) {
+        size_t n = strlen(want[w]);
+        bool have = false;
+        for (unsigned i = 0; i < c->ndevices; i++)
+            if (!strncmp(c->devices[i], want[w], n) &&
+                (c->devices[i][n] == 0 || c->devices[i][n] == ','))
+                have = true;
+        if (have)
+            continue;
+        if (c->ndevices >= VM_MAX_DEVICES)
+            return err_set(e, -E2BIG, "--vnc adds a %s, but there are %u --device options "
+                           "already (at most %u)", want[w], c->ndevices, VM_MAX_DEVICES);
+        if (vm_config_add_device(c, want[w], e) < 0)
+            return -1;
+    }
+    return 0;
+}
+
 static int restore(struct vm *vm, const struct run_opts *ro, struct err *e)
 {
     char state[4096];
@@ -564,6 +604,7 @@ int cli_run(int argc, char **argv)
         return PETREL_EXIT_ERROR;
     }
     vm->cfg = cfg;      /* the VM owns the configuration now */
+    struct vnc *vnc = NULL;
     vm->pin = ro.limits.pin;
     struct fc_api *api = NULL;
     struct http_server *http = NULL;
@@ -571,6 +612,15 @@ int cli_run(int argc, char **argv)
     bool api_listening = false;     /* we made the socket file: remove it */
     if (vm_signals(vm, &sigs, signal_ready, &e) < 0)
         goto fail;
+    if (ro.vnc) {
+        if (!ro.restore && vnc_add_devices(&vm->cfg, &e) < 0)
+            goto fail;
+        if (!(vnc = vnc_new(ro.vnc, vm->loop, &e)))
+            goto fail;
+        vm->display = vnc_display(vnc);
+        fprintf(stderr, "petrel: VNC server on %s%s\n", vnc_address(vnc),
+                strncmp(ro.vnc, "unix:", 5) ? "" : " (unix socket)");
+    }
     if (ro.console_sock)
         ret = vm_console_server(vm, ro.console_sock, ro.console_log, &e);
     else
@@ -640,6 +690,7 @@ fail:
     fprintf(stderr, "petrel run: %s\n", e.msg);
     status = PETREL_EXIT_ERROR;
 out:
+    vnc_close(vnc);     /* while the loop exists */
     http_server_free(http);
     fc_api_free(api);
     if (api_fd >= 0)
@@ -647,6 +698,7 @@ out:
     if (api_listening)
         unlink(ro.api_sock);
     vm_free(vm);
+    vnc_free(vnc);      /* after the devices that showed on it */
     cg_destroy(cg);     /* after every thread has ended */
     jail_free(jail);
     return status;

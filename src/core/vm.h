@@ -162,6 +162,9 @@ struct vm {
      * main thread's seccomp filter then) */
     void (*on_launch)(void *opaque);
     void *on_launch_opaque;
+    /* the display frontend the board hands to its devices (core/display.h;
+     * NULL: none); set before vm_start, outlives the board */
+    struct display *display;
 };
 
 /* A VM with an empty configuration, its event loop and device lock. */

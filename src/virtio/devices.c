@@ -12,6 +12,8 @@ static const struct {
     { "virtio-console", virtio_console_create },
     { "virtio-net", virtio_net_create },
     { "virtio-keyboard", virtio_keyboard_create },
+    { "virtio-tablet", virtio_tablet_create },
+    { "virtio-gpu", virtio_gpu_create },
     { "virtio-vsock", virtio_vsock_create },
     { "virtio-balloon", virtio_balloon_create },
 };

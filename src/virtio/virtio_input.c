@@ -63,6 +63,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/display.h"
 #include "core/snapshot.h"
 #include "virtio/virtio_pci.h"
 
@@ -72,6 +73,12 @@
 #define INPUT_VENDOR VIRTIO_PCI_VENDOR
 #define INPUT_PRODUCT (VIRTIO_PCI_DEVICE_BASE + VIRTIO_ID_INPUT)
 #define INPUT_VERSION 1
+
+/* The tablet (virtio-tablet): absolute X/Y in 0..DISPLAY_ABS_MAX, left,
+ * right and middle buttons, a wheel; no LEDs.  Its buttons are not in the
+ * keyboard's key bitmaps, so a dropped release is not resynchronised:
+ * the next pointer event after it sends the buttons' state again only if
+ * it changed. */
 
 /* LEDs (EV_LED codes) */
 #define LED_NUML 0
@@ -112,10 +119,65 @@ struct virtio_input {
     uint64_t dropped;                   /* events, since the last delivery */
     struct log_limit drop_log;
     uint8_t leds;                       /* last LED state the driver sent */
+    bool tablet;                        /* a tablet (virtio-tablet), not a keyboard */
+    unsigned buttons;                   /* tablet: DISPLAY_BTN_* the host holds */
+    struct display *display;            /* where we plugged our input in, or NULL */
     struct virtq_chain chain;
 };
 
 /* --- config space ------------------------------------------------------------ */
+
+/* The tablet's answer to select/subsel in u; returns its size.  EV_KEY:
+ * the three buttons, EV_REL: the wheel, EV_ABS: X and Y, each 0..
+ * DISPLAY_ABS_MAX (ABS_INFO: min, max, fuzz, flat, res as le32). */
+static size_t tablet_cfg(const struct virtio_input *d, uint8_t sel, uint8_t sub, uint8_t *u)
+{
+    int n;
+    switch (sel) {
+    case VIRTIO_INPUT_CFG_ID_NAME:
+    case VIRTIO_INPUT_CFG_ID_SERIAL:
+        if (sub)
+            return 0;
+        n = sel == VIRTIO_INPUT_CFG_ID_NAME
+                ? snprintf((char *)u, VIRTIO_INPUT_CFG_U_LEN, "%s", VIRTIO_INPUT_TABLET_NAME)
+                : snprintf((char *)u, VIRTIO_INPUT_CFG_U_LEN, "petrel-tablet-%u",
+                           d->vp.pci.slot);
+        u[n] = 0;                       /* no NUL terminator counted */
+        return (size_t)n;
+    case VIRTIO_INPUT_CFG_ID_DEVIDS: {
+        if (sub)
+            return 0;
+        const uint16_t ids[4] = { VIRTIO_INPUT_BUS_VIRTUAL, INPUT_VENDOR, INPUT_PRODUCT,
+                                  INPUT_VERSION };
+        for (unsigned i = 0; i < 4; i++) {
+            u[2 * i] = (uint8_t)ids[i];
+            u[2 * i + 1] = (uint8_t)(ids[i] >> 8);
+        }
+        return 8;
+    }
+    case VIRTIO_INPUT_CFG_EV_BITS:
+        switch (sub) {
+        case VIRTIO_INPUT_EV_KEY:
+            for (unsigned b = VIRTIO_INPUT_BTN_LEFT; b <= VIRTIO_INPUT_BTN_MIDDLE; b++)
+                u[b / 8] |= (uint8_t)(1u << (b % 8));
+            return VIRTIO_INPUT_BTN_MIDDLE / 8 + 1;
+        case VIRTIO_INPUT_EV_REL:
+            u[VIRTIO_INPUT_REL_WHEEL / 8] = 1u << (VIRTIO_INPUT_REL_WHEEL % 8);
+            return VIRTIO_INPUT_REL_WHEEL / 8 + 1;
+        case VIRTIO_INPUT_EV_ABS:
+            u[0] = 1u << VIRTIO_INPUT_ABS_X | 1u << VIRTIO_INPUT_ABS_Y;
+            return 1;
+        }
+        return 0;
+    case VIRTIO_INPUT_CFG_ABS_INFO:
+        if (sub != VIRTIO_INPUT_ABS_X && sub != VIRTIO_INPUT_ABS_Y)
+            return 0;
+        u[4] = (uint8_t)DISPLAY_ABS_MAX;            /* max; min, fuzz, flat, res 0 */
+        u[5] = (uint8_t)(DISPLAY_ABS_MAX >> 8);
+        return 20;
+    }
+    return 0;
+}
 
 /* Answer the driver's select/subsel in size and the union. */
 static void cfg_answer(struct virtio_input *d)
@@ -125,6 +187,11 @@ static void cfg_answer(struct virtio_input *d)
     char s[VIRTIO_INPUT_CFG_U_LEN + 1];
     size_t size = 0;
     memset(u, 0, VIRTIO_INPUT_CFG_U_LEN);
+    if (d->tablet) {
+        size = tablet_cfg(d, sel, sub, u);
+        d->cfg[VIRTIO_INPUT_CFG_SIZE] = (uint8_t)size;
+        return;
+    }
     switch (sel) {
     case VIRTIO_INPUT_CFG_ID_NAME:
     case VIRTIO_INPUT_CFG_ID_SERIAL:
@@ -375,6 +442,60 @@ int virtio_input_key(struct virtio_input *d, unsigned code, bool pressed)
     return 0;
 }
 
+/* Room for n more events, dropping the oldest reports if need be. */
+static void make_room(struct virtio_input *d, unsigned n)
+{
+    bool dropped = false;
+    while (VIRTIO_INPUT_RING - d->len < n) {
+        drop_oldest_report(d);
+        dropped = true;
+    }
+    if (dropped)
+        resync(d);
+    while (VIRTIO_INPUT_RING - d->len < n)     /* resync's report took the room */
+        drop_oldest_report(d);
+}
+
+static const struct { unsigned mask, code; } tablet_buttons[] = {
+    { DISPLAY_BTN_LEFT, VIRTIO_INPUT_BTN_LEFT },
+    { DISPLAY_BTN_RIGHT, VIRTIO_INPUT_BTN_RIGHT },
+    { DISPLAY_BTN_MIDDLE, VIRTIO_INPUT_BTN_MIDDLE },
+};
+
+int virtio_input_abs(struct virtio_input *d, unsigned x, unsigned y, unsigned buttons)
+{
+    if (!d)
+        return -ENODEV;
+    if (!d->tablet || x > DISPLAY_ABS_MAX || y > DISPLAY_ABS_MAX)
+        return -EINVAL;
+    make_room(d, 7);    /* X, Y, three buttons, the wheel, SYN_REPORT */
+    ring_append(d, VIRTIO_INPUT_EV_ABS, VIRTIO_INPUT_ABS_X, x);
+    ring_append(d, VIRTIO_INPUT_EV_ABS, VIRTIO_INPUT_ABS_Y, y);
+    for (unsigned i = 0; i < sizeof(tablet_buttons) / sizeof(tablet_buttons[0]); i++)
+        if ((buttons ^ d->buttons) & tablet_buttons[i].mask)
+            ring_append(d, VIRTIO_INPUT_EV_KEY, (uint16_t)tablet_buttons[i].code,
+                        !!(buttons & tablet_buttons[i].mask));
+    /* wheel "buttons" are clicks: one step per press */
+    if (buttons & ~d->buttons & DISPLAY_BTN_WHEEL_UP)
+        ring_append(d, VIRTIO_INPUT_EV_REL, VIRTIO_INPUT_REL_WHEEL, 1);
+    else if (buttons & ~d->buttons & DISPLAY_BTN_WHEEL_DOWN)
+        ring_append(d, VIRTIO_INPUT_EV_REL, VIRTIO_INPUT_REL_WHEEL, (uint32_t)-1);
+    ring_append(d, VIRTIO_INPUT_EV_SYN, VIRTIO_INPUT_SYN_REPORT, 0);
+    d->buttons = buttons;
+    deliver(d);
+    return 0;
+}
+
+static int display_key(void *d, unsigned code, bool down)
+{
+    return virtio_input_key(d, code, down);
+}
+
+static int display_abs(void *d, unsigned x, unsigned y, unsigned buttons)
+{
+    return virtio_input_abs(d, x, y, buttons);
+}
+
 int virtio_input_power_button(struct virtio_input *d, struct err *e)
 {
     if (!d)
@@ -457,6 +578,21 @@ static void input_save(struct virtio_dev *vd, struct snap_writer *w)
     snapw_u64(w, d->dropped);
 }
 
+/* An event the tablet makes. */
+static bool tablet_event(const struct kbd_event *ev)
+{
+    switch (ev->type) {
+    case VIRTIO_INPUT_EV_ABS:
+        return ev->code <= VIRTIO_INPUT_ABS_Y && ev->value <= DISPLAY_ABS_MAX;
+    case VIRTIO_INPUT_EV_KEY:
+        return ev->code >= VIRTIO_INPUT_BTN_LEFT && ev->code <= VIRTIO_INPUT_BTN_MIDDLE &&
+               ev->value <= 1;
+    case VIRTIO_INPUT_EV_REL:
+        return ev->code == VIRTIO_INPUT_REL_WHEEL && (ev->value == 1 || ev->value == UINT32_MAX);
+    }
+    return false;
+}
+
 /* Only keys the keyboard has. */
 static bool keys_subset(const struct virtio_input *d, const uint8_t *b)
 {
@@ -485,8 +621,9 @@ static int input_load(struct virtio_dev *vd, struct snap_reader *r, struct snap_
              * or the report's end */
             snapr_check(r, r->fail || (ev->type == VIRTIO_INPUT_EV_KEY &&
                                        key_valid(d, ev->code) && ev->value <= 1) ||
-                        (is_report_end(ev) && ev->value == 0),
-                        "a waiting event the keyboard does not make");
+                        (is_report_end(ev) && ev->value == 0) ||
+                        (d->tablet && tablet_event(ev)),
+                        "a waiting event the device does not make");
         }
     bool mid_report = snapr_bool(r);
     uint8_t guest_down[KEY_BITMAP_LEN], host_down[KEY_BITMAP_LEN];
@@ -511,6 +648,7 @@ static int input_load(struct virtio_dev *vd, struct snap_reader *r, struct snap_
     memcpy(d->host_down, host_down, KEY_BITMAP_LEN);
     d->dropping = dropping;
     d->dropped = dropped;
+    d->buttons = 0;     /* not saved: the next pointer event sends every button */
     return 0;
 }
 
@@ -530,20 +668,26 @@ static void input_free(struct virtio_pci *vp)
     struct virtio_input *d = vp->vdev.opaque;
     if (d->owner && *d->owner == d)
         *d->owner = NULL;
+    if (d->display && d->display->keyboard == d)
+        d->display->keyboard = NULL;
+    if (d->display && d->display->pointer == d)
+        d->display->pointer = NULL;
     free(d);
 }
 
-int virtio_keyboard_create(const struct virtio_host *h, const char *opts, struct err *e)
+static int input_create(const struct virtio_host *h, const char *name, bool tablet,
+                        const char *opts, struct err *e)
 {
     if (*opts)
-        return err_set(e, -EINVAL, "virtio-keyboard takes no options (got '%s')", opts);
+        return err_set(e, -EINVAL, "%s takes no options (got '%s')", name, opts);
     struct virtio_input *d = calloc(1, sizeof(*d));
     if (!d)
-        return err_set(e, -ENOMEM, "virtio-keyboard: out of memory");
-    for (unsigned r = 0; r < sizeof(key_ranges) / sizeof(key_ranges[0]); r++)
+        return err_set(e, -ENOMEM, "%s: out of memory", name);
+    d->tablet = tablet;
+    for (unsigned r = 0; !tablet && r < sizeof(key_ranges) / sizeof(key_ranges[0]); r++)
         for (unsigned k = key_ranges[r].first; k <= key_ranges[r].last; k++)
             d->keys[k / 8] |= (uint8_t)(1u << (k % 8));
-    virtio_dev_init(&d->vp.vdev, "virtio-keyboard", VIRTIO_ID_INPUT, 0, INPUT_NQUEUES,
+    virtio_dev_init(&d->vp.vdev, name, VIRTIO_ID_INPUT, 0, INPUT_NQUEUES,
                     INPUT_QUEUE_SIZE, VIRTIO_INPUT_CFG_LEN, h->mem, &input_ops, d);
     int ret = virtio_pci_init(&d->vp, PCI_CLASS_INPUT_OTHER, input_free, e);
     if (ret == 0)
@@ -552,10 +696,31 @@ int virtio_keyboard_create(const struct virtio_host *h, const char *opts, struct
         free(d);
         return ret;
     }
-    /* the bus owns d now; the board may keep the first keyboard */
-    if (h->keyboard && !*h->keyboard) {
+    /* the bus owns d now; the board may keep the first keyboard, the
+     * display frontend takes input from the first keyboard and tablet */
+    if (!tablet && h->keyboard && !*h->keyboard) {
         *h->keyboard = d;
         d->owner = h->keyboard;
     }
+    struct display *dp = h->display;
+    if (dp && !tablet && !dp->keyboard) {
+        dp->keyboard = d;
+        dp->key = display_key;
+        d->display = dp;
+    } else if (dp && tablet && !dp->pointer) {
+        dp->pointer = d;
+        dp->pointer_abs = display_abs;
+        d->display = dp;
+    }
     return 0;
+}
+
+int virtio_keyboard_create(const struct virtio_host *h, const char *opts, struct err *e)
+{
+    return input_create(h, "virtio-keyboard", false, opts, e);
+}
+
+int virtio_tablet_create(const struct virtio_host *h, const char *opts, struct err *e)
+{
+    return input_create(h, "virtio-tablet", true, opts, e);
 }

@@ -46,13 +46,22 @@
 /* evdev event types and codes */
 #define VIRTIO_INPUT_EV_SYN 0x00
 #define VIRTIO_INPUT_EV_KEY 0x01
+#define VIRTIO_INPUT_EV_REL 0x02
+#define VIRTIO_INPUT_EV_ABS 0x03
 #define VIRTIO_INPUT_EV_LED 0x11
 #define VIRTIO_INPUT_EV_REP 0x14
 #define VIRTIO_INPUT_SYN_REPORT 0
 #define VIRTIO_INPUT_KEY_POWER 116
+#define VIRTIO_INPUT_BTN_LEFT 0x110
+#define VIRTIO_INPUT_BTN_RIGHT 0x111
+#define VIRTIO_INPUT_BTN_MIDDLE 0x112
+#define VIRTIO_INPUT_ABS_X 0x00
+#define VIRTIO_INPUT_ABS_Y 0x01
+#define VIRTIO_INPUT_REL_WHEEL 0x08
 #define VIRTIO_INPUT_BUS_VIRTUAL 0x06
 
 #define VIRTIO_INPUT_KEYBOARD_NAME "Petrel Virtio Keyboard"
+#define VIRTIO_INPUT_TABLET_NAME "Petrel Virtio Tablet"
 
 struct virtio_input;
 
@@ -64,6 +73,13 @@ struct virtio_input;
  * rate-limited).  Returns 0, -EINVAL for a code the keyboard does not
  * have, -ENODEV for d == NULL (no keyboard). */
 int virtio_input_key(struct virtio_input *d, unsigned code, bool pressed);
+
+/* Tablet (virtio-tablet): move to (x, y), each 0..DISPLAY_ABS_MAX
+ * (core/display.h), with the DISPLAY_BTN_* buttons in `buttons` held: one
+ * report with ABS_X, ABS_Y, the buttons that changed, a wheel step for a
+ * newly pressed wheel button, SYN_REPORT; queued and delivered like
+ * keys.  0, -EINVAL (not a tablet, out of range), -ENODEV (d NULL). */
+int virtio_input_abs(struct virtio_input *d, unsigned x, unsigned y, unsigned buttons);
 
 /* Press and release KEY_POWER (what a guest's logind/acpid turns into a
  * shutdown).  0, or -ENOTSUP with a message for d == NULL (no keyboard), so

@@ -133,6 +133,7 @@ extern const struct mmio_ops virtio_pci_bar_ops;
 /* What a device needs from the machine it is plugged into. */
 struct virtio_input;
 struct vm;
+struct display;
 
 struct virtio_host {
     struct pci_bus *pb;
@@ -143,6 +144,10 @@ struct virtio_host {
      * it (virtio_input_power_button, virtio/virtio_input.h), and sets it
      * back to NULL when the bus frees it: keep it next to the bus. */
     struct virtio_input **keyboard;
+    /* Optional: the VM's display frontend (core/display.h): the first
+     * virtio-gpu shows its scanout there, the first keyboard and tablet
+     * take its input. */
+    struct display *display;
     /* Optional: the VM whose metrics the devices' counters join
      * (vm_add_stat_source). */
     struct vm *vm;
@@ -155,6 +160,10 @@ int virtio_rng_create(const struct virtio_host *h, const char *opts, struct err 
 int virtio_console_create(const struct virtio_host *h, const char *opts, struct err *e);
 /* virtio-keyboard: virtio-input keyboard, no options (see virtio_input.c). */
 int virtio_keyboard_create(const struct virtio_host *h, const char *opts, struct err *e);
+/* virtio-tablet: virtio-input absolute pointer, no options (virtio_input.c). */
+int virtio_tablet_create(const struct virtio_host *h, const char *opts, struct err *e);
+/* virtio-gpu: 2D display, xres=,yres= (see virtio_gpu.c). */
+int virtio_gpu_create(const struct virtio_host *h, const char *opts, struct err *e);
 /* virtio-vsock: cid=N,uds=PATH, Firecracker's hybrid model (virtio_vsock.c). */
 int virtio_vsock_create(const struct virtio_host *h, const char *opts, struct err *e);
 /* virtio-balloon: amount_mib=, deflate_on_oom=, stats_polling_interval_s=,
@@ -177,6 +186,6 @@ int virtio_pci_create(const struct virtio_host *h, const char *spec, struct err 
 /* Whether spec names a known device type (options are not checked). */
 bool virtio_device_known(const char *spec);
 /* Space-separated names virtio_pci_create knows, for help texts. */
-#define VIRTIO_DEVICE_NAMES "virtio-rng virtio-console virtio-net virtio-keyboard virtio-vsock virtio-balloon"
+#define VIRTIO_DEVICE_NAMES "virtio-rng virtio-console virtio-net virtio-keyboard virtio-tablet virtio-gpu virtio-vsock virtio-balloon"
 
 #endif

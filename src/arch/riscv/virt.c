@@ -204,7 +204,8 @@ int riscv_virt_create(struct vm *vm, struct err *e)
                        "pci-ecam", e)) < 0)
         goto fail;
     struct virtio_host host = { .pb = &b->pci, .mem = &vm->mem, .loop = vm->loop,
-                                .keyboard = &b->keyboard, .vm = vm };
+                                .keyboard = &b->keyboard, .vm = vm,
+                                .display = vm->display };
     for (unsigned i = 0; i < c->ndisks; i++)
         if ((ret = virtio_blk_create(&host, &c->disks[i], e)) < 0)
             goto fail;

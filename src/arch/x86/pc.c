@@ -153,7 +153,7 @@ static int add_pci(struct x86_pc *pc, struct err *e)
                        "pci-conf1", e)) < 0)
         return ret;
     struct virtio_host host = { .pb = &pc->pci, .mem = &vm->mem, .loop = vm->loop, .vm = vm,
-                                .keyboard = &pc->keyboard };
+                                .keyboard = &pc->keyboard , .display = vm->display };
     for (unsigned i = 0; i < c->ndisks; i++)
         if ((ret = virtio_blk_create(&host, &c->disks[i], e)) < 0)
             return ret;
