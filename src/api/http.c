@@ -1,6 +1,5 @@
 #include "api/http.h"
 
-#include <dlfcn.h>
 #include <errno.h>
 #include <microhttpd.h>
 #include <stdbool.h>
@@ -13,6 +12,8 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
+
+#include "core/dynlib.h"
 
 /* libmicrohttpd is loaded when the first server starts, not at exec: it
  * brings GnuTLS and p11-kit, whose loading and constructors cost about
@@ -35,7 +36,7 @@ static struct mhd_api {
     __typeof__(MHD_stop_daemon) *stop_daemon;
 } mhd;
 
-static const struct { const char *name; size_t off; } mhd_syms[] = {
+static const struct dynlib_sym mhd_syms[] = {
     { "MHD_add_response_header", offsetof(struct mhd_api, add_response_header) },
     { "MHD_create_response_from_buffer", offsetof(struct mhd_api, create_response_from_buffer) },
     { "MHD_destroy_response", offsetof(struct mhd_api, destroy_response) },
@@ -49,25 +50,12 @@ static const struct { const char *name; size_t off; } mhd_syms[] = {
     { "MHD_stop_daemon", offsetof(struct mhd_api, stop_daemon) },
 };
 
+static struct dynlib mhd_lib = { MHD_SONAME, "the API's HTTP server", "libmicrohttpd12",
+                                 mhd_syms, sizeof(mhd_syms) / sizeof(mhd_syms[0]), NULL };
+
 static int mhd_load(struct err *e)
 {
-    static void *handle;
-    if (handle)
-        return 0;
-    void *h = dlopen(MHD_SONAME, RTLD_NOW | RTLD_LOCAL);
-    if (!h)
-        return err_set(e, -ELIBACC, "cannot load %s, the API's HTTP server: %s (Debian: "
-                       "apt-get install libmicrohttpd12)", MHD_SONAME, dlerror());
-    for (unsigned i = 0; i < sizeof(mhd_syms) / sizeof(mhd_syms[0]); i++) {
-        void *f = dlsym(h, mhd_syms[i].name);
-        if (!f) {
-            dlclose(h);
-            return err_set(e, -ELIBACC, "%s has no %s", MHD_SONAME, mhd_syms[i].name);
-        }
-        memcpy((char *)&mhd + mhd_syms[i].off, &f, sizeof(f));
-    }
-    handle = h;
-    return 0;
+    return dynlib_load(&mhd_lib, &mhd, e);
 }
 
 struct http_server {

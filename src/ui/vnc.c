@@ -28,7 +28,6 @@
  *   synchronously. */
 #include "ui/vnc.h"
 
-#include <dlfcn.h>
 #include <fcntl.h>
 #include <errno.h>
 #include <netdb.h>
@@ -41,6 +40,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "core/dynlib.h"
 #include "core/usock.h"
 #include "ui/keymap.h"
 
@@ -67,7 +67,7 @@ static struct vnc_api {
     rfbLogProc *log, *err;
 } rfb;
 
-static const struct { const char *name; size_t off; } rfb_syms[] = {
+static const struct dynlib_sym rfb_syms[] = {
     { "rfbGetScreen", offsetof(struct vnc_api, get_screen) },
     { VNC_STR(rfbInitServer), offsetof(struct vnc_api, init_server) },
     { "rfbNewClient", offsetof(struct vnc_api, new_client) },
@@ -96,26 +96,18 @@ static void rfb_quiet(const char *fmt, ...)
     log_debug("vnc: %s", buf);
 }
 
+static struct dynlib rfb_lib = { VNC_SONAME, "the VNC server", "libvncserver1", rfb_syms,
+                                 sizeof(rfb_syms) / sizeof(rfb_syms[0]), NULL };
+
 static int rfb_load(struct err *e)
 {
-    static void *handle;
-    if (handle)
-        return 0;
-    void *h = dlopen(VNC_SONAME, RTLD_NOW | RTLD_LOCAL);
-    if (!h)
-        return err_set(e, -ELIBACC, "cannot load %s, the VNC server: %s (Debian: apt-get "
-                       "install libvncserver1)", VNC_SONAME, dlerror());
-    for (unsigned i = 0; i < sizeof(rfb_syms) / sizeof(rfb_syms[0]); i++) {
-        void *f = dlsym(h, rfb_syms[i].name);
-        if (!f) {
-            dlclose(h);
-            return err_set(e, -ELIBACC, "%s has no %s", VNC_SONAME, rfb_syms[i].name);
-        }
-        memcpy((char *)&rfb + rfb_syms[i].off, &f, sizeof(f));
+    bool first = !rfb_lib.handle;
+    if (dynlib_load(&rfb_lib, &rfb, e) < 0)
+        return -ELIBACC;
+    if (first) {
+        *rfb.log = rfb_quiet;   /* its chatter only with -vv */
+        *rfb.err = rfb_quiet;
     }
-    *rfb.log = rfb_quiet;       /* its chatter only with -vv */
-    *rfb.err = rfb_quiet;
-    handle = h;
     return 0;
 }
 
