@@ -88,6 +88,7 @@ static const struct rule rules[] = {
     R(sched_getaffinity, VMM), R(getuid, VMM), R(geteuid, VMM), R(getgid, VMM),
     R(getegid, VMM),
     R(rmdir, VMM),          /* removing the VMM's cgroups at exit (sandbox/cgroup.c) */
+    R(select, VMM), R(pselect6, VMM),   /* libvncserver's reads and writes (--vnc) */
     /* threads started later (a qcow2 drive attached through the API): a
      * thread only, not a process; clone3 answers ENOSYS (below) so glibc
      * falls back to clone, whose flags can be checked */

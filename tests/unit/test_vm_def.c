@@ -199,8 +199,8 @@ static const struct bad_case bad_cases[] = {
       "{\"path\":\"a\"}]", "field 'disks': at most 15 disks" },
     { "devices string", "devices", "\"virtio-rng\"", "field 'devices': expected an array" },
     { "device number", "devices", "[\"virtio-rng\", 3]", "field 'devices[1]': expected a device" },
-    { "device unknown", "devices", "[\"virtio-gpu,x=1\"]",
-      "field 'devices[0]': unknown device 'virtio-gpu'" },
+    { "device unknown", "devices", "[\"virtio-sound,x=1\"]",
+      "field 'devices[0]': unknown device 'virtio-sound'" },
     { "device empty", "devices", "[\"\"]", "field 'devices[0]': expected a non-empty string" },
     { "too many devices", "devices",
       "[\"virtio-rng\",\"virtio-rng\",\"virtio-rng\",\"virtio-rng\",\"virtio-rng\","
