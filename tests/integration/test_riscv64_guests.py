@@ -18,16 +18,24 @@ HARD_TIMEOUT = 120           # the test's, should petrel's not work
 
 def _smp_programs():
     """Programs that need 2 harts: SMP_PROGS in tests/guest/riscv64/Makefile."""
+    return _makefile_list("SMP_PROGS")
+
+
+def _makefile_list(var):
+    """The names in a `VAR := ...` line of tests/guest/riscv64/Makefile."""
     makefile = REPO_ROOT / "tests" / "guest" / "riscv64" / "Makefile"
     try:
-        m = re.search(r"^SMP_PROGS\s*:?=(.*)$", makefile.read_text(), re.M)
+        m = re.search(rf"^{var}\s*:?=(.*)$", makefile.read_text(), re.M)
     except OSError:
         return set()
     return set(m.group(1).split()) if m else set()
 
 
 def _elves():
-    return sorted(GUEST_TESTS_DIR.glob("*.elf"))
+    """The checks: every program but the load generators (TOOL_PROGS: spin
+    runs for 30 s, memtouch fills RAM; test_cgroup.py uses them)."""
+    tools = _makefile_list("TOOL_PROGS")
+    return sorted(p for p in GUEST_TESTS_DIR.glob("*.elf") if p.stem not in tools)
 
 
 def test_guest_programs_built():
