@@ -193,6 +193,10 @@ static inline void rvt_begin(const char *name)
     memset(rvt.ram, 0, RAM_SIZE);
     memset(&rvt.dev, 0, sizeof(rvt.dev));
     rv64_hart_reset(rvt.h, CODE, 0, 0);
+    /* PMP open for S and U (as firmware leaves it): NAPOT over everything */
+    uint64_t old;
+    rv64_csr_rw(rvt.h, 0x3b0, 1, ~0ull, true, &old);
+    rv64_csr_rw(rvt.h, 0x3a0, 1, 0x1f, true, &old);
     H->x[10] = 0;
     H->mtvec = MTVEC_ADDR;
     H->stvec = STVEC_ADDR;

@@ -120,7 +120,7 @@ int riscv_fdt_build(const struct fdt_params *p, void *buf, size_t size, struct e
     CHECK(fdt_property_u32(fdt, "#address-cells", 1));
     CHECK(fdt_property_u32(fdt, "#size-cells", 0));
     CHECK(fdt_property_u32(fdt, "timebase-frequency", (uint32_t)CLINT_FREQ));
-    static const char exts[] = "i\0m\0a\0f\0d\0c\0zicntr\0zicsr\0zifencei\0zihintpause";
+    static const char exts[] = "i\0m\0a\0f\0d\0c\0zicntr\0zicsr\0zifencei\0zihintpause\0zba\0zbb\0sstc";
     for (unsigned i = 0; i < p->nharts; i++) {
         CHECK(begin_node_at(fdt, "cpu", i));
         CHECK(fdt_property_string(fdt, "device_type", "cpu"));

@@ -29,7 +29,7 @@
 #define VIRT_PCI_IRQ_BASE 32    /* INTx lines 0..3 -> PLIC sources 32..35 */
 
 /* The ISA the rv64 engine implements, as the FDT advertises it. */
-#define RV64_ISA_STRING "rv64imafdc_zicntr_zicsr_zifencei_zihintpause"
+#define RV64_ISA_STRING "rv64imafdc_zicntr_zicsr_zifencei_zihintpause_zba_zbb_sstc"
 
 struct vm;
 struct rv64_machine;

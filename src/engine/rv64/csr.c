@@ -165,6 +165,36 @@ void rv64_set_irq(struct rv64_hart *h, uint64_t bit, bool level)
     }
 }
 
+uint64_t rv64_time(const struct rv64_hart *h)
+{
+    return h->m->clint ? clint_mtime(h->m->clint) : 0;
+}
+
+void rv64_sstc_tick(struct rv64_hart *h, uint64_t now)
+{
+    if (h->menvcfg & MENVCFG_STCE)
+        rv64_set_irq(h, MIP_STIP, now >= h->stimecmp);
+}
+
+/* Sstc: stimecmp below M-mode needs menvcfg.STCE and mcounteren.TM. */
+static bool stimecmp_allowed(const struct rv64_hart *h)
+{
+    return h->priv == PRV_M || ((h->menvcfg & MENVCFG_STCE) && (h->mcounteren & 2));
+}
+
+static void write_menvcfg(struct rv64_hart *h, uint64_t v)
+{
+    uint64_t old = h->menvcfg;
+    h->menvcfg = v & MENVCFG_STCE; /* no other optional feature */
+    if ((old ^ h->menvcfg) & MENVCFG_STCE) {
+        /* STIP changes hands: the comparator's or software's */
+        h->mip_sw &= ~MIP_STIP;
+        rv64_set_irq(h, MIP_STIP, false);
+        rv64_sstc_tick(h, rv64_time(h));
+        h->slice_end = true;
+    }
+}
+
 static bool counter_allowed(const struct rv64_hart *h, unsigned idx)
 {
     if (h->priv == PRV_M)
@@ -196,7 +226,7 @@ static int csr_read(struct rv64_hart *h, unsigned csr, uint64_t *v)
         if (!counter_allowed(h, csr - 0xc00))
             return -1;
         *v = csr == 0xc00 ? h->instret + h->cycle_delta : csr == 0xc02 ? h->instret
-             : h->m->clint ? clint_mtime(h->m->clint) : 0;
+             : rv64_time(h);
         return 0;
     case 0x100: *v = read_mstatus(h) & SSTATUS_MASK; return 0;
     case 0x104: *v = h->mie & h->mideleg; return 0;
@@ -208,6 +238,11 @@ static int csr_read(struct rv64_hart *h, unsigned csr, uint64_t *v)
     case 0x142: *v = h->scause; return 0;
     case 0x143: *v = h->stval; return 0;
     case 0x144: *v = (h->mip_sw | h->mip_hw) & h->mideleg; return 0;
+    case 0x14d:
+        if (!stimecmp_allowed(h))
+            return -1;
+        *v = h->stimecmp;
+        return 0;
     case 0x180:
         if (h->priv == PRV_S && (h->mstatus & MSTATUS_TVM))
             return -1;
@@ -283,6 +318,13 @@ static int csr_write(struct rv64_hart *h, unsigned csr, uint64_t v)
         h->slice_end = true;
         return 0;
     }
+    case 0x14d:
+        if (!stimecmp_allowed(h))
+            return -1;
+        h->stimecmp = v;
+        rv64_sstc_tick(h, rv64_time(h));
+        h->slice_end = true;
+        return 0;
     case 0x180: {
         if (h->priv == PRV_S && (h->mstatus & MSTATUS_TVM))
             return -1;
@@ -307,18 +349,21 @@ static int csr_write(struct rv64_hart *h, unsigned csr, uint64_t v)
         return 0;
     case 0x305: h->mtvec = v & ~2ull; return 0;
     case 0x306: h->mcounteren = v & 0xffffffff; return 0;
-    case 0x30a: h->menvcfg = 0; return 0;
+    case 0x30a: write_menvcfg(h, v); return 0;
     case 0x320: h->mcountinhibit = 0; return 0; /* WARL: counters can't be inhibited */
     case 0x340: h->mscratch = v; return 0;
     case 0x341: h->mepc = v & ~1ull; return 0;
     case 0x342: h->mcause = v & (0x8000000000000000ull | 63); return 0;
     case 0x343: h->mtval = v; return 0;
-    case 0x344:
-        h->mip_sw = (h->mip_sw & ~MIP_S_MASK) | (v & MIP_S_MASK);
+    case 0x344: {
+        /* with Sstc on, STIP is stimecmp's (read-only) */
+        uint64_t m = MIP_S_MASK & ~((h->menvcfg & MENVCFG_STCE) ? MIP_STIP : 0);
+        h->mip_sw = (h->mip_sw & ~m) | (v & m);
         h->slice_end = true;
         return 0;
-    case 0x3a0: h->pmpcfg[0] = v & 0x9f9f9f9f9f9f9f9full; return 0;
-    case 0x3a2: h->pmpcfg[1] = v & 0x9f9f9f9f9f9f9f9full; return 0;
+    }
+    case 0x3a0: return rv64_pmp_write_cfg(h, 0, v);
+    case 0x3a2: return rv64_pmp_write_cfg(h, 1, v);
     /* A counter written by an instruction reads back the written value
      * after that instruction retires (which increments instret). */
     case 0xb00: h->cycle_delta = v - 1 - h->instret; return 0;
@@ -328,10 +373,8 @@ static int csr_write(struct rv64_hart *h, unsigned csr, uint64_t v)
     }
     if (csr >= 0x3a4 && csr <= 0x3af && !(csr & 1))
         return 0;
-    if (csr >= 0x3b0 && csr <= 0x3bf) {
-        h->pmpaddr[csr - 0x3b0] = v & ((1ull << 54) - 1);
-        return 0;
-    }
+    if (csr >= 0x3b0 && csr <= 0x3bf)
+        return rv64_pmp_write_addr(h, csr - 0x3b0, v);
     if (csr >= 0x3c0 && csr <= 0x3ef)
         return 0;
     if ((csr >= 0xb03 && csr <= 0xb1f) || (csr >= 0x323 && csr <= 0x33f))

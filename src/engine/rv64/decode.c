@@ -1,6 +1,7 @@
 /* rv64: instruction decoder.  Pure function of the instruction bits. */
 #include <string.h>
 
+#include "engine/rv64/bitmanip.h"
 #include "engine/rv64/decode.h"
 #include "engine/rv64/fpu.h"
 #include "engine/rv64/rv64.h"
@@ -111,6 +112,9 @@ static void decode32(uint32_t raw, struct rv64_insn *d)
     int64_t imm_u = (int32_t)(raw & 0xfffff000u);
     int64_t imm_j = sext((bits(raw, 31, 31) << 20) | (bits(raw, 19, 12) << 12) |
                          (bits(raw, 20, 20) << 11) | (bits(raw, 30, 21) << 1), 21);
+
+    if (rv64_decode_zb(raw, d))
+        return;
 
     switch (raw & 0x7f) {
     case 0x37: set(d, OP_LUI, rd, 0, 0, imm_u); return;

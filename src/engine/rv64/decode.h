@@ -30,6 +30,7 @@ enum rv64_op {
     OP_FCVT_S_I, OP_FCVT_D_I,     /* int -> float, imm: enum fpu_int */
     OP_FCVT_S_D, OP_FCVT_D_S,
     OP_FMV_X_W, OP_FMV_W_X, OP_FMV_X_D, OP_FMV_D_X,
+    OP_ZB,                        /* Zba/Zbb: rm is enum rv64_zb, imm a shift amount */
     OP_COUNT
 };
 

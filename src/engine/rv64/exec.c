@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "engine/rv64/bitmanip.h"
 #include "engine/rv64/decode.h"
 #include "engine/rv64/rv64.h"
 
@@ -220,6 +221,7 @@ uint64_t rv64_exec(struct rv64_hart *h, uint64_t budget)
         [OP_FMV_W_X] = &&L_OP_FMV_W_X,
         [OP_FMV_X_D] = &&L_OP_FMV_X_D,
         [OP_FMV_D_X] = &&L_OP_FMV_D_X,
+        [OP_ZB] = &&L_OP_ZB,
     };
     struct rv64_insn *dc = h->m->dcache->e;
     uint64_t *x = h->x;
@@ -385,10 +387,13 @@ uint64_t rv64_exec(struct rv64_hart *h, uint64_t budget)
             NEXT();
         }
 
+        L_OP_ZB: x[d->rd] = rv64_zb(d->rm, rs1, rs2, (unsigned)d->imm); NEXT();
+
         L_OP_FENCE: NEXT();
         L_OP_FENCE_I: NEXT(); /* decode cache is keyed by instruction bits */
         L_OP_ECALL:
             h->pc = pc;
+            h->ecalls_s += h->priv == PRV_S;
             rv64_trap(h, h->priv == PRV_U ? EXC_ECALL_U : h->priv == PRV_S ? EXC_ECALL_S
                                                                              : EXC_ECALL_M, 0);
             goto trapped;

@@ -98,6 +98,7 @@ void rv64_hart_reset(struct rv64_hart *h, uint64_t pc, uint64_t a1v, uint64_t a2
     h->misa = MISA_VALUE;
     h->mstatus = (2ull << 32) | (2ull << 34);
     h->tlb_gen = 1;
+    h->stimecmp = UINT64_MAX;
     h->x[10] = id;
     h->x[11] = a1v;
     h->x[12] = a2v;
@@ -124,6 +125,19 @@ static bool want_stop(const struct rv64_machine *m)
 {
     return __atomic_load_n(&m->stop_req, __ATOMIC_SEQ_CST) ||
            __atomic_load_n(&m->vm->exit_reason, __ATOMIC_RELAXED) != VM_RUNNING;
+}
+
+static uint64_t min_u64(uint64_t a, uint64_t b) { return a < b ? a : b; }
+
+/* Sstc: nanoseconds until stimecmp can wake h (UINT64_MAX: it can't). */
+static uint64_t sstc_ns_to_deadline(const struct rv64_hart *h, uint64_t now)
+{
+    if (!(h->menvcfg & MENVCFG_STCE) || !(h->mie & MIP_STIP))
+        return UINT64_MAX;
+    if (h->stimecmp <= now)
+        return 0;
+    uint64_t d = h->stimecmp - now;
+    return d > UINT64_MAX / 1000 ? UINT64_MAX : d * (1000000000ull / CLINT_FREQ);
 }
 
 /* Sleep until woken or timeout_ns passed, unless a hart can already run. */
@@ -174,7 +188,10 @@ void rv64_run(struct rv64_machine *m)
         if (m->clint) {
             pthread_mutex_lock(m->dev_lock);
             clint_tick(m->clint);
+            uint64_t now = clint_mtime(m->clint);
             pthread_mutex_unlock(m->dev_lock);
+            for (unsigned i = 0; i < m->nharts; i++)
+                rv64_sstc_tick(m->harts[i], now);
         }
         for (unsigned i = 0; i < m->nharts && !want_stop(m); i++) {
             struct rv64_hart *h = m->harts[i];
@@ -205,7 +222,10 @@ void rv64_run(struct rv64_machine *m)
             if (m->clint) {
                 pthread_mutex_lock(m->dev_lock);
                 t = clint_ns_to_deadline(m->clint, mask);
+                uint64_t now = clint_mtime(m->clint);
                 pthread_mutex_unlock(m->dev_lock);
+                for (unsigned i = 0; i < m->nharts; i++)
+                    t = min_u64(t, sstc_ns_to_deadline(m->harts[i], now));
             }
             if (t > MAX_SLEEP_NS)
                 t = MAX_SLEEP_NS;
@@ -218,13 +238,14 @@ void rv64_run(struct rv64_machine *m)
         for (unsigned i = 0; i < m->nharts; i++) {
             struct rv64_hart *h = m->harts[i];
             log_debug("hart %u: pc=%016llx priv=%u wfi=%d instret=%llu mcause=%llx mepc=%llx mtval=%llx "
-                      "scause=%llx sepc=%llx stval=%llx mip=%llx mie=%llx", i,
+                      "scause=%llx sepc=%llx stval=%llx mip=%llx mie=%llx ecalls_s=%llu", i,
                       (unsigned long long)h->pc, h->priv, h->wfi,
                       (unsigned long long)h->instret, (unsigned long long)h->mcause,
                       (unsigned long long)h->mepc, (unsigned long long)h->mtval,
                       (unsigned long long)h->scause,
                       (unsigned long long)h->sepc, (unsigned long long)h->stval,
-                      (unsigned long long)(h->mip_sw | h->mip_hw), (unsigned long long)h->mie);
+                      (unsigned long long)(h->mip_sw | h->mip_hw), (unsigned long long)h->mie,
+                      (unsigned long long)h->ecalls_s);
         }
 }
 

@@ -1,6 +1,6 @@
 /* rv64: address translation (Sv39/Sv48, hardware A/D updates), the software
- * TLB fill, and the slow paths of loads, stores and fetches (MMIO,
- * page-crossing accesses). */
+ * TLB fill with its PMP check, and the slow paths of loads, stores and
+ * fetches (MMIO, page-crossing accesses, pages PMP splits). */
 #include <string.h>
 
 #include "core/bus.h"
@@ -77,7 +77,8 @@ int rv64_translate(struct rv64_hart *h, uint64_t va, int acc, uint64_t *pa)
     for (int i = levels - 1; i >= 0; i--) {
         uint64_t pte_pa = a + ((va >> (12 + 9 * i)) & 511) * 8;
         uint8_t *pp = ram_ptr(h->m, pte_pa, 8);
-        if (!pp)
+        /* the walk's implicit accesses are S-mode's for PMP */
+        if (!pp || !rv64_pmp_check(h, pte_pa, 8, ACC_LOAD, PRV_S))
             return access_fault[acc];
         uint64_t pte;
         memcpy(&pte, pp, 8);
@@ -111,6 +112,8 @@ int rv64_translate(struct rv64_hart *h, uint64_t va, int acc, uint64_t *pa)
         /* hardware A/D update */
         uint64_t npte = pte | PTE_A | (acc == ACC_STORE ? PTE_D : 0);
         if (npte != pte) {
+            if (!rv64_pmp_check(h, pte_pa, 8, ACC_STORE, PRV_S))
+                return access_fault[acc];
             memcpy(pp, &npte, 8);
             mark_dirty(h->m, pte_pa);
         }
@@ -120,27 +123,36 @@ int rv64_translate(struct rv64_hart *h, uint64_t va, int acc, uint64_t *pa)
     return page_fault[acc];
 }
 
-/* Translate and, for RAM, cache the page in the TLB of the current context.
- * Returns 0 with *host set (RAM) or NULL (MMIO, *pa set), or a cause. */
+/* Translate, check PMP and, for RAM, cache the page in the TLB of the
+ * current context if PMP allows all of it.  Returns 0 with *host set (RAM)
+ * or NULL (MMIO, *pa set), or a cause. */
 static int resolve(struct rv64_hart *h, uint64_t va, int acc, unsigned size, uint8_t **host,
                    uint64_t *pa)
 {
     int c = rv64_translate(h, va, acc, pa);
     if (c)
         return c;
+    unsigned priv = eff_priv(h, acc);
     uint8_t *page = ram_ptr(h->m, *pa & ~0xfffull, 0x1000);
-    if (page) {
-        unsigned ctx = acc == ACC_FETCH ? h->ctx_fetch : h->ctx_data;
-        struct rv64_tlb_entry *e = &h->tlb[ctx][acc][(va >> 12) & (TLB_SIZE - 1)];
-        e->tag = (va & ~0xfffull) | h->tlb_gen;
-        e->addend = (uintptr_t)page - (uintptr_t)(va & ~0xfffull);
-        *host = page + (*pa & 0xfff);
-        if (acc == ACC_STORE)
+    if (!page || !rv64_pmp_check(h, *pa & ~0xfffull, 0x1000, acc, priv)) {
+        /* MMIO, or PMP doesn't allow the whole page: check this access,
+         * cache nothing */
+        if (!rv64_pmp_check(h, *pa, size, acc, priv)) {
+            h->fault_tval = va;
+            return access_fault[acc];
+        }
+        *host = page ? page + (*pa & 0xfff) : NULL;
+        if (page && acc == ACC_STORE)
             mark_dirty(h->m, *pa);
         return 0;
     }
-    *host = NULL;
-    (void)size;
+    unsigned ctx = acc == ACC_FETCH ? h->ctx_fetch : h->ctx_data;
+    struct rv64_tlb_entry *e = &h->tlb[ctx][acc][(va >> 12) & (TLB_SIZE - 1)];
+    e->tag = (va & ~0xfffull) | h->tlb_gen;
+    e->addend = (uintptr_t)page - (uintptr_t)(va & ~0xfffull);
+    *host = page + (*pa & 0xfff);
+    if (acc == ACC_STORE)
+        mark_dirty(h->m, *pa);
     return 0;
 }
 
@@ -258,9 +270,10 @@ int rv64_amo_ptr(struct rv64_hart *h, uint64_t va, unsigned size, void **p)
     int c = resolve(h, va, ACC_STORE, size, &host, &pa);
     if (c)
         return c;
-    if (!host) {
+    if (!host || !rv64_pmp_check(h, pa, size, ACC_LOAD, eff_priv(h, ACC_STORE))) {
+        /* no atomics on device memory; an AMO needs read permission too */
         h->fault_tval = va;
-        return EXC_STORE_ACCESS; /* no atomics on device memory */
+        return EXC_STORE_ACCESS;
     }
     *p = host;
     return 0;

@@ -1,5 +1,5 @@
 /* rv64: Petrel's RISC-V CPU engine (RV64IMAFDC, Zicsr, Zifencei, Zicntr,
- * Zihintpause; M/S/U; Sv39/Sv48).
+ * Zihintpause, Zba, Zbb, Sstc; M/S/U; Sv39/Sv48; 16 PMP entries).
  *
  * Design
  * - Interpreter with a decode cache keyed by the instruction word itself
@@ -74,6 +74,15 @@ enum { PRV_U = 0, PRV_S = 1, PRV_M = 3 };
 #define MIP_ALL (MIP_S_MASK | MIP_MSIP | MIP_MTIP | MIP_MEIP)
 /* Exceptions that may be delegated: everything we raise except ecall-M. */
 #define MEDELEG_MASK 0xb3ffull
+/* menvcfg.STCE (Sstc): stimecmp drives mip.STIP */
+#define MENVCFG_STCE (1ull << 63)
+/* PMP: 16 entries (pmpcfg0/2, pmpaddr0..15), 4-byte granularity */
+#define PMP_N 16
+#define PMP_R 0x01
+#define PMP_W 0x02
+#define PMP_X 0x04
+#define PMP_A 0x18
+#define PMP_L 0x80
 
 /* exception causes */
 enum {
@@ -113,13 +122,21 @@ struct rv64_hart {
     uint64_t mstatus, misa, medeleg, mideleg, mie, mtvec, mscratch, mepc, mcause, mtval;
     uint64_t mcounteren, menvcfg, mcountinhibit;
     uint64_t mip_sw;    /* SSIP, STIP, SEIP written by software */
-    uint64_t mip_hw;    /* MSIP, MTIP, MEIP, SEIP driven by CLINT/PLIC */
+    uint64_t mip_hw;    /* MSIP, MTIP, MEIP, SEIP driven by CLINT/PLIC; STIP by
+                           stimecmp when menvcfg.STCE is set */
     uint64_t stvec, sscratch, sepc, scause, stval, satp, scounteren, senvcfg;
-    uint64_t pmpcfg[2];       /* pmpcfg0, pmpcfg2: 16 entries (not enforced) */
-    uint64_t pmpaddr[16];
+    uint64_t stimecmp;        /* Sstc */
+    uint64_t pmpcfg[2];       /* pmpcfg0, pmpcfg2: 16 entries */
+    uint64_t pmpaddr[PMP_N];
+    /* PMP decoded from the CSRs by rv64_pmp_update: the active entries'
+     * byte ranges [lo, hi) and permissions (cfg byte), in priority order */
+    unsigned pmp_n;
+    bool pmp_m_locked;        /* some active entry has L: M-mode is checked too */
+    struct { uint64_t lo, hi; uint8_t cfg; } pmp[PMP_N];
     uint64_t instret;
     uint64_t cycle_delta;     /* mcycle = instret + cycle_delta */
     uint64_t hartid;
+    uint64_t ecalls_s;        /* ecalls from S-mode (SBI calls): a statistic */
 
     uint64_t resv_addr;
     bool resv_valid;
@@ -227,6 +244,17 @@ int rv64_csr_rw(struct rv64_hart *h, unsigned csr, unsigned op, uint64_t src, bo
 int rv64_mret(struct rv64_hart *h);
 int rv64_sret(struct rv64_hart *h);
 void rv64_tlb_flush(struct rv64_hart *h);
+/* Sstc: update mip.STIP from time `now` (mtime ticks) and stimecmp. */
+void rv64_sstc_tick(struct rv64_hart *h, uint64_t now);
+uint64_t rv64_time(const struct rv64_hart *h);
+
+/* PMP (pmp.c).  rv64_pmp_update re-decodes the entries after a CSR write
+ * or a snapshot load (and flushes the TLB).  rv64_pmp_check: may `priv`
+ * do `acc` on [pa, pa + len)?  1 yes, 0 no. */
+void rv64_pmp_update(struct rv64_hart *h);
+int rv64_pmp_write_cfg(struct rv64_hart *h, unsigned reg, uint64_t v);
+int rv64_pmp_write_addr(struct rv64_hart *h, unsigned i, uint64_t v);
+bool rv64_pmp_check(const struct rv64_hart *h, uint64_t pa, uint64_t len, int acc, unsigned priv);
 
 /* memory (mmu.c).  Return 0, or an exception cause with *tval set. */
 int rv64_translate(struct rv64_hart *h, uint64_t va, int acc, uint64_t *pa);

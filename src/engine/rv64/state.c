@@ -1,7 +1,9 @@
-/* rv64: hart state in snapshots (sections "cpu0".."cpuN-1", version 1).
+/* rv64: hart state in snapshots (sections "cpu0".."cpuN-1", version 2).
  *
  * Layout: x[1..31], f[0..31], pc, priv, fflags, frm, then the CSRs in the
- * order of the struct, the counters, the LR reservation and the WFI flag.
+ * order of the struct, the counters, the LR reservation, the WFI flag and
+ * (version 2) stimecmp.  Version 1 (before Sstc) still loads: stimecmp
+ * then takes its reset value (all ones), and menvcfg was always 0 there.
  * Every value is checked against what the CSR write paths could have
  * produced (WARL fields, masks, satp modes) before the hart is touched. */
 #include <errno.h>
@@ -11,7 +13,7 @@
 #include "core/snapshot.h"
 #include "engine/rv64/rv64.h"
 
-#define CPU_STATE_VERSION 1
+#define CPU_STATE_VERSION 2
 
 static void hart_save(struct rv64_hart *h, struct snap_writer *w)
 {
@@ -43,6 +45,7 @@ static void hart_save(struct rv64_hart *h, struct snap_writer *w)
     snapw_u64(w, h->resv_addr);
     snapw_bool(w, h->resv_valid);
     snapw_bool(w, h->wfi);
+    snapw_u64(w, h->stimecmp);
 }
 
 void rv64_save(struct rv64_machine *m, struct snap_writer *w)
@@ -56,7 +59,7 @@ static int hart_load(struct rv64_hart *h, struct snap_file *f, struct err *e)
     char name[16];
     snprintf(name, sizeof(name), "cpu%u", (unsigned)h->hartid);
     struct snap_reader r;
-    int ret = snap_section(f, name, CPU_STATE_VERSION, CPU_STATE_VERSION, &r, e);
+    int ret = snap_section(f, name, 1, CPU_STATE_VERSION, &r, e);
     if (ret < 0)
         return ret;
     struct rv64_hart n;
@@ -84,6 +87,7 @@ static int hart_load(struct rv64_hart *h, struct snap_file *f, struct err *e)
     n.resv_addr = snapr_u64(&r);
     n.resv_valid = snapr_bool(&r);
     n.wfi = snapr_bool(&r);
+    n.stimecmp = r.version >= 2 ? snapr_u64(&r) : UINT64_MAX;
 
     /* what the CSR write paths allow */
     uint64_t mode = n.satp >> 60;
@@ -101,7 +105,14 @@ static int hart_load(struct rv64_hart *h, struct snap_file *f, struct err *e)
     snapr_check(&r, (n.mideleg & ~MIP_S_MASK) == 0, "bad mideleg");
     snapr_check(&r, (n.mie & ~MIP_ALL) == 0, "bad mie");
     snapr_check(&r, (n.mip_sw & ~MIP_S_MASK) == 0, "bad mip");
-    snapr_check(&r, (n.mip_hw & ~(MIP_MSIP | MIP_MTIP | MIP_MEIP | MIP_SEIP)) == 0, "bad mip");
+    snapr_check(&r, (n.mip_hw & ~(MIP_MSIP | MIP_MTIP | MIP_MEIP | MIP_SEIP | MIP_STIP)) == 0,
+                "bad mip");
+    snapr_check(&r, (n.menvcfg & ~MENVCFG_STCE) == 0, "bad menvcfg");
+    for (unsigned i = 0; i < 16; i++) {
+        uint8_t c = (uint8_t)(n.pmpcfg[i / 8] >> (8 * (i % 8)));
+        snapr_check(&r, (c & 0x60) == 0 && (c & (PMP_R | PMP_W)) != PMP_W, "bad pmpcfg");
+        snapr_check(&r, n.pmpaddr[i] < (1ull << 54), "bad pmpaddr");
+    }
     snapr_check(&r, (n.mtvec & 2) == 0 && (n.stvec & 2) == 0,
                 "bad trap vector mode");
     snapr_check(&r, (n.mepc & 1) == 0 && (n.sepc & 1) == 0, "bad xepc alignment");
@@ -147,9 +158,10 @@ static int hart_load(struct rv64_hart *h, struct snap_file *f, struct err *e)
     h->resv_addr = n.resv_addr;
     h->resv_valid = n.resv_valid;
     h->wfi = n.wfi;
+    h->stimecmp = n.stimecmp;
     h->slice_end = true;
     rv64_update_ctx(h);
-    rv64_tlb_flush(h);
+    rv64_pmp_update(h);     /* flushes the TLB */
     return 0;
 }
 
