@@ -110,6 +110,14 @@ static const struct rule rules[] = {
 #endif
 };
 
+/* One argument comparison, every field set (libseccomp's SCMP_CMP leaves
+ * datum_b out, which clang's -Wmissing-field-initializers rejects). */
+static struct scmp_arg_cmp cmp(unsigned arg, enum scmp_compare op, uint64_t a, uint64_t b)
+{
+    struct scmp_arg_cmp c = { .arg = arg, .op = op, .datum_a = a, .datum_b = b };
+    return c;
+}
+
 int sandbox_seccomp_policy(scmp_filter_ctx ctx, enum thread_kind kind, struct err *e)
 {
     for (size_t i = 0; i < sizeof(rules) / sizeof(rules[0]); i++) {
@@ -123,15 +131,15 @@ int sandbox_seccomp_policy(scmp_filter_ctx ctx, enum thread_kind kind, struct er
         switch (r->test) {
         case EQ:
             ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 1,
-                                   SCMP_CMP(r->arg, SCMP_CMP_EQ, r->a));
+                                   cmp(r->arg, SCMP_CMP_EQ, r->a, 0));
             break;
         case MASK_ZERO:
             ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 1,
-                                   SCMP_CMP(r->arg, SCMP_CMP_MASKED_EQ, r->a, 0));
+                                   cmp(r->arg, SCMP_CMP_MASKED_EQ, r->a, 0));
             break;
         case MASK_EQ:
             ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 1,
-                                   SCMP_CMP(r->arg, SCMP_CMP_MASKED_EQ, r->a, r->b));
+                                   cmp(r->arg, SCMP_CMP_MASKED_EQ, r->a, r->b));
             break;
         default:
             ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 0);

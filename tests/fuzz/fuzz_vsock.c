@@ -46,16 +46,11 @@
 #define EV_BUFS (RAM + 0x300000)
 #define NCLIENTS 8
 
-struct fq {
-    uint64_t desc, avail, used;
-    uint16_t avail_idx, used_seen, noff;
-};
-
 static struct evloop *loop;
 static char dir[64], uds[128];
 static int listeners[2] = { -1, -1 };
 static int clients[NCLIENTS];
-static struct fq q[NQ];
+static struct drv_q q[NQ];
 static struct drv d;
 static uint32_t ports[8] = { 1024, 1025, 55, 56, 1u << 30, (1u << 30) + 1, 0, 0xffffffffu };
 static unsigned nfds_base;
@@ -119,40 +114,12 @@ static void kick(unsigned qi) { wr(d.notify + (uint64_t)q[qi].noff * d.mult, 2, 
 /* The driver's set-up of the three queues (the spec's init sequence). */
 static void driver_up(void)
 {
-    wr(COMMON(&d, STATUS), 1, 0);
-    wr(COMMON(&d, STATUS), 1, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
-    uint64_t f = STD_FEATURES | (1ull << VIRTIO_RING_F_EVENT_IDX);
-    wr(COMMON(&d, GFSELECT), 4, 0);
-    wr(COMMON(&d, GF), 4, (uint32_t)f);
-    wr(COMMON(&d, GFSELECT), 4, 1);
-    wr(COMMON(&d, GF), 4, (uint32_t)(f >> 32));
-    wr(COMMON(&d, STATUS), 1, 0x0b);
-    for (unsigned i = 0; i < NQ; i++) {
-        struct fq *x = &q[i];
-        memset(x, 0, sizeof(*x));
-        x->desc = RAM + 0x4000ull * i;
-        x->avail = x->desc + 0x1000;
-        x->used = x->desc + 0x2000;
-        memset(gp(x->desc, 0x4000), 0, 0x4000);
-        wr(COMMON(&d, Q_SELECT), 2, i);
-        wr(COMMON(&d, Q_SIZE), 2, QSIZE);
-        uint64_t v = 0;
-        bus_read(&mmio, d.bar + COMMON(&d, Q_NOFF), 2, &v);
-        x->noff = (uint16_t)v;
-        wr(COMMON(&d, Q_DESCLO), 4, (uint32_t)x->desc);
-        wr(COMMON(&d, Q_DESCHI), 4, x->desc >> 32);
-        wr(COMMON(&d, Q_AVAILLO), 4, (uint32_t)x->avail);
-        wr(COMMON(&d, Q_AVAILHI), 4, x->avail >> 32);
-        wr(COMMON(&d, Q_USEDLO), 4, (uint32_t)x->used);
-        wr(COMMON(&d, Q_USEDHI), 4, x->used >> 32);
-        wr(COMMON(&d, Q_ENABLE), 2, 1);
-    }
-    wr(COMMON(&d, STATUS), 1, 0x0f);
+    drv_up_queues(&d, RAM, 1ull << VIRTIO_RING_F_EVENT_IDX, q, NQ, QSIZE);
 }
 
 static void avail(unsigned qi, uint16_t head)
 {
-    struct fq *x = &q[qi];
+    struct drv_q *x = &q[qi];
     wr16(x->avail + 4 + 2ull * (x->avail_idx % QSIZE), head);
     x->avail_idx++;
     wr16(x->avail + 2, x->avail_idx);
@@ -161,7 +128,7 @@ static void avail(unsigned qi, uint16_t head)
 /* Read what the device sent; remember its local ports for later packets. */
 static void rx_drain(void)
 {
-    struct fq *x = &q[0];
+    struct drv_q *x = &q[0];
     while (x->used_seen != rd16(x->used + 2)) {
         uint64_t e = x->used + 4 + 8ull * (x->used_seen % QSIZE);
         uint32_t id = rd32(e), len = rd32(e + 4);
@@ -214,7 +181,7 @@ static void op_tx(struct in *in)
     if (sel & 0x10)
         total = take(in, 1) % HDR;      /* a short header */
     memcpy(gp(TX_BUF, sizeof(b)), b, sizeof(b));
-    struct fq *x = &q[TXQ];
+    struct drv_q *x = &q[TXQ];
     uint16_t head = (uint16_t)(x->avail_idx % QSIZE), nxt = (uint16_t)((head + 1) % QSIZE);
     if ((sel & 1) && total > HDR) {
         put_desc(x->desc, head, TX_BUF, HDR, VIRTQ_DESC_F_NEXT, nxt);
@@ -228,7 +195,7 @@ static void op_tx(struct in *in)
 
 static void op_raw_chain(struct in *in)
 {
-    struct fq *x = &q[TXQ];
+    struct drv_q *x = &q[TXQ];
     uint16_t head = (uint16_t)(take(in, 1) % QSIZE);
     unsigned n = take(in, 1) % 4 + 1;
     for (unsigned i = 0; i < n; i++) {
@@ -244,7 +211,7 @@ static void op_raw_chain(struct in *in)
 
 static void op_give(unsigned qi, struct in *in)
 {
-    struct fq *x = &q[qi];
+    struct drv_q *x = &q[qi];
     unsigned n = take(in, 1) % QSIZE + 1;
     uint32_t len = take(in, 2) % (RX_SLOT + 1);
     uint64_t base = qi == 0 ? RX_BUFS : EV_BUFS;
@@ -375,7 +342,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct err e;
     if (virtio_pci_create(&h, spec, &e) < 0)
         abort();
-    drv_probe(&d, 1, RAM);
     driver_up();
     struct in in = { data, size };
     for (unsigned steps = 0; in.n && steps < 256; steps++) {

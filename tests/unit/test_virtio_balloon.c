@@ -37,11 +37,7 @@ static struct evloop *loop;
 static struct vm fake_vm;
 static struct drv drv;
 
-struct q {
-    uint64_t desc, avail, used;
-    uint16_t avail_idx, noff;
-};
-static struct q vq[4];
+static struct drv_q vq[4];
 static unsigned nq;
 
 static int create(const char *spec, struct err *e)
@@ -59,44 +55,16 @@ static uint64_t offered(void)
 /* The driver's init with `features` (besides VERSION_1) and n queues. */
 static uint8_t up(uint64_t features, unsigned n)
 {
-    struct drv *d = &drv;
-    drv_probe(d, 1, RINGS);
-    bar_wr(d, COMMON(d, STATUS), 1, 0);
-    bar_wr(d, COMMON(d, STATUS), 1, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
-    uint64_t f = STD_FEATURES | features;
-    bar_wr(d, COMMON(d, GFSELECT), 4, 0);
-    bar_wr(d, COMMON(d, GF), 4, (uint32_t)f);
-    bar_wr(d, COMMON(d, GFSELECT), 4, 1);
-    bar_wr(d, COMMON(d, GF), 4, (uint32_t)(f >> 32));
-    bar_wr(d, COMMON(d, STATUS), 1, 0x0b);
-    EQ(bar_rd(d, COMMON(d, NUMQ), 2), n);
     nq = n;
-    for (unsigned i = 0; i < n; i++) {
-        struct q *q = &vq[i];
-        memset(q, 0, sizeof(*q));
-        q->desc = RINGS + 0x4000ull * i;
-        q->avail = q->desc + 0x1000;
-        q->used = q->desc + 0x2000;
-        memset(gp(q->desc, 0x4000), 0, 0x4000);
-        bar_wr(d, COMMON(d, Q_SELECT), 2, i);
-        bar_wr(d, COMMON(d, Q_SIZE), 2, QSIZE);
-        q->noff = (uint16_t)bar_rd(d, COMMON(d, Q_NOFF), 2);
-        bar_wr(d, COMMON(d, Q_DESCLO), 4, (uint32_t)q->desc);
-        bar_wr(d, COMMON(d, Q_DESCHI), 4, q->desc >> 32);
-        bar_wr(d, COMMON(d, Q_AVAILLO), 4, (uint32_t)q->avail);
-        bar_wr(d, COMMON(d, Q_AVAILHI), 4, q->avail >> 32);
-        bar_wr(d, COMMON(d, Q_USEDLO), 4, (uint32_t)q->used);
-        bar_wr(d, COMMON(d, Q_USEDHI), 4, q->used >> 32);
-        bar_wr(d, COMMON(d, Q_ENABLE), 2, 1);
-    }
-    bar_wr(d, COMMON(d, STATUS), 1, 0x0f);
-    return status(d);
+    uint8_t st = drv_up_queues(&drv, RINGS, features, vq, n, QSIZE);
+    EQ(bar_rd(&drv, COMMON(&drv, NUMQ), 2), n);
+    return st;
 }
 
 /* One buffer (a single descriptor) on queue qi, kicked. */
 static void give(unsigned qi, uint64_t addr, uint32_t len, uint16_t flags)
 {
-    struct q *q = &vq[qi];
+    struct drv_q *q = &vq[qi];
     uint16_t head = (uint16_t)(q->avail_idx % QSIZE);
     put_desc(q->desc, head, addr, len, flags, 0);
     wr16(q->avail + 4 + 2ull * head, head);

@@ -46,11 +46,7 @@ enum { OP_REQUEST = 1, OP_RESPONSE, OP_RST, OP_SHUTDOWN, OP_RW, OP_CREDIT_UPDATE
 static struct evloop *loop;
 static char dir[64], uds[128];
 
-struct q {
-    uint64_t desc, avail, used;
-    uint16_t avail_idx, used_seen, noff;
-};
-static struct q vq[3];
+static struct drv_q vq[3];
 static struct drv drv;
 
 struct hdr {
@@ -109,41 +105,12 @@ static int create(const char *spec, struct err *e)
 
 static uint8_t drv_up3(void)
 {
-    struct drv *d = &drv;
-    drv_probe(d, 1, RINGS);
-    bar_wr(d, COMMON(d, STATUS), 1, 0);
-    bar_wr(d, COMMON(d, STATUS), 1, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
-    uint64_t f = STD_FEATURES | (1ull << VIRTIO_RING_F_EVENT_IDX);
-    bar_wr(d, COMMON(d, GFSELECT), 4, 0);
-    bar_wr(d, COMMON(d, GF), 4, (uint32_t)f);
-    bar_wr(d, COMMON(d, GFSELECT), 4, 1);
-    bar_wr(d, COMMON(d, GF), 4, (uint32_t)(f >> 32));
-    bar_wr(d, COMMON(d, STATUS), 1, 0x0b);
-    for (unsigned i = 0; i < 3; i++) {
-        struct q *q = &vq[i];
-        memset(q, 0, sizeof(*q));
-        q->desc = RINGS + 0x4000ull * i;
-        q->avail = q->desc + 0x1000;
-        q->used = q->desc + 0x2000;
-        memset(gp(q->desc, 0x4000), 0, 0x4000);
-        bar_wr(d, COMMON(d, Q_SELECT), 2, i);
-        bar_wr(d, COMMON(d, Q_SIZE), 2, QSIZE);
-        q->noff = (uint16_t)bar_rd(d, COMMON(d, Q_NOFF), 2);
-        bar_wr(d, COMMON(d, Q_DESCLO), 4, (uint32_t)q->desc);
-        bar_wr(d, COMMON(d, Q_DESCHI), 4, q->desc >> 32);
-        bar_wr(d, COMMON(d, Q_AVAILLO), 4, (uint32_t)q->avail);
-        bar_wr(d, COMMON(d, Q_AVAILHI), 4, q->avail >> 32);
-        bar_wr(d, COMMON(d, Q_USEDLO), 4, (uint32_t)q->used);
-        bar_wr(d, COMMON(d, Q_USEDHI), 4, q->used >> 32);
-        bar_wr(d, COMMON(d, Q_ENABLE), 2, 1);
-    }
-    bar_wr(d, COMMON(d, STATUS), 1, 0x0f);
-    return status(d);
+    return drv_up_queues(&drv, RINGS, 1ull << VIRTIO_RING_F_EVENT_IDX, vq, 3, QSIZE);
 }
 
 static void q_avail(unsigned qi, uint16_t head, bool kick)
 {
-    struct q *q = &vq[qi];
+    struct drv_q *q = &vq[qi];
     wr16(q->avail + 4 + 2ull * (q->avail_idx % QSIZE), head);
     q->avail_idx++;
     wr16(q->avail + 2, q->avail_idx);
@@ -156,7 +123,7 @@ static uint16_t q_used(unsigned qi) { return rd16(vq[qi].used + 2); }
 /* Receive buffers of len bytes, as many as are free. */
 static void rx_give(unsigned n, uint32_t len)
 {
-    struct q *q = &vq[RXQ];
+    struct drv_q *q = &vq[RXQ];
     for (unsigned i = 0; i < n && (uint16_t)(q->avail_idx - q->used_seen) < QSIZE; i++) {
         uint16_t head = (uint16_t)(q->avail_idx % QSIZE);
         put_desc(q->desc, head, RX_BUFS + (uint64_t)head * RX_SLOT, len, VIRTQ_DESC_F_WRITE, 0);
@@ -168,7 +135,7 @@ static void rx_give(unsigned n, uint32_t len)
 /* The next packet the device sent: 1, or 0 if none.  data gets its payload. */
 static int rx_take(struct hdr *h, uint8_t *data, uint32_t *used_len)
 {
-    struct q *q = &vq[RXQ];
+    struct drv_q *q = &vq[RXQ];
     if (q->used_seen == q_used(RXQ))
         return 0;
     uint64_t e = q->used + 4 + 8ull * (q->used_seen % QSIZE);
@@ -223,7 +190,7 @@ static void no_packet(void)
  * be returned at once. */
 static void tx_raw(const uint8_t *b, uint32_t total, bool split)
 {
-    struct q *q = &vq[TXQ];
+    struct drv_q *q = &vq[TXQ];
     memcpy(gp(TX_BUF, total), b, total);
     uint16_t head = (uint16_t)(q->avail_idx % QSIZE), nxt = (uint16_t)((head + 1) % QSIZE);
     if (split && total > HDR) {
@@ -255,7 +222,7 @@ static void tx(uint16_t op, uint32_t src_port, uint32_t dst_port, const void *da
 
 static void ev_give(unsigned n)
 {
-    struct q *q = &vq[EVQ];
+    struct drv_q *q = &vq[EVQ];
     for (unsigned i = 0; i < n; i++) {
         uint16_t head = (uint16_t)(q->avail_idx % QSIZE);
         put_desc(q->desc, head, EV_BUFS + 16ull * head, 4, VIRTQ_DESC_F_WRITE, 0);

@@ -175,6 +175,51 @@ static inline uint16_t used_idx(struct drv *d, unsigned q) { return rd16(d->used
 static inline uint8_t status(struct drv *d) { return (uint8_t)bar_rd(d, COMMON(d, STATUS), 1); }
 static inline bool line(struct drv *d) { return lines[pci_intx_line(d->slot, 1)]; }
 
+/* --- devices with more queues (vsock, balloon) ------------------------- */
+
+/* One queue: its rings and the driver's indexes. */
+struct drv_q {
+    uint64_t desc, avail, used;
+    uint16_t avail_idx, used_seen, noff;
+};
+
+/* The spec's init sequence with `features` (VERSION_1 and INDIRECT_DESC
+ * added) and n queues of qsize, queue i's rings at ring_base + 0x4000 * i
+ * (descriptors, avail at + 0x1000, used at + 0x2000), zeroed.  Probes the
+ * device in slot 1 into *d.  Returns the final status. */
+static inline uint8_t drv_up_queues(struct drv *d, uint64_t ring_base, uint64_t features,
+                                    struct drv_q *q, unsigned n, uint16_t qsize)
+{
+    drv_probe(d, 1, ring_base);
+    bar_wr(d, COMMON(d, STATUS), 1, 0);
+    bar_wr(d, COMMON(d, STATUS), 1, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
+    uint64_t f = STD_FEATURES | features;
+    bar_wr(d, COMMON(d, GFSELECT), 4, 0);
+    bar_wr(d, COMMON(d, GF), 4, (uint32_t)f);
+    bar_wr(d, COMMON(d, GFSELECT), 4, 1);
+    bar_wr(d, COMMON(d, GF), 4, (uint32_t)(f >> 32));
+    bar_wr(d, COMMON(d, STATUS), 1, 0x0b);
+    for (unsigned i = 0; i < n; i++) {
+        memset(&q[i], 0, sizeof(q[i]));
+        q[i].desc = ring_base + 0x4000ull * i;
+        q[i].avail = q[i].desc + 0x1000;
+        q[i].used = q[i].desc + 0x2000;
+        memset(gp(q[i].desc, 0x4000), 0, 0x4000);
+        bar_wr(d, COMMON(d, Q_SELECT), 2, i);
+        bar_wr(d, COMMON(d, Q_SIZE), 2, qsize);
+        q[i].noff = (uint16_t)bar_rd(d, COMMON(d, Q_NOFF), 2);
+        bar_wr(d, COMMON(d, Q_DESCLO), 4, (uint32_t)q[i].desc);
+        bar_wr(d, COMMON(d, Q_DESCHI), 4, q[i].desc >> 32);
+        bar_wr(d, COMMON(d, Q_AVAILLO), 4, (uint32_t)q[i].avail);
+        bar_wr(d, COMMON(d, Q_AVAILHI), 4, q[i].avail >> 32);
+        bar_wr(d, COMMON(d, Q_USEDLO), 4, (uint32_t)q[i].used);
+        bar_wr(d, COMMON(d, Q_USEDHI), 4, q[i].used >> 32);
+        bar_wr(d, COMMON(d, Q_ENABLE), 2, 1);
+    }
+    bar_wr(d, COMMON(d, STATUS), 1, 0x0f);
+    return status(d);
+}
+
 static inline void setup(void)
 {
     memset(&mmio, 0, sizeof(mmio));
