@@ -252,7 +252,7 @@ def test_create_refusals(pv, tmp_path):
         (["--disk-size", "0"], "needs a size"),
         (["--ssh-key", str(priv)], "not an OpenSSH public key"),
         (["--ssh-key", str(tmp_path / "missing.pub")], "No such file"),
-        (["--device", "virtio-gpu"], "unknown --device 'virtio-gpu'"),
+        (["--device", "virtio-sound"], "unknown --device 'virtio-sound'"),
         (["--disk", str(tmp_path / "missing.img")], "--disk"),
         (["--disk", f"{priv},serial=petrel-config"], "reserved for the config disk"),
         (["--kernel", str(tmp_path)], "--kernel"),
