@@ -16,8 +16,10 @@ function crumbs(...parts) {
 
 function stateBadge(s) { return el("span", { class: "state " + s, text: s }); }
 
+const live = (vm) => vm.state === "running" || vm.state === "paused";
+
 function cpuCell(vm) {
-  if (vm.cpu === null || vm.cpu === undefined) return el("span", { class: "muted", text: "–" });
+  if (!live(vm) || vm.cpu === null || vm.cpu === undefined) return el("span", { class: "muted", text: "–" });
   const bar = el("span", { class: "bar" }, el("span", { class: "fill" }));
   bar.firstChild.style.width = Math.min(100, vm.cpu * 100).toFixed(1) + "%";
   return el("span", { class: "cpu" }, bar, el("span", { class: "num", text: pct(vm.cpu) }));
@@ -65,7 +67,7 @@ function showList() {
         el("td", { text: vm.vcpus ?? "–" }),
         el("td", { text: vm.memory_mib ? bytes(vm.memory_mib * 1048576) : "–" }),
         el("td", {}, cpuCell(vm)),
-        el("td", { class: "num", text: rate(vm.net_rx_bps) + " / " + rate(vm.net_tx_bps) }),
+        el("td", { class: "num", text: live(vm) ? rate(vm.net_rx_bps) + " / " + rate(vm.net_tx_bps) : "–" }),
         el("td", { text: duration(vm.uptime_s) }),
         el("td", { class: "actions-col" }, actionButtons(vm, refresh, { compact: true })));
       if (open.has(vm.name)) { const d = tr.querySelector("details"); if (d) d.open = true; }

@@ -49,14 +49,17 @@ export function showVm(view, name, tab) {
     const d = vm.definition || {};
     $("vm-state").textContent = vm.state;
     $("vm-state").className = "state " + vm.state;
-    $("vm-actions").replaceChildren(actionButtons({ name, state: vm.state }, refreshAll));
+    if ($("vm-actions").dataset.state !== vm.state) {     // keep an open menu open
+      $("vm-actions").replaceChildren(actionButtons({ name, state: vm.state }, refreshAll));
+      $("vm-actions").dataset.state = vm.state;
+    }
     const run = vm.run || {};
     $("vm-facts").replaceChildren(
       fact("State", vm.state + (vm.uptime_s != null ? " · up " + duration(vm.uptime_s) : "")),
       fact("vCPUs", String(d.vcpus ?? "–")),
       fact("Memory", d.memory_mib ? bytes(d.memory_mib * 1048576) : "–"),
-      fact("CPU now", pct(vm.cpu)),
-      fact("VMM memory (RSS)", bytes(vm.mem_bytes)),
+      fact("CPU now", active(vm.state) ? pct(vm.cpu) : "–"),
+      fact("VMM memory (RSS)", active(vm.state) ? bytes(vm.mem_bytes) : "–"),
       fact("SSH", run.ssh_port && active(vm.state) ? "127.0.0.1:" + run.ssh_port : "–"),
       fact("Display", d.display ? "yes (VNC)" : "no"),
       fact("Snapshots", String(vm.snapshots ?? 0)));

@@ -141,11 +141,15 @@ return [c.width, c.height, colours.size, h];
 
 def click_op(d, op, scope="#vm-actions"):
     from selenium.webdriver.common.by import By
-    btn = d.find_elements(By.CSS_SELECTOR, f"{scope} button[data-op='{op}']")
-    if not btn or not btn[0].is_displayed():
-        d.find_element(By.CSS_SELECTOR, f"{scope} details.menu > summary").click()
-        btn = d.find_elements(By.CSS_SELECTOR, f"{scope} button[data-op='{op}']")
-    btn[0].click()
+    sel = f"{scope} button[data-op='{op}']"
+    btn = wait(f"the {op} button", lambda: d.find_elements(By.CSS_SELECTOR, sel))
+    # in the "more" menu: open it first
+    d.execute_script("const m = arguments[0].closest('details'); if (m) m.open = true;", btn[0])
+    try:
+        btn[0].click()
+    except Exception:
+        shot(d, f"failed-{op}")
+        raise
 
 
 def state(d):
