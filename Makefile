@@ -22,7 +22,28 @@ OBJS    := $(SRCS:%.c=$(BUILD)/%.o)
 LIBOBJS := $(filter-out $(BUILD)/src/main.o,$(OBJS))
 UNIT    := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(wildcard tests/unit/test_*.c))
 
-all: $(BUILD)/petrel $(UNIT)
+# petrel serve's serial console: xterm.js from Debian's node-xterm, which
+# ships CommonJS modules; bundled into one browser script (no CDN).  Skipped
+# with a note when the package is missing (scripts/deps.sh build installs it).
+XTERM_DIR ?= /usr/share/nodejs/xterm/lib
+VENDOR  := $(if $(wildcard $(XTERM_DIR)/xterm.js),$(addprefix $(BUILD)/vendor/xterm/,xterm.js fit.js xterm.css))
+
+all: $(BUILD)/petrel $(UNIT) $(VENDOR)
+ifeq ($(VENDOR),)
+	@echo "note: $(XTERM_DIR) missing (Debian's node-xterm): petrel serve will have no serial console in the page"
+endif
+
+$(BUILD)/vendor/xterm/xterm.js: scripts/bundle-cjs.py $(wildcard $(XTERM_DIR)/*.js)
+	@mkdir -p $(dir $@)
+	python3 scripts/bundle-cjs.py $(XTERM_DIR)/xterm.js Terminal $@
+
+$(BUILD)/vendor/xterm/fit.js: scripts/bundle-cjs.py $(XTERM_DIR)/addons/fit/fit.js
+	@mkdir -p $(dir $@)
+	python3 scripts/bundle-cjs.py $(XTERM_DIR)/addons/fit/fit.js xtermFit $@
+
+$(BUILD)/vendor/xterm/xterm.css: $(XTERM_DIR)/xterm.css
+	@mkdir -p $(dir $@)
+	cp $< $@
 
 $(BUILD)/petrel: $(OBJS)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)

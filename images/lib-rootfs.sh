@@ -249,6 +249,16 @@ else
 fi
 unset -f ssh_key
 unset ssh_hostkey
+# With a display (the initramfs loaded virtio-gpu's modules: a frame
+# buffer), a second shell on its screen (tty1), as the initramfs has; not
+# when the console is there already (console=tty0/tty1).
+if [ -e /sys/class/graphics/fb0 ] && [ -c /dev/tty1 ]; then
+    case " $(cat /proc/cmdline) " in
+        *" console=tty0 "*|*" console=tty1 "*) ;;
+        *) setsid -c /bin/sh -c 'echo "Welcome to Petrel"; uname -r; exec /bin/sh -l' \
+               <>/dev/tty1 >&0 2>&1 & ;;
+    esac
+fi
 EOF
         } >etc/init.d/rcS
         cat >etc/init.d/console <<'EOF'

@@ -6,13 +6,16 @@
 #   build  compile Petrel (gcc, make, libfdt, liburing, zlib, zstd, libslirp,
 #          libmicrohttpd and jansson for the API, libcurl for its client,
 #          libseccomp for the system call filters, GnuTLS headers for petrel
-#          serve's WebSocket handshake (SHA-1), libvncserver for --vnc)
+#          serve's WebSocket handshake (SHA-1), libvncserver for --vnc;
+#          xterm.js (node-xterm, bundled by python3 at build time) and noVNC
+#          for petrel serve's consoles in the page)
 #   guest  build the default guest images from Debian packages (images/), and
 #          the riscv64 cross compiler for the guest's vsock-test
 #   test   run the test suite and the benchmarks (pytest, pexpect, the riscv64
 #          cross compiler for guest test programs, qemu-user-static as FP
 #          oracle, dtc for FDT checks, qemu-system-misc as benchmark peer,
-#          gdb for the seccomp test)
+#          gdb for the seccomp test, headless chromium + chromedriver +
+#          selenium for the dashboard's browser test)
 #
 # Only packages that are missing are installed, and `apt-get update` runs only
 # then: with everything present this is a few dpkg-query calls, fast and
@@ -21,13 +24,14 @@ set -euo pipefail
 
 pkgs_build=(gcc make libc6-dev libfdt-dev liburing-dev pkg-config zlib1g-dev libzstd-dev libslirp-dev
             libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev libseccomp-dev
-            libgnutls28-dev openssl libvncserver-dev)
+            libgnutls28-dev openssl libvncserver-dev python3 node-xterm novnc)
 pkgs_guest=(apt debian-archive-keyring cpio xz-utils zstd gzip kmod e2fsprogs binutils
             gcc-riscv64-linux-gnu libc6-dev-riscv64-cross)
 pkgs_test=(python3 python3-pytest python3-pexpect
            gcc-riscv64-linux-gnu binutils-riscv64-linux-gnu libc6-dev-riscv64-cross
            qemu-user-static device-tree-compiler qemu-system-misc qemu-system-x86 qemu-utils
-           time bc clang iproute2 socat openssh-client curl gdb)
+           time bc clang iproute2 socat openssh-client curl gdb
+           chromium chromium-driver python3-selenium)
 
 usage() {
     echo "usage: $0 [build|guest|test|all]..." >&2

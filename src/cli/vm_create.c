@@ -414,6 +414,7 @@ int vmx_cmd_create(struct vmx *x, int argc, char **argv)
         { "no-net", no_argument, 0, OPT_NO_NET },
         { "no-balloon", no_argument, 0, OPT_NO_BALLOON },
         { "autostart", no_argument, 0, OPT_AUTOSTART },
+        { "display", no_argument, 0, OPT_DISPLAY },
         LIMIT_OPTIONS,
         { "help", no_argument, 0, 'h' },
         { 0, 0, 0, 0 },
@@ -425,7 +426,7 @@ int vmx_cmd_create(struct vmx *x, int argc, char **argv)
                *key_arg = NULL, *size_arg = NULL;
     const char *disk_args[VM_DEF_MAX_DISKS + 1], *dev_args[VM_DEF_MAX_DEVICES + 1];
     unsigned ndisk_args = 0, ndev_args = 0, ssh_port = 0;
-    bool no_net = false, no_balloon = false, autostart = false;
+    bool no_net = false, no_balloon = false, autostart = false, display = false;
     int c;
     opterr = 0;
     optind = 0;
@@ -459,6 +460,7 @@ int vmx_cmd_create(struct vmx *x, int argc, char **argv)
         case OPT_NO_NET: no_net = true; break;
         case OPT_NO_BALLOON: no_balloon = true; break;
         case OPT_AUTOSTART: autostart = true; break;
+        case OPT_DISPLAY: display = true; break;
         case 'h': vmx_cmd_help("create"); return 0;
         case ':': return vmx_usage_err("create", "option '%s' needs an argument", argv[optind - 1]);
         case '?': return vmx_usage_err("create", "unknown option '%s'", argv[optind - 1]);
@@ -595,6 +597,7 @@ int vmx_cmd_create(struct vmx *x, int argc, char **argv)
             goto oom;
     d.ssh_port = ssh_port;
     d.autostart = autostart;
+    d.display = display;
     d.limits = limits;
     if (limits.memory_max && limits.memory_max < (uint64_t)d.memory_mib << 20)
         vmx_eprintf("petrel vm: warning: --memory-max is less than the guest's RAM: the VMM "
@@ -681,6 +684,7 @@ int vmx_cmd_set(struct vmx *x, int argc, char **argv)
         { "ssh-key", required_argument, 0, OPT_SSH_KEY },
         { "ssh-port", required_argument, 0, OPT_SSH_PORT },
         { "autostart", required_argument, 0, OPT_AUTOSTART },
+        { "display", required_argument, 0, OPT_DISPLAY },
         LIMIT_OPTIONS,
         { "help", no_argument, 0, 'h' },
         { 0, 0, 0, 0 },
@@ -770,6 +774,11 @@ int vmx_cmd_set(struct vmx *x, int argc, char **argv)
             if (parse_onoff("set", "--autostart", a, &b))
                 goto out;
             d.autostart = b;
+            break;
+        case OPT_DISPLAY:
+            if (parse_onoff("set", "--display", a, &b))
+                goto out;
+            d.display = b;
             break;
         }
     }

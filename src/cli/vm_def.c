@@ -340,7 +340,7 @@ static int from_json(struct vctx *c, json_t *root, const char *expect_name, stru
 {
     static const char *const known[] = {
         "format", "version", "name", "arch", "vcpus", "memory_mib", "kernel", "initrd",
-        "firmware", "append", "disks", "devices", "ssh", "autostart", "created_utc",
+        "firmware", "append", "disks", "devices", "ssh", "autostart", "display", "created_utc",
         "restore_from", "cloned_from", "limits", NULL,
     };
     int r;
@@ -440,6 +440,7 @@ static int from_json(struct vctx *c, json_t *root, const char *expect_name, stru
     }
     if ((r = parse_ssh(c, json_object_get(root, "ssh"), d)) < 0 ||
         (r = get_bool(c, root, "autostart", "autostart", false, &d->autostart)) < 0 ||
+        (r = get_bool(c, root, "display", "display", false, &d->display)) < 0 ||
         (r = get_str(c, root, "created_utc", "created_utc", OPTIONAL, NULLABLE, false, 64,
                      &d->created_utc)) < 0 ||
         (r = get_str(c, root, "restore_from", "restore_from", OPTIONAL, NULLABLE, false,
@@ -590,6 +591,8 @@ json_t *vm_def_to_json(const struct vm_def *d)
     bad_ |= json_object_set_new(root, "ssh", ssh);
     ssh = NULL;
     bad_ |= json_object_set_new(root, "autostart", json_boolean(d->autostart));
+    if (d->display)
+        bad_ |= json_object_set_new(root, "display", json_true());
     bad_ |= json_object_set_new(root, "created_utc", str_or_null(d->created_utc));
     if (d->restore_from)
         bad_ |= json_object_set_new(root, "restore_from", json_string(d->restore_from));

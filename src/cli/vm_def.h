@@ -78,6 +78,9 @@ struct vm_def {
     char *authorized_keys;  /* never NULL once loaded; "" for none */
     char *ssh_key_file;     /* the public key file it came from; NULL: unknown */
     bool autostart;
+    bool display;           /* a screen, keyboard and tablet, served as VNC on
+                             * vnc.sock beside console.sock ("display": true;
+                             * written only when set) */
     char *created_utc;      /* NULL: unknown */
     /* clones (`petrel vm clone`, vm_clone.c); written only when set */
     char *restore_from;     /* the snapshot (state + memory) the next start restores:

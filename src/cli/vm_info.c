@@ -51,6 +51,7 @@ json_t *vmx_vm_summary(const struct vmx *x, const char *name, long api_timeout_m
         json_object_set_new(o, "pid", vmx_rt_active(&rt) && rt.pid ? json_integer(rt.pid)
                                                                    : json_null());
         json_object_set_new(o, "autostart", ok ? json_boolean(d.autostart) : json_null());
+        json_object_set_new(o, "display", ok ? json_boolean(d.display) : json_null());
         json_object_set_new(o, "error", ok ? json_null() : json_string(e.msg));
     }
     vmx_rt_free(&rt);

@@ -125,6 +125,15 @@ int vm_ops_sockets(const char *name, char *api, char *con, size_t len, struct er
     return CAPTURED(e, (char **)NULL, sockets(name, api, con, len));
 }
 
+int vm_ops_vnc_socket(const char *name, char *vnc, size_t len, struct err *e)
+{
+    char api[PATH_MAX], con[PATH_MAX];
+    if (vm_ops_sockets(name, api, con, sizeof(con), e))
+        return 1;
+    vmx_vnc_path(con, vnc, len);
+    return 0;
+}
+
 int vm_ops_cmd(int argc, char **argv, char **out, struct err *e)
 {
     if (out)

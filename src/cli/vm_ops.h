@@ -54,6 +54,9 @@ int vm_ops_cmd(int argc, char **argv, char **out, struct err *e);
 int vm_ops_exists(const char *name, struct err *e);
 /* The sockets of NAME's running (or paused) VMM: 0, or 1 (not running). */
 int vm_ops_sockets(const char *name, char *api, char *con, size_t len, struct err *e);
+/* The VNC socket of NAME's running (or paused) VMM (it exists only when
+ * the VM has a display: vm.json "display"): 0, or 1 (not running). */
+int vm_ops_vnc_socket(const char *name, char *vnc, size_t len, struct err *e);
 
 /* Reap the VMMs this process started that have exited (they are its
  * children: `start` waits only for their API); does nothing while a

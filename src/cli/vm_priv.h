@@ -64,7 +64,7 @@ enum {
     OPT_DISK, OPT_DEVICE, OPT_DISK_SIZE, OPT_BASE, OPT_SSH_KEY, OPT_SSH_PORT, OPT_NO_NET,
     OPT_AUTOSTART, OPT_TIMEOUT, OPT_FORCE, OPT_WAIT, OPT_DIFF, OPT_PAUSED, OPT_FROM, OPT_JSON,
     OPT_CPU_QUOTA, OPT_CPU_PIN, OPT_MEMORY_MAX, OPT_IO_MAX, OPT_PIDS_MAX,
-    OPT_NO_BALLOON,
+    OPT_NO_BALLOON, OPT_DISPLAY,
 };
 
 /* --- vm_common.c ------------------------------------------------------------ */
@@ -206,6 +206,8 @@ int vmx_name_tag_opts(const char *cmd, int argc, char **argv, const char *flag, 
                       bool tag_required, int *ni, int *ti);
 /* path, or dir/path when relative */
 void vmx_resolve_in(char *buf, size_t len, const char *dir, const char *path);
+/* The VNC socket beside the console socket con (a VM with a display). */
+void vmx_vnc_path(const char *con, char *buf, size_t len);
 
 /* --- the commands: argv[0] is the command's name ----------------------------- */
 

@@ -108,6 +108,12 @@ static int socket_paths(const char *dir, char *api, char *con, char *sockdir, si
     return 0;
 }
 
+void vmx_vnc_path(const char *con, char *buf, size_t len)
+{
+    const char *slash = strrchr(con, '/');
+    vmx_fmt(buf, len, "%.*s/vnc.sock", slash ? (int)(slash - con) : 1, slash ? con : ".");
+}
+
 /* --- runtime state -------------------------------------------------------- */
 
 const char *const vmx_st_names[] = { "stopped", "starting", "running", "paused", "crashed" };
@@ -202,6 +208,12 @@ void vmx_rt_cleanup(const char *dir, const struct vm_rt *rt)
         unlink(rt->api);
     if (is_socket(rt->con))
         unlink(rt->con);
+    char vnc[PATH_MAX];
+    if (rt->con[0]) {
+        vmx_vnc_path(rt->con, vnc, sizeof(vnc));
+        if (is_socket(vnc))
+            unlink(vnc);
+    }
     if (rt->sockdir[0])
         rmdir(rt->sockdir);
     vmx_fmt(p, sizeof(p), "%s/run.json", dir);
@@ -376,6 +388,13 @@ static int build_argv(const struct vm_def *d, const char *dir, const char *exe,
         char *dev = device_with_port(d->devices[i], port);
         bad |= !dev || vmx_strv_add(av, "--device") < 0 || vmx_strv_add(av, dev) < 0;
         free(dev);
+    }
+    if (d->display) {
+        /* a screen, keyboard and tablet (petrel run --vnc adds them unless
+         * a restored snapshot brings its own), VNC on a private socket */
+        char vnc[PATH_MAX];
+        vmx_vnc_path(con, vnc, sizeof(vnc));
+        bad |= vmx_strv_add(av, "--vnc") < 0 || vmx_strv_addf(av, "unix:%s", vnc) < 0;
     }
     vmx_fmt(p, sizeof(p), "%s/console.log", dir);
     bad |= vmx_strv_add(av, "--api-sock") < 0 || vmx_strv_add(av, api) < 0 ||

@@ -88,7 +88,10 @@ static const struct rule rules[] = {
     R(sched_getaffinity, VMM), R(getuid, VMM), R(geteuid, VMM), R(getgid, VMM),
     R(getegid, VMM),
     R(rmdir, VMM),          /* removing the VMM's cgroups at exit (sandbox/cgroup.c) */
-    R(select, VMM), R(pselect6, VMM),   /* libvncserver's reads and writes (--vnc) */
+    /* --vnc: libvncserver waits for a client's bytes with select() (glibc:
+     * pselect6; select on older ones) in its blocking reads
+     * (rfbReadExactTimeout), on the loop */
+    R(select, VMM), R(pselect6, VMM),
     /* threads started later (a qcow2 drive attached through the API): a
      * thread only, not a process; clone3 answers ENOSYS (below) so glibc
      * falls back to clone, whose flags can be checked */

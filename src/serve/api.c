@@ -92,7 +92,7 @@ static const char *field(json_t *o, const char *key, char *buf, size_t len, bool
 }
 
 /* POST /api/v1/vms {"name", "vcpus", "memory", "disk_size", "base",
- * "network": "nat"|"none"|"private:NET"|"tap:IFACE", "autostart"} */
+ * "network": "nat"|"none"|"private:NET"|"tap:IFACE", "autostart", "display"} */
 static enum MHD_Result create_vm(struct srv_req *r)
 {
     bool bad;
@@ -100,7 +100,7 @@ static enum MHD_Result create_vm(struct srv_req *r)
     if (bad)
         return srv_error(r, 400, "the body must be a JSON object");
     static const char *const known[] = { "name", "vcpus", "memory", "memory_mib", "disk_size",
-                                         "base", "network", "autostart" };
+                                         "base", "network", "autostart", "display" };
     const char *key;
     json_t *val;
     json_object_foreach(b, key, val) {
@@ -126,11 +126,12 @@ static enum MHD_Result create_vm(struct srv_req *r)
     const char *sz = field(b, "disk_size", size, sizeof(size), &bad);
     const char *bs = field(b, "base", base, sizeof(base), &bad);
     const char *nw = field(b, "network", net, sizeof(net), &bad);
-    json_t *as = json_object_get(b, "autostart");
-    if (bad || !n || (as && !json_is_boolean(as))) {
+    json_t *as = json_object_get(b, "autostart"), *ds = json_object_get(b, "display");
+    if (bad || !n || (as && !json_is_boolean(as)) || (ds && !json_is_boolean(ds))) {
         json_decref(b);
         return srv_error(r, 400, bad ? "fields must be numbers or strings not starting with '-'"
-                                     : !n ? "missing \"name\"" : "\"autostart\" must be a boolean");
+                                     : !n ? "missing \"name\""
+                                     : "\"autostart\" and \"display\" must be booleans");
     }
     char *argv[MAX_ARGS] = { "create", name };
     int argc = 2;
@@ -144,6 +145,8 @@ static enum MHD_Result create_vm(struct srv_req *r)
         argv[argc++] = "--base", argv[argc++] = base;
     if (json_is_true(as))
         argv[argc++] = "--autostart";
+    if (json_is_true(ds))
+        argv[argc++] = "--display";
     if (nw && strcmp(nw, "nat")) {
         if (!strcmp(nw, "none")) {
             argv[argc++] = "--no-net";
@@ -291,6 +294,8 @@ enum MHD_Result api_handle(struct srv_req *r, const char *rest)
     if (get) {
         if (!strcmp(sub, "console"))
             return ws_console(r, name);
+        if (!strcmp(sub, "vnc"))
+            return ws_vnc(r, name);
         if (!strcmp(sub, "snapshots"))
             return snapshots(r, name);
         if (!strcmp(sub, "rrd")) {

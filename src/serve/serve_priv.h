@@ -101,5 +101,7 @@ void rrd_latest(const char *name, json_t *o);
 
 /* GET /api/v1/vms/NAME/console with Upgrade: websocket. */
 enum MHD_Result ws_console(struct srv_req *r, const char *name);
+/* GET /api/v1/vms/NAME/vnc with Upgrade: websocket: RFB to its vnc.sock. */
+enum MHD_Result ws_vnc(struct srv_req *r, const char *name);
 
 #endif

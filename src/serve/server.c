@@ -37,6 +37,7 @@
 #define MAX_CONNS 128
 
 static char web_dir[PATH_MAX];
+static char xterm_dir[PATH_MAX], novnc_dir[PATH_MAX];   /* "": not installed */
 static bool use_tls;
 
 struct conn_state {
@@ -145,12 +146,13 @@ static bool safe_name(const char *name)
     return !seg_start;
 }
 
-enum MHD_Result srv_static(const struct srv_req *r, const char *name)
+/* name (checked) under dir. */
+static enum MHD_Result static_in(const struct srv_req *r, const char *dir, const char *name)
 {
-    if (!safe_name(name))
+    if (!dir[0] || !safe_name(name))
         return srv_error(r, 404, "not found");
     char path[PATH_MAX + 256];
-    snprintf(path, sizeof(path), "%s/%s", web_dir, name);
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     struct stat st;
     if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > MAX_STATIC) {
@@ -174,6 +176,23 @@ enum MHD_Result srv_static(const struct srv_req *r, const char *name)
     enum MHD_Result ret = srv_send(r, 200, content_type(name), buf, got, NULL);
     free(buf);
     return ret;
+}
+
+enum MHD_Result srv_static(const struct srv_req *r, const char *name)
+{
+    return static_in(r, web_dir, name);
+}
+
+/* The consoles' libraries (logged-in clients only): /vendor/xterm/ from
+ * the build's bundle of Debian's node-xterm, /vendor/novnc/ from Debian's
+ * novnc (its ES modules: core/ and vendor/ only). */
+static enum MHD_Result vendor(const struct srv_req *r, const char *rest)
+{
+    if (!strncmp(rest, "xterm/", 6))
+        return static_in(r, xterm_dir, rest + 6);
+    if (!strncmp(rest, "novnc/core/", 11) || !strncmp(rest, "novnc/vendor/", 13))
+        return static_in(r, novnc_dir, rest + 6);
+    return srv_error(r, 404, "not found");
 }
 
 /* --- routing -------------------------------------------------------------- */
@@ -227,6 +246,8 @@ static enum MHD_Result route(struct srv_req *r)
         return !strcmp(r->method, "POST") ? auth_logout(r) : srv_error(r, 405, "use POST");
     if (!is_get(r))
         return srv_error(r, 405, "method not allowed");
+    if (!strncmp(p, "/vendor/", 8))
+        return vendor(r, p + 8);
     return srv_static(r, !strcmp(p, "/") ? "index.html" : p + 1);
 }
 
@@ -335,6 +356,36 @@ static int find_web_dir(const char *given, struct err *e)
                    "pass --web-dir DIR", exe);
 }
 
+/* xterm.js (the build's bundle: vendor/xterm/ next to the binary, or
+ * ../share/petrel/vendor/xterm) and noVNC (Debian's /usr/share/novnc):
+ * without them the page says the console is missing. */
+static void find_vendor_dirs(void)
+{
+    char exe[PATH_MAX], p[PATH_MAX + 64];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (n > 0) {
+        exe[n] = 0;
+        *strrchr(exe, '/') = 0;
+        static const char *const rel[] = { "vendor/xterm", "../share/petrel/vendor/xterm" };
+        for (unsigned i = 0; i < sizeof(rel) / sizeof(rel[0]) && !xterm_dir[0]; i++) {
+            snprintf(p, sizeof(p), "%s/%s/xterm.js", exe, rel[i]);
+            if (access(p, R_OK) == 0) {
+                snprintf(p, sizeof(p), "%s/%s", exe, rel[i]);
+                if (!realpath(p, xterm_dir))
+                    xterm_dir[0] = 0;
+            }
+        }
+    }
+    if (access("/usr/share/novnc/core/rfb.js", R_OK) == 0)
+        snprintf(novnc_dir, sizeof(novnc_dir), "/usr/share/novnc");
+    if (!xterm_dir[0])
+        fprintf(stderr, "petrel serve: note: no xterm.js bundle (build it with make; Debian's "
+                "node-xterm): the page has no serial console\n");
+    if (!novnc_dir[0])
+        fprintf(stderr, "petrel serve: note: no /usr/share/novnc (Debian's novnc): the page "
+                "has no graphical console\n");
+}
+
 static int parse_listen(const char *s, struct sockaddr_storage *ss, bool *loopback,
                         struct err *e)
 {
@@ -426,6 +477,7 @@ int serve_run(const struct serve_opts *o, struct err *e)
     char state[PATH_MAX], token[128];
     if (parse_listen(o->listen, &ss, &loopback, e) < 0 || find_web_dir(o->web_dir, e) < 0)
         return 1;
+    find_vendor_dirs();
     if (!o->tls_cert != !o->tls_key)
         return err_set(e, -EINVAL, "--tls-cert and --tls-key go together"), 1;
     if (srv_mhd_load(e) < 0 || vm_ops_init(state, sizeof(state), e) ||

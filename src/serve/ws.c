@@ -12,6 +12,10 @@
  * or fragmented control frame) are closed with 1002; a message over
  * WS_MAX_MSG bytes with 1009.  Closing the WebSocket leaves the VM running.
  *
+ * The VNC bridge (GET /api/v1/vms/NAME/vnc, for noVNC) is the same with
+ * the VM's vnc.sock (a VM with a display) and binary frames only: RFB
+ * passes through untouched both ways; a text frame is closed with 1003.
+ *
  * Threads: one per WebSocket (detached), started by the upgrade. */
 #include <errno.h>
 #include <fcntl.h>
@@ -33,7 +37,8 @@
 #define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 struct ws {
-    int con;                    /* the console socket */
+    bool vnc;                   /* a VNC bridge: binary frames only */
+    int con;                    /* the console (or VNC) socket */
     int sock;                   /* the client's (from libmicrohttpd) */
     struct MHD_UpgradeResponseHandle *urh;
     unsigned char in[WS_MAX_MSG + 16];
@@ -176,6 +181,8 @@ static unsigned client_frames(struct ws *w)
             if (send_frame(w, 0xA, p, len) < 0)
                 return 1011;
         } else if (op == 0x1) {
+            if (w->vnc)
+                return 1003;    /* RFB is binary */
             if (!fin)
                 return 1003;    /* control messages come in one frame */
             rc = text_message(w, p, len);
@@ -210,7 +217,8 @@ static void *bridge(void *arg)
         if (p[1].revents) {
             ssize_t n = read(w->con, buf, sizeof(buf));
             if (n <= 0) {
-                send_close(w, 1001, "the VM's console closed (the VM stopped)");
+                send_close(w, 1001, w->vnc ? "the VM's display closed (the VM stopped)"
+                                           : "the VM's console closed (the VM stopped)");
                 break;
             }
             if (send_frame(w, 0x2, buf, (size_t)n) < 0)
@@ -287,7 +295,7 @@ static int connect_console(const char *path)
     return fd;
 }
 
-enum MHD_Result ws_console(struct srv_req *r, const char *name)
+static enum MHD_Result ws_open(struct srv_req *r, const char *name, bool vnc)
 {
     const char *up = srv_header(r, "Upgrade"), *key = srv_header(r, "Sec-WebSocket-Key");
     const char *ver = srv_header(r, "Sec-WebSocket-Version");
@@ -303,7 +311,8 @@ enum MHD_Result ws_console(struct srv_req *r, const char *name)
         return srv_error(r, 403, "the WebSocket's Origin is not this server");
     char api[4096], con[4096];
     struct err e = { "" };
-    if (vm_ops_sockets(name, api, con, sizeof(api), &e))
+    if (vnc ? vm_ops_vnc_socket(name, con, sizeof(con), &e)
+            : vm_ops_sockets(name, api, con, sizeof(api), &e))
         return srv_error(r, strstr(e.msg, "no VM named") ? 404 : 409, "%s", e.msg);
     pthread_mutex_lock(&count_lock);
     bool full = nclients >= WS_MAX_CLIENTS;
@@ -319,9 +328,14 @@ enum MHD_Result ws_console(struct srv_req *r, const char *name)
         pthread_mutex_lock(&count_lock);
         nclients--;
         pthread_mutex_unlock(&count_lock);
-        return srv_error(r, 502, "%s: cannot connect to the console: %s", name, strerror(-fd));
+        if (vnc && (fd == -ENOENT || fd == -ECONNREFUSED))
+            return srv_error(r, 409, "%s has no display (petrel vm set %s --display on, "
+                             "then restart it)", name, name);
+        return srv_error(r, 502, "%s: cannot connect to the %s: %s", name,
+                         vnc ? "display" : "console", strerror(-fd));
     }
     w->con = fd;
+    w->vnc = vnc;
     char acc[128], b[64];
     unsigned char sha[20];
     snprintf(acc, sizeof(acc), "%s" WS_GUID, key);
@@ -343,4 +357,14 @@ enum MHD_Result ws_console(struct srv_req *r, const char *name)
         pthread_mutex_unlock(&count_lock);
     }
     return ret;
+}
+
+enum MHD_Result ws_console(struct srv_req *r, const char *name)
+{
+    return ws_open(r, name, false);
+}
+
+enum MHD_Result ws_vnc(struct srv_req *r, const char *name)
+{
+    return ws_open(r, name, true);
 }

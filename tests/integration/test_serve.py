@@ -203,7 +203,7 @@ def test_auth_and_csrf(srv):
     check(st == 401, f"unauthenticated API request: {st}, expected 401")
     st, h, _ = srv.request("GET", "/")
     check(st == 303 and h["Location"] == "/login", f"unauthenticated page: {st} {h['Location']}")
-    st, _, _ = srv.request("GET", "/index.js")
+    st, _, _ = srv.request("GET", "/app.js")
     check(st == 303, f"unauthenticated asset other than the login page's: {st}")
     st, h, text = srv.request("GET", "/login")
     check(st == 200 and b"<form" in text and "nosniff" in h["X-Content-Type-Options"],
@@ -217,7 +217,7 @@ def test_auth_and_csrf(srv):
     sess = [c for c in h.get_all("Set-Cookie") if c.startswith("petrel_session=")][0]
     check("HttpOnly" in sess and "SameSite=Strict" in sess, f"session cookie: {sess}")
     st, _, text = srv.request("GET", "/")
-    check(st == 200 and b"/api/v1/vms" in srv.request("GET", "/index.js")[2],
+    check(st == 200 and b'api("GET", "/vms")' in srv.request("GET", "/app.js")[2],
           f"logged in, the page: {st}")
     # state-changing requests need the CSRF token
     st, _, _ = srv.request("POST", "/api/v1/vms", {"name": "nocsrf"})
