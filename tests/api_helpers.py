@@ -3,14 +3,18 @@ VMM process with its API and console sockets, for the API tests.
 
 Nothing here knows Petrel's API: requests are plain method + path + JSON."""
 
+import contextlib
 import http.client
 import json
 import os
+import re
 import socket
 import subprocess
 import time
+from types import SimpleNamespace
 
-from petrel_helpers import kill_group, petrel_env, require_petrel
+from petrel_helpers import (SANITIZER_MARKERS, check, fail, kill_group, petrel_env,
+                            require_petrel, require_tools)
 
 
 class UnixHTTPConnection(http.client.HTTPConnection):
@@ -132,3 +136,50 @@ class Vmm:
         if self.proc.poll() is None:
             kill_group(self.proc)
             self.proc.wait()
+
+
+@contextlib.contextmanager
+def serve_started(base):
+    """`petrel serve` on a free loopback port, sampling every second, with
+    PETREL_HOME base/state and HOME base/home (an ssh key made there for
+    `petrel vm create`).  Yields url (http://HOST:PORT), host, port, token,
+    home, env, binary and proc.  On the way out every VMM it started is
+    killed, the server is stopped and its stderr must hold no sanitizer
+    report."""
+    require_tools("ssh-keygen")
+    binary = require_petrel("default")
+    (base / "home" / ".ssh").mkdir(parents=True)
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f",
+                    str(base / "home" / ".ssh" / "id_ed25519")], check=True)
+    env = petrel_env("default", {"PETREL_HOME": str(base / "state"), "HOME": str(base / "home")})
+    proc = subprocess.Popen([binary, "serve", "--listen", "127.0.0.1:0", "--sample-interval", "1"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    m = None
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not m:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        m = re.search(r"open (http://([^/:]+):(\d+))/\?token=([0-9a-f]+)", line)
+    if not m:
+        proc.kill()
+        fail("petrel serve printed no URL", proc.stderr.read())
+    home = base / "state"
+    try:
+        yield SimpleNamespace(url=m.group(1), host=m.group(2), port=int(m.group(3)),
+                              token=m.group(4), home=home, env=env, binary=binary, proc=proc)
+    finally:
+        for vm in (home / "vms").glob("*/run.json"):
+            try:
+                os.kill(json.loads(vm.read_text())["pid"], 9)
+            except (ProcessLookupError, KeyError, ValueError, TypeError):
+                pass
+        proc.terminate()
+        try:
+            _, err = proc.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _, err = proc.communicate()
+        for marker in SANITIZER_MARKERS:
+            check(marker not in err, f"sanitizer report in petrel serve ({marker})", err)

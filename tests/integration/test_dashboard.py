@@ -16,15 +16,14 @@ import http.client
 import json
 import os
 import re
-import subprocess
 import time
 import urllib.error
 import urllib.request
 
 import pytest
 
-from petrel_helpers import (BUILD_DIR, SANITIZER_MARKERS, check, fail, petrel_env,
-                            require_guest, require_petrel, require_tools)
+from api_helpers import serve_started
+from petrel_helpers import BUILD_DIR, check, fail, require_guest
 
 BOOT_TIMEOUT = 300
 ARTIFACTS = BUILD_DIR / "test-artifacts"
@@ -46,44 +45,8 @@ def need_browser():
 def srv(tmp_path_factory):
     need_browser()
     require_guest()
-    require_tools("ssh-keygen")
-    binary = require_petrel("default")
-    base = tmp_path_factory.mktemp("dash")
-    (base / "home" / ".ssh").mkdir(parents=True)
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f",
-                    str(base / "home" / ".ssh" / "id_ed25519")], check=True)
-    env = petrel_env("default", {"PETREL_HOME": str(base / "state"), "HOME": str(base / "home")})
-    proc = subprocess.Popen([binary, "serve", "--listen", "127.0.0.1:0", "--sample-interval", "1"],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
-    m = None
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and not m:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        m = re.search(r"open (http://([^/]+))/\?token=([0-9a-f]+)", line)
-    if not m:
-        proc.kill()
-        fail("petrel serve printed no URL", proc.stderr.read())
-    srv = type("Srv", (), {})()
-    srv.url, srv.token, srv.home, srv.proc = m.group(1), m.group(3), base / "state", proc
-    try:
+    with serve_started(tmp_path_factory.mktemp("dash")) as srv:
         yield srv
-    finally:
-        for vm in (srv.home / "vms").glob("*/run.json"):
-            try:
-                os.kill(json.loads(vm.read_text())["pid"], 9)
-            except (ProcessLookupError, KeyError, ValueError, TypeError):
-                pass
-        proc.terminate()
-        try:
-            _, err = proc.communicate(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            _, err = proc.communicate()
-        for marker in SANITIZER_MARKERS:
-            check(marker not in err, f"sanitizer report in petrel serve ({marker})", err)
 
 
 @pytest.fixture(scope="module")

@@ -25,8 +25,8 @@ import time
 
 import pytest
 
-from petrel_helpers import (SANITIZER_MARKERS, check, fail, petrel_env, require_guest,
-                            require_petrel, require_tools)
+from api_helpers import serve_started
+from petrel_helpers import check, fail, require_guest, require_tools
 
 BOOT_TIMEOUT = 300
 PROMPT = "petrel:/# "
@@ -71,49 +71,10 @@ class Server:
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory):
     require_guest()
-    require_tools("ssh-keygen")
-    binary = require_petrel("default")
-    base = tmp_path_factory.mktemp("serve")
-    (base / "home" / ".ssh").mkdir(parents=True)
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f",
-                    str(base / "home" / ".ssh" / "id_ed25519")], check=True)
-    env = petrel_env("default", {"PETREL_HOME": str(base / "state"),
-                                 "HOME": str(base / "home")})
-    proc = subprocess.Popen([binary, "serve", "--listen", "127.0.0.1:0",
-                             "--sample-interval", "1"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
-    url = None
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and not url:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        m = re.search(r"open (http://[^ ]+/\?token=([0-9a-f]+))", line)
-        if m:
-            url = m
-    if not url:
-        proc.kill()
-        fail("petrel serve printed no URL", proc.stderr.read())
-    hp = re.match(r"http://([^/:]+):(\d+)/", url.group(1))
-    s = Server(proc, hp.group(1), int(hp.group(2)), url.group(2), base / "state")
-    s.env, s.binary = env, binary
-    try:
+    with serve_started(tmp_path_factory.mktemp("serve")) as up:
+        s = Server(up.proc, up.host, up.port, up.token, up.home)
+        s.env, s.binary = up.env, up.binary
         yield s
-    finally:
-        for vm in (s.home / "vms").glob("*/run.json"):
-            try:
-                os.kill(json.loads(vm.read_text())["pid"], 9)
-            except (ProcessLookupError, KeyError, ValueError):
-                pass
-        proc.terminate()
-        try:
-            _, err = proc.communicate(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            _, err = proc.communicate()
-        for marker in SANITIZER_MARKERS:
-            check(marker not in err, f"sanitizer report in petrel serve ({marker})", err)
 
 
 # --- a small WebSocket client (RFC 6455) -------------------------------------------
