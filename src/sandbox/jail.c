@@ -297,12 +297,15 @@ static int add_input(struct jail *j, const char *target, const char *host, bool 
                      rw, e);
 }
 
-int jail_add_file(struct jail *j, const char **path, bool rw, const char *what, struct err *e)
+/* jail_add_file and jail_add_dir: bind *path's canonical path at itself
+ * and hand that path back. */
+static int add_canonical(struct jail *j, const char **path, bool rw, bool dir, const char *what,
+                         struct err *e)
 {
     char real[PATH_MAX];
     if (!realpath(*path, real))
         return err_set(e, -errno, "%s %s: %s", what, *path, strerror(errno));
-    int r = add_input(j, real, real, rw, false, false, what, e);
+    int r = add_input(j, real, real, rw, dir, false, what, e);
     if (r < 0)
         return r;
     const char *s = keep(j, strdup(real));
@@ -312,19 +315,14 @@ int jail_add_file(struct jail *j, const char **path, bool rw, const char *what, 
     return 0;
 }
 
+int jail_add_file(struct jail *j, const char **path, bool rw, const char *what, struct err *e)
+{
+    return add_canonical(j, path, rw, false, what, e);
+}
+
 int jail_add_dir(struct jail *j, const char **path, const char *what, struct err *e)
 {
-    char real[PATH_MAX];
-    if (!realpath(*path, real))
-        return err_set(e, -errno, "%s %s: %s", what, *path, strerror(errno));
-    int r = add_input(j, real, real, false, true, false, what, e);
-    if (r < 0)
-        return r;
-    const char *s = keep(j, strdup(real));
-    if (!s)
-        return err_set(e, -ENOMEM, "out of memory");
-    *path = s;
-    return 0;
+    return add_canonical(j, path, false, true, what, e);
 }
 
 #define MAX_CHAIN 32
