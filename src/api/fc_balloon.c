@@ -31,16 +31,6 @@ struct balloon_cfg {
     unsigned interval_s;
 };
 
-/* The model's virtio-balloon entry in specs[0..n), or -1. */
-static int find_balloon(char *const *specs, unsigned n)
-{
-    size_t len = strlen(BALLOON_SPEC);
-    for (unsigned i = 0; i < n; i++)
-        if (!strncmp(specs[i], BALLOON_SPEC, len) && (!specs[i][len] || specs[i][len] == ','))
-            return (int)i;
-    return -1;
-}
-
 /* The options of a spec (the device checked them, or will). */
 static void parse_spec(const char *spec, struct balloon_cfg *c)
 {
@@ -111,10 +101,10 @@ static int apply_put(struct fc_req *q, json_t *o)
     struct fc_api *api = q->api;
     if (fc_started(api))
         return fc_fail(q, "%s", FC_MSG_POST_BOOT);
-    int at = find_balloon(api->extra, api->nextra);
-    if (at < 0 && api->nnets + api->entropy + api->nextra >= VM_MAX_DEVICES)
-        return fc_fail(q, "too many devices (at most %d network interfaces, entropy and other "
-                       "devices together)", VM_MAX_DEVICES);
+    int at = fc_device_at(api->extra, api->nextra, BALLOON_SPEC);
+    int r = fc_extra_room(q, at);
+    if (r < 0)
+        return r;
     struct balloon_cfg c = {
         .mib = (uint64_t)json_integer_value(fc_jget(o, "amount_mib")),
         .oom = fc_jget_bool(o, "deflate_on_oom", false),
@@ -126,12 +116,7 @@ static int apply_put(struct fc_req *q, json_t *o)
     char *spec = make_spec(&c);
     if (!spec)
         return fc_oom(q);
-    if (at >= 0) {
-        free(api->extra[at]);
-        api->extra[at] = spec;
-    } else {
-        api->extra[api->nextra++] = spec;
-    }
+    fc_extra_put(api, at, spec);
     return 0;
 }
 
@@ -142,8 +127,8 @@ static int update_specs(struct fc_req *q, const struct balloon_cfg *c)
     char *spec = make_spec(c);
     if (!spec)
         return fc_oom(q);
-    int at = find_balloon(api->extra, api->nextra);
-    int k = find_balloon(api->vm->cfg.devices, api->vm->cfg.ndevices);
+    int at = fc_device_at(api->extra, api->nextra, BALLOON_SPEC);
+    int k = fc_device_at(api->vm->cfg.devices, api->vm->cfg.ndevices, BALLOON_SPEC);
     int ret = k < 0 ? 0 : vm_config_set(&api->vm->cfg.devices[k], spec);
     if (at >= 0) {
         free(api->extra[at]);
@@ -235,7 +220,7 @@ int fc_balloon_get(struct fc_req *q, json_t **out)
             return ret;
         cfg_of(&bi, &c);
     } else {
-        int at = find_balloon(api->extra, api->nextra);
+        int at = fc_device_at(api->extra, api->nextra, BALLOON_SPEC);
         if (at < 0)
             return fc_fail(q, "No balloon device configured (PUT /balloon first).");
         parse_spec(api->extra[at], &c);
@@ -254,7 +239,7 @@ int fc_balloon_get(struct fc_req *q, json_t **out)
 
 bool fc_balloon_config_json(const struct fc_api *api, json_t *o)
 {
-    int at = find_balloon(api->extra, api->nextra);
+    int at = fc_device_at(api->extra, api->nextra, BALLOON_SPEC);
     if (at < 0)
         return true;
     struct balloon_cfg c;

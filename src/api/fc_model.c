@@ -265,6 +265,34 @@ bool fc_started(const struct fc_api *api)
     return api->vm->state != VM_NOT_STARTED;
 }
 
+int fc_device_at(char *const *specs, unsigned n, const char *name)
+{
+    size_t len = strlen(name);
+    for (unsigned i = 0; i < n; i++)
+        if (!strncmp(specs[i], name, len) && (!specs[i][len] || specs[i][len] == ','))
+            return (int)i;
+    return -1;
+}
+
+int fc_extra_room(struct fc_req *q, int at)
+{
+    const struct fc_api *api = q->api;
+    if (at < 0 && api->nnets + api->entropy + api->nextra >= VM_MAX_DEVICES)
+        return fc_fail(q, "too many devices (at most %d network interfaces, entropy and other "
+                       "devices together)", VM_MAX_DEVICES);
+    return 0;
+}
+
+void fc_extra_put(struct fc_api *api, int at, char *spec)
+{
+    if (at >= 0) {
+        free(api->extra[at]);
+        api->extra[at] = spec;
+    } else {
+        api->extra[api->nextra++] = spec;
+    }
+}
+
 const char *fc_arch(const struct fc_api *api)
 {
     return api->vm->cfg.arch ? api->vm->cfg.arch : "riscv64";

@@ -180,6 +180,14 @@ int fc_balloon_stats_get(struct fc_req *q, json_t **out);
 bool fc_balloon_config_json(const struct fc_api *api, json_t *o);
 
 bool fc_started(const struct fc_api *api);
+/* The model's other devices (api->extra: vsock, balloon).  fc_device_at:
+ * the index of device `name` ("virtio-vsock") among specs, matched up to
+ * its options, or -1.  fc_extra_room: 0, or a 400 when a new device (at <
+ * 0) would pass VM_MAX_DEVICES.  fc_extra_put: spec (owned from then on)
+ * replaces entry at, or is appended when at < 0 (room checked first). */
+int fc_device_at(char *const *specs, unsigned n, const char *name);
+int fc_extra_room(struct fc_req *q, int at);
+void fc_extra_put(struct fc_api *api, int at, char *spec);
 const char *fc_arch(const struct fc_api *api);      /* "riscv64" when none was given */
 bool fc_x86(const struct fc_api *api);
 void fc_drive_free(struct fc_drive *d);

@@ -47,26 +47,15 @@ static const struct fc_field vsock_fields[] = {
     { 0 },
 };
 
-/* The model's virtio-vsock entry, or -1. */
-static int find_vsock(const struct fc_api *api)
-{
-    size_t n = strlen(VSOCK_SPEC);
-    for (unsigned i = 0; i < api->nextra; i++)
-        if (!strncmp(api->extra[i], VSOCK_SPEC, n) &&
-            (!api->extra[i][n] || api->extra[i][n] == ','))
-            return (int)i;
-    return -1;
-}
-
 static int apply_vsock(struct fc_req *q, json_t *o)
 {
     struct fc_api *api = q->api;
     if (fc_started(api))
         return fc_fail(q, "%s", FC_MSG_POST_BOOT);
-    int at = find_vsock(api);
-    if (at < 0 && api->nnets + api->entropy + api->nextra >= VM_MAX_DEVICES)
-        return fc_fail(q, "too many devices (at most %d network interfaces, entropy and other "
-                       "devices together)", VM_MAX_DEVICES);
+    int at = fc_device_at(api->extra, api->nextra, VSOCK_SPEC);
+    int r = fc_extra_room(q, at);
+    if (r < 0)
+        return r;
     /* a comma in the path is written twice in an option string */
     const char *uds = fc_jget_str(o, "uds_path");
     char path[2 * VSOCK_UDS_MAX + 1], *p = path;
@@ -80,12 +69,7 @@ static int apply_vsock(struct fc_req *q, json_t *o)
     if (asprintf(&spec, VSOCK_SPEC ",cid=%lld,uds=%s",
                  (long long)json_integer_value(fc_jget(o, "guest_cid")), path) < 0)
         return fc_oom(q);
-    if (at >= 0) {
-        free(api->extra[at]);
-        api->extra[at] = spec;
-    } else {
-        api->extra[api->nextra++] = spec;
-    }
+    fc_extra_put(api, at, spec);
     return 0;
 }
 
