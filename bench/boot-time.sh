@@ -8,6 +8,11 @@
 # wall time of the whole run and peak RSS of the VMM process.  Prints the
 # medians and the petrel/qemu ratios.
 #
+# Sides: when `petrel run --help` lists --cpu-mode, Petrel runs twice,
+# petrel-jit (--cpu-mode jit) and petrel-interp (--cpu-mode interp), and the
+# table gets a ratio line for each against QEMU and jit/interp; without it,
+# one side "petrel" (the interpreter) as before.
+#
 # The command is typed once the shell prompt has appeared, on both sides.
 # Input written earlier (`printf 'poweroff -f\n' | qemu-system-riscv64 ...`)
 # is lost by QEMU: its UART hands the bytes to the guest before the Linux 8250
@@ -40,12 +45,24 @@ qemu_cmd=("$qemu" -M virt -m 512M -nographic
           -bios "$guest/fw_dynamic.bin" -kernel "$guest/Image"
           -initrd "$guest/initramfs.cpio.gz" -append console=ttyS0)
 
-exec /usr/bin/python3 - "$n" "${BENCH_TIMEOUT:-300}" "${#petrel_cmd[@]}" \
-    "${petrel_cmd[@]}" "${qemu_cmd[@]}" <<'EOF'
+# Each side is passed as: name, word count, words.
+sides=()
+if "$petrel" run --help 2>&1 | grep -q -- '--cpu-mode'; then
+    sides+=(petrel-jit $(( ${#petrel_cmd[@]} + 2 )) "${petrel_cmd[@]}" --cpu-mode jit)
+    sides+=(petrel-interp $(( ${#petrel_cmd[@]} + 2 )) "${petrel_cmd[@]}" --cpu-mode interp)
+else
+    sides+=(petrel ${#petrel_cmd[@]} "${petrel_cmd[@]}")
+fi
+sides+=(qemu ${#qemu_cmd[@]} "${qemu_cmd[@]}")
+
+exec /usr/bin/python3 - "$n" "${BENCH_TIMEOUT:-300}" "${sides[@]}" <<'EOF'
 import os, select, statistics, subprocess, sys, tempfile, time
 
-n, timeout, np_ = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
-sides = {"petrel": sys.argv[4:4 + np_], "qemu": sys.argv[4 + np_:]}
+n, timeout = int(sys.argv[1]), float(sys.argv[2])
+sides, rest = {}, sys.argv[3:]
+while rest:
+    name, count = rest[0], int(rest[1])
+    sides[name], rest = rest[2:2 + count], rest[2 + count:]
 PROMPT = b"petrel:/# "
 
 
@@ -103,11 +120,23 @@ for side, cmd in sides.items():
 
 print()
 print(f"default riscv64 guest, boot to shell + poweroff, median of {n} runs")
-print(f"{'':12}{'wall (s)':>10}{'peak RSS (MiB)':>16}{'to prompt (s)':>15}")
+labels = [s + "/qemu" for s in sides if s != "qemu"]
+labels += ["petrel-jit/petrel-interp"] if "petrel-jit" in sides else []
+w = max(12, *(len(label) + 1 for label in labels))
+print(f"{'':{w}}{'wall (s)':>10}{'peak RSS (MiB)':>16}{'to prompt (s)':>15}")
 for side, (wall, rss, prompt) in results.items():
-    print(f"{side:12}{wall:>10.2f}{rss / 1024:>16.0f}{prompt:>15.2f}")
-if len(results) == 2:
-    (pw, pr, pp), (qw, qr, qp) = results["petrel"], results["qemu"]
-    print(f"{'petrel/qemu':12}{pw / qw:>9.2f}x{pr / qr:>15.2f}x{pp / qp:>14.2f}x")
-sys.exit(0 if len(results) == 2 else 1)
+    print(f"{side:{w}}{wall:>10.2f}{rss / 1024:>16.0f}{prompt:>15.2f}")
+
+
+def ratio(a, b):
+    if a in results and b in results:
+        (aw, ar, ap), (bw, br, bp) = results[a], results[b]
+        print(f"{a + '/' + b:{w}}{aw / bw:>9.2f}x{ar / br:>15.2f}x{ap / bp:>14.2f}x")
+
+
+for side in sides:
+    if side != "qemu":
+        ratio(side, "qemu")
+ratio("petrel-jit", "petrel-interp")
+sys.exit(0 if len(results) == len(sides) else 1)
 EOF
