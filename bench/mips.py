@@ -9,7 +9,8 @@ CoreMark-like mix of list processing, a matrix multiply, a state machine and
 CRC-16; it checks its own result).  Built by `make guest-tests`; the native
 copy is compiled here with `gcc -O2` into build/bench/cpumark-native.
 
-Each side runs N times; the medians of the timed region are printed.  The
+Each configuration runs N times, interleaved (round 1 runs every one, then
+round 2, ...), and the medians of the timed region are printed.  The
 guest measures the region itself (CLINT mtime, 10 MHz, wall-clock based on
 both Petrel and QEMU) and counts its instructions with minstret.  QEMU's
 minstret counts host ticks unless -icount is on (which would slow it down),
@@ -70,19 +71,16 @@ def run_guest(cmd, name, timeout):
     return int(m.group(4)) / TICK_HZ, int(m.group(3)), wall
 
 
-def median_runs(label, n, one):
-    """Call one() n times; print each run; return the list of results."""
-    runs = []
-    for i in range(n):
-        try:
-            r = one()
-        except RunError as e:
-            print(f"  {label} run {i + 1}: FAILED: {e}", flush=True)
-            continue
-        runs.append(r)
-        print(f"  {label} run {i + 1}: {r[0]:.3f} s region"
-              + (f", {r[2]:.2f} s process" if len(r) > 2 else ""), flush=True)
-    return runs
+def run_native(cmd, timeout):
+    """One native run: (region seconds, None)."""
+    try:
+        p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise RunError(f"no result within {timeout:.0f} s")
+    m = NATIVE.search(p.stdout)
+    if p.returncode != 0 or not m:
+        raise RunError(f"exit status {p.returncode}: {p.stdout.decode(errors='replace').strip()}")
+    return int(m.group(2)) / 1e9, None
 
 
 def build_native(cc):
@@ -134,24 +132,37 @@ def main():
         sides["petrel-jit"] = lambda elf, cpus: petrel_cmd(elf, cpus, "jit")
     sides["qemu"] = qemu_cmd
 
-    # ---- one hart
-    single = {}
-    for side, mk in sides.items():
-        cmd = mk(ELF_DIR / "cpumark.elf", 1)
-        print(f"{side}: {' '.join(cmd)}", flush=True)
-        runs = median_runs(side, args.n, lambda: run_guest(cmd, "cpumark", timeout))
-        if runs:
-            single[side] = (statistics.median(r[0] for r in runs), runs[0][1])
-    print(f"native: {NATIVE_BIN} {args.n}", flush=True)
-    p = subprocess.run([str(NATIVE_BIN), str(args.n)], stdout=subprocess.PIPE, timeout=timeout)
-    native = [int(m.group(2)) / 1e9 for m in NATIVE.finditer(p.stdout)]
-    if p.returncode != 0 or len(native) != args.n:
-        print(f"  native: FAILED (exit status {p.returncode})", flush=True)
-        native = []
-    for i, t in enumerate(native):
-        print(f"  native run {i + 1}: {t:.3f} s region", flush=True)
-    if native:
-        single["native"] = (statistics.median(native), None)
+    # The runs are interleaved (round r runs every configuration once) so a
+    # change in the host's load hits all columns alike.
+    configs = [(side, 1) for side in sides] + ([] if args.no_smp else [(side, 2) for side in sides])
+    configs.append(("native", 1))
+    cmds = {}
+    for side, harts in configs:
+        if side == "native":
+            cmds[side, harts] = [str(NATIVE_BIN), "1"]
+        else:
+            elf = ELF_DIR / ("cpumark.elf" if harts == 1 else "cpumark2.elf")
+            cmds[side, harts] = sides[side](elf, harts)
+        print(f"{side}, {harts} hart{'s' if harts > 1 else ''}: {' '.join(cmds[side, harts])}")
+    runs = {c: [] for c in configs}
+    for r in range(args.n):
+        print(f"round {r + 1}:", flush=True)
+        for side, harts in configs:
+            try:
+                if side == "native":
+                    res = run_native(cmds[side, harts], timeout)
+                else:
+                    res = run_guest(cmds[side, harts], "cpumark" if harts == 1 else "cpumark2",
+                                    timeout)
+            except RunError as e:
+                print(f"  {side} ({harts}): FAILED: {e}", flush=True)
+                continue
+            runs[side, harts].append(res)
+            print(f"  {side} ({harts}): {res[0]:.3f} s region", flush=True)
+    single = {side: (statistics.median(x[0] for x in rs), rs[0][1])
+              for (side, harts), rs in runs.items() if harts == 1 and rs}
+    smp = {side: statistics.median(x[0] for x in rs)
+           for (side, harts), rs in runs.items() if harts == 2 and rs}
 
     if "petrel-interp" not in single:
         print("no instruction count: the Petrel interpreter run failed")
@@ -179,15 +190,6 @@ def main():
     if args.no_smp:
         return 0 if len(single) == len(sides) + 1 else 1
 
-    # ---- two harts
-    print()
-    smp = {}
-    for side, mk in sides.items():
-        cmd = mk(ELF_DIR / "cpumark2.elf", 2)
-        print(f"{side}: {' '.join(cmd)}", flush=True)
-        runs = median_runs(side + " 2 harts", args.n, lambda: run_guest(cmd, "cpumark2", timeout))
-        if runs:
-            smp[side] = statistics.median(r[0] for r in runs)
     print()
     print(f"cpumark2, each hart runs the 1-hart work on its own data, median of {args.n}")
     print(f"{'':15}{'1 hart (s)':>11}{'2 harts (s)':>13}{'speedup':>9}")
