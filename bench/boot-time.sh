@@ -6,7 +6,8 @@
 # Each side boots build/guest/riscv64 (make guest) N times to the busybox
 # shell, is sent `poweroff -f`, and is measured by /usr/bin/time -f '%e %M':
 # wall time of the whole run and peak RSS of the VMM process.  Prints the
-# medians and the petrel/qemu ratios.
+# medians and the petrel/qemu ratios.  The sides take turns (one boot each
+# per round), so changes in the host's load hit them alike.
 #
 # Sides: when `petrel run --help` lists --cpu-mode, Petrel runs twice,
 # petrel-jit (--cpu-mode jit) and petrel-interp (--cpu-mode interp), and the
@@ -101,22 +102,27 @@ def one_boot(cmd, log):
         return float(wall), int(rss), prompt_at
 
 
-results = {}
+# Rounds: each side boots once per round, so a change in the host's load
+# (other jobs on the machine) hits every side alike.
 for side, cmd in sides.items():
     print(f"{side}: {' '.join(cmd)}", flush=True)
-    runs = []
-    with open(f"/tmp/petrel-bench-{side}.log", "wb") as log:
-        for i in range(n):
-            try:
-                wall, rss, prompt = one_boot(cmd, log)
-            except RuntimeError as e:
-                print(f"  run {i + 1}: FAILED: {e} (console log: {log.name})", flush=True)
-                continue
-            runs.append((wall, rss, prompt))
-            print(f"  run {i + 1}: {wall:.2f} s wall, {rss / 1024:.0f} MiB peak RSS, "
-                  f"prompt after {prompt:.2f} s", flush=True)
-    if runs:
-        results[side] = tuple(statistics.median(r[k] for r in runs) for k in range(3))
+runs = {side: [] for side in sides}
+logs = {side: open(f"/tmp/petrel-bench-{side}.log", "wb") for side in sides}
+for i in range(n):
+    for side, cmd in sides.items():
+        log = logs[side]
+        try:
+            wall, rss, prompt = one_boot(cmd, log)
+        except RuntimeError as e:
+            print(f"  {side} run {i + 1}: FAILED: {e} (console log: {log.name})", flush=True)
+            continue
+        runs[side].append((wall, rss, prompt))
+        print(f"  {side} run {i + 1}: {wall:.2f} s wall, {rss / 1024:.0f} MiB peak RSS, "
+              f"prompt after {prompt:.2f} s", flush=True)
+for log in logs.values():
+    log.close()
+results = {side: tuple(statistics.median(r[k] for r in rs) for k in range(3))
+           for side, rs in runs.items() if rs}
 
 print()
 print(f"default riscv64 guest, boot to shell + poweroff, median of {n} runs")
