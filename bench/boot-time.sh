@@ -6,7 +6,13 @@
 # Each side boots build/guest/riscv64 (make guest) N times to the busybox
 # shell, is sent `poweroff -f`, and is measured by /usr/bin/time -f '%e %M':
 # wall time of the whole run and peak RSS of the VMM process.  Prints the
-# medians and the petrel/qemu ratios.
+# medians and the petrel/qemu ratios.  The sides take turns (one boot each
+# per round), so changes in the host's load hit them alike.
+#
+# Sides: when `petrel run --help` lists --cpu-mode, Petrel runs twice,
+# petrel-jit (--cpu-mode jit) and petrel-interp (--cpu-mode interp), and the
+# table gets a ratio line for each against QEMU and jit/interp; without it,
+# one side "petrel" (the interpreter) as before.
 #
 # The command is typed once the shell prompt has appeared, on both sides.
 # Input written earlier (`printf 'poweroff -f\n' | qemu-system-riscv64 ...`)
@@ -40,12 +46,24 @@ qemu_cmd=("$qemu" -M virt -m 512M -nographic
           -bios "$guest/fw_dynamic.bin" -kernel "$guest/Image"
           -initrd "$guest/initramfs.cpio.gz" -append console=ttyS0)
 
-exec /usr/bin/python3 - "$n" "${BENCH_TIMEOUT:-300}" "${#petrel_cmd[@]}" \
-    "${petrel_cmd[@]}" "${qemu_cmd[@]}" <<'EOF'
+# Each side is passed as: name, word count, words.
+sides=()
+if "$petrel" run --help 2>&1 | grep -q -- '--cpu-mode'; then
+    sides+=(petrel-jit $(( ${#petrel_cmd[@]} + 2 )) "${petrel_cmd[@]}" --cpu-mode jit)
+    sides+=(petrel-interp $(( ${#petrel_cmd[@]} + 2 )) "${petrel_cmd[@]}" --cpu-mode interp)
+else
+    sides+=(petrel ${#petrel_cmd[@]} "${petrel_cmd[@]}")
+fi
+sides+=(qemu ${#qemu_cmd[@]} "${qemu_cmd[@]}")
+
+exec /usr/bin/python3 - "$n" "${BENCH_TIMEOUT:-300}" "${sides[@]}" <<'EOF'
 import os, select, statistics, subprocess, sys, tempfile, time
 
-n, timeout, np_ = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
-sides = {"petrel": sys.argv[4:4 + np_], "qemu": sys.argv[4 + np_:]}
+n, timeout = int(sys.argv[1]), float(sys.argv[2])
+sides, rest = {}, sys.argv[3:]
+while rest:
+    name, count = rest[0], int(rest[1])
+    sides[name], rest = rest[2:2 + count], rest[2 + count:]
 PROMPT = b"petrel:/# "
 
 
@@ -84,30 +102,47 @@ def one_boot(cmd, log):
         return float(wall), int(rss), prompt_at
 
 
-results = {}
+# Rounds: each side boots once per round, so a change in the host's load
+# (other jobs on the machine) hits every side alike.
 for side, cmd in sides.items():
     print(f"{side}: {' '.join(cmd)}", flush=True)
-    runs = []
-    with open(f"/tmp/petrel-bench-{side}.log", "wb") as log:
-        for i in range(n):
-            try:
-                wall, rss, prompt = one_boot(cmd, log)
-            except RuntimeError as e:
-                print(f"  run {i + 1}: FAILED: {e} (console log: {log.name})", flush=True)
-                continue
-            runs.append((wall, rss, prompt))
-            print(f"  run {i + 1}: {wall:.2f} s wall, {rss / 1024:.0f} MiB peak RSS, "
-                  f"prompt after {prompt:.2f} s", flush=True)
-    if runs:
-        results[side] = tuple(statistics.median(r[k] for r in runs) for k in range(3))
+runs = {side: [] for side in sides}
+logs = {side: open(f"/tmp/petrel-bench-{side}.log", "wb") for side in sides}
+for i in range(n):
+    for side, cmd in sides.items():
+        log = logs[side]
+        try:
+            wall, rss, prompt = one_boot(cmd, log)
+        except RuntimeError as e:
+            print(f"  {side} run {i + 1}: FAILED: {e} (console log: {log.name})", flush=True)
+            continue
+        runs[side].append((wall, rss, prompt))
+        print(f"  {side} run {i + 1}: {wall:.2f} s wall, {rss / 1024:.0f} MiB peak RSS, "
+              f"prompt after {prompt:.2f} s", flush=True)
+for log in logs.values():
+    log.close()
+results = {side: tuple(statistics.median(r[k] for r in rs) for k in range(3))
+           for side, rs in runs.items() if rs}
 
 print()
 print(f"default riscv64 guest, boot to shell + poweroff, median of {n} runs")
-print(f"{'':12}{'wall (s)':>10}{'peak RSS (MiB)':>16}{'to prompt (s)':>15}")
+labels = [s + "/qemu" for s in sides if s != "qemu"]
+labels += ["petrel-jit/petrel-interp"] if "petrel-jit" in sides else []
+w = max(12, *(len(label) + 1 for label in labels))
+print(f"{'':{w}}{'wall (s)':>10}{'peak RSS (MiB)':>16}{'to prompt (s)':>15}")
 for side, (wall, rss, prompt) in results.items():
-    print(f"{side:12}{wall:>10.2f}{rss / 1024:>16.0f}{prompt:>15.2f}")
-if len(results) == 2:
-    (pw, pr, pp), (qw, qr, qp) = results["petrel"], results["qemu"]
-    print(f"{'petrel/qemu':12}{pw / qw:>9.2f}x{pr / qr:>15.2f}x{pp / qp:>14.2f}x")
-sys.exit(0 if len(results) == 2 else 1)
+    print(f"{side:{w}}{wall:>10.2f}{rss / 1024:>16.0f}{prompt:>15.2f}")
+
+
+def ratio(a, b):
+    if a in results and b in results:
+        (aw, ar, ap), (bw, br, bp) = results[a], results[b]
+        print(f"{a + '/' + b:{w}}{aw / bw:>9.2f}x{ar / br:>15.2f}x{ap / bp:>14.2f}x")
+
+
+for side in sides:
+    if side != "qemu":
+        ratio(side, "qemu")
+ratio("petrel-jit", "petrel-interp")
+sys.exit(0 if len(results) == len(sides) else 1)
 EOF

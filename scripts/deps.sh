@@ -15,7 +15,8 @@
 #          cross compiler for guest test programs, qemu-user-static as FP
 #          oracle, dtc for FDT checks, qemu-system-misc as benchmark peer,
 #          gdb for the seccomp test, headless chromium + chromedriver +
-#          selenium for the dashboard's browser test)
+#          selenium for the dashboard's browser test, linux-perf for
+#          bench/perf-boot.sh)
 #
 # Only packages that are missing are installed, and `apt-get update` runs only
 # then: with everything present this is a few dpkg-query calls, fast and
@@ -31,7 +32,7 @@ pkgs_test=(python3 python3-pytest python3-pexpect
            gcc-riscv64-linux-gnu binutils-riscv64-linux-gnu libc6-dev-riscv64-cross
            qemu-user-static device-tree-compiler qemu-system-misc qemu-system-x86 qemu-utils
            time bc clang iproute2 socat openssh-client curl gdb
-           chromium chromium-driver python3-selenium)
+           chromium chromium-driver python3-selenium linux-perf)
 
 usage() {
     echo "usage: $0 [build|guest|test|all]..." >&2
