@@ -13,10 +13,10 @@
  *   translated at; every lookup checks.  A page that holds TBs is marked
  *   in a code bitmap, and no store TLB entry is kept for it (they are
  *   removed when the page becomes code; mmu.c asks before caching one), so
- *   the first store to it reaches rv64_jit_code_store, which bumps the
- *   version and clears the mark.  fence.i flushes the hart's whole cache:
- *   device DMA into RAM (virtio) writes code the MMU never sees, and Linux
- *   orders it with fence.i.
+ *   the first store to it reaches rv64_jit_store, which bumps the
+ *   version and clears the mark.  Device DMA into RAM reaches the same
+ *   place through gmem's write hook (every device write is marked for
+ *   dirty tracking).  fence.i ends the TB; the next lookup validates.
  * - Chaining: a direct jump to a pc in the same guest page is patched, at
  *   its first lookup, into a jmp to the target TB.  Both TBs are on the
  *   same physical page, so they are valid or stale together; a chain is
@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "core/vm.h"
 #include "engine/rv64/decode.h"
 #include "engine/rv64/jit.h"
 
@@ -44,6 +45,8 @@ static uint64_t now_ns(void)
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
+
+static void dma_write(void *opaque, uint64_t gpa, uint64_t len);
 
 /* ---------------- set-up ---------------- */
 
@@ -109,6 +112,8 @@ int rv64_jit_init(struct rv64_machine *m, struct err *e)
         rv64_jit_free(m);
         return err_set(e, -ENOMEM, "out of memory for the JIT");
     }
+    if (m->vm)
+        gmem_set_write_hook(&m->vm->mem, dma_write, m);
     for (unsigned i = 0; i < m->nharts; i++) {
         m->harts[i]->jit = hart_new(e);
         if (!m->harts[i]->jit) {
@@ -124,6 +129,8 @@ void rv64_jit_free(struct rv64_machine *m)
 {
     if (!m->jit)
         return;
+    if (m->vm)
+        gmem_set_write_hook(&m->vm->mem, NULL, NULL);
     for (unsigned i = 0; i < m->nharts; i++)
         if (m->harts[i]) {
             hart_free(m->harts[i]->jit);
@@ -140,11 +147,11 @@ void rv64_jit_log_stats(struct rv64_machine *m)
     struct jit_shared *s = m->jit;
     if (!s)
         return;
-    log_info("jit: %llu TBs translated in %.3f s, %.1f MiB of code, %llu cache flushes "
-             "(%llu by fence.i), %llu code-page invalidations",
+    log_info("jit: %llu TBs translated in %.3f s, %.1f MiB of code, %llu cache flushes, "
+             "%llu code-page invalidations, %llu fence.i",
              (unsigned long long)s->tbs, (double)s->trans_ns / 1e9,
              (double)s->code_bytes / (1 << 20), (unsigned long long)s->flushes,
-             (unsigned long long)s->fencei_flushes, (unsigned long long)s->invalidations);
+             (unsigned long long)s->invalidations, (unsigned long long)s->fencei);
 }
 
 /* ---------------- the code cache ---------------- */
@@ -184,6 +191,17 @@ static inline unsigned hash_index(uint64_t ppc)
     return (unsigned)((ppc >> 1) ^ (ppc >> (1 + JIT_HASH_BITS))) & ((1u << JIT_HASH_BITS) - 1);
 }
 
+/* gmem's write hook: device DMA (and CPU stores, again) into guest RAM */
+static void dma_write(void *opaque, uint64_t gpa, uint64_t len)
+{
+    struct rv64_machine *m = opaque;
+    if (!len || gpa < m->ram_base)
+        return;
+    for (uint64_t p = gpa & ~0xfffull; p < gpa + len && p - m->ram_base < m->ram_size;
+         p += 0x1000)
+        rv64_jit_store(m, p, NULL);
+}
+
 void rv64_jit_store(struct rv64_machine *m, uint64_t pa, uint64_t *tag)
 {
     struct jit_shared *s = m->jit;
@@ -193,7 +211,7 @@ void rv64_jit_store(struct rv64_machine *m, uint64_t pa, uint64_t *tag)
     if (__atomic_load_n(&s->code_bits[pg], __ATOMIC_ACQUIRE)) {
         __atomic_store_n(&s->code_bits[pg], 0, __ATOMIC_SEQ_CST);
         __atomic_fetch_add(&s->version[pg], 1, __ATOMIC_SEQ_CST);
-        s->invalidations++;
+        __atomic_fetch_add(&s->invalidations, 1, __ATOMIC_RELAXED);
     }
     if (tag && __atomic_load_n(&s->code_bits[pg], __ATOMIC_SEQ_CST))
         __atomic_store_n(tag, 0, __ATOMIC_SEQ_CST);
@@ -334,13 +352,10 @@ uint64_t rv64_jit_exec(struct rv64_hart *h, uint64_t budget)
                     fencei = (raw & 0x707f) == 0x100f;
                 }
             }
-            bool se = h->slice_end;
             n += rv64_exec(h, 1);
-            h->slice_end |= se;
-            if (fencei) {
-                rv64_jit_flush(h);
-                h->m->jit->fencei_flushes++;
-            }
+            /* fence.i: the next lookup validates (stores and DMA to code
+             * pages bumped their versions) */
+            h->m->jit->fencei += fencei;
             last = NULL;
             continue;
         }

@@ -76,7 +76,7 @@ struct jit_shared {
     uint8_t *code_bits;
     uint64_t npages;
     /* statistics (summed over harts) */
-    uint64_t tbs, flushes, fencei_flushes, invalidations, trans_ns, code_bytes;
+    uint64_t tbs, flushes, fencei, invalidations, trans_ns, code_bytes;
 };
 
 struct jit_hart {
