@@ -101,6 +101,8 @@ int rv64_jit_init(struct rv64_machine *m, struct err *e)
 #if !RV64_JIT_AVAILABLE
     return err_set(e, -ENOTSUP, "--cpu-mode jit: the JIT needs an x86-64 host");
 #else
+    if (m->jit)
+        return 0;
     struct jit_shared *s = calloc(1, sizeof(*s));
     if (!s)
         return err_set(e, -ENOMEM, "out of memory for the JIT");

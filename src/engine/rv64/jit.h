@@ -14,14 +14,16 @@
 #include "engine/rv64/rv64.h"
 
 /* Is the JIT built for this host? */
+/* what --cpu-mode's default (auto) means: the JIT where it is built */
 #if defined(__x86_64__)
 #define RV64_JIT_AVAILABLE 1
+#define RV64_JIT_DEFAULT 1
+#define JIT_DEFAULT_NAME "jit"
 #else
 #define RV64_JIT_AVAILABLE 0
-#endif
-/* what --cpu-mode's default (auto) means */
 #define RV64_JIT_DEFAULT 0
 #define JIT_DEFAULT_NAME "interp"
+#endif
 
 /* Set up the JIT for every hart of m (the code buffers are mapped here, so
  * before the thread's seccomp filter).  0, or -1 with *e set. */
