@@ -17,7 +17,7 @@ FUZZ_DIR = REPO_ROOT / "build-fuzz"
 TARGETS = [("fuzz_rv64_exec", 20000), ("fuzz_loader", 300000), ("fuzz_x86_boot", 300000),
            ("fuzz_virtqueue", 60000), ("fuzz_qcow2", 20000), ("fuzz_virtio_net", 30000),
            ("fuzz_api", 50000), ("fuzz_snapshot", 30000),
-           ("fuzz_vsock", 5000)]
+           ("fuzz_vsock", 5000), ("fuzz_rv64_jit", 2000)]
 
 
 def _virtqueue_seeds():

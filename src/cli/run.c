@@ -21,6 +21,7 @@
 #include "core/log.h"
 #include "core/opts.h"
 #include "core/vm.h"
+#include "engine/rv64/jit.h"
 #include "sandbox/cgroup.h"
 #include "sandbox/seccomp.h"
 #include "ui/vnc.h"
@@ -54,6 +55,9 @@ void cli_run_usage(void)
         "                         (default 512M, at least 16M)\n"
         "  --cpus N               number of virtual CPUs: riscv64 1..32, x86_64 1..64\n"
         "                         (default 1)\n"
+        "  --cpu-mode interp|jit  riscv64 guests: interpret guest code, or translate it\n"
+        "                         to host code (JIT, x86-64 hosts only; docs/jit.md)\n"
+        "                         (default: " JIT_DEFAULT_NAME ")\n"
         "  --timeout SECONDS      stop the guest after SECONDS (watchdog), exit status 4\n"
         "  --device NAME[,OPTS]  add a virtio PCI device (repeatable, at most 16):\n"
         "                           virtio-rng  entropy source fed from the host's getrandom()\n"
@@ -196,7 +200,7 @@ enum { OPT_ARCH = 256, OPT_KERNEL, OPT_INITRD, OPT_APPEND, OPT_FIRMWARE, OPT_MEM
        OPT_LOG_PATH, OPT_LEVEL, OPT_METRICS_PATH, OPT_SHOW_LEVEL, OPT_SHOW_LOG_ORIGIN,
        OPT_RESTORE, OPT_PAUSED, OPT_VERIFY_MEMORY, OPT_CPU_QUOTA, OPT_CPU_PIN, OPT_MEMORY_MAX,
        OPT_IO_MAX, OPT_PIDS_MAX, OPT_JAIL, OPT_UID, OPT_GID, OPT_NETNS, OPT_RLIMIT, OPT_SECCOMP,
-       OPT_SECCOMP_LEVEL, OPT_NO_SECCOMP, OPT_VNC };
+       OPT_SECCOMP_LEVEL, OPT_NO_SECCOMP, OPT_VNC, OPT_CPU_MODE };
 
 struct run_opts {
     const char *vnc;
@@ -244,6 +248,7 @@ static int parse_args(int argc, char **argv, struct vm_config *cfg, struct run_o
         { "firmware", required_argument, NULL, OPT_FIRMWARE },
         { "memory", required_argument, NULL, OPT_MEMORY },
         { "cpus", required_argument, NULL, OPT_CPUS },
+        { "cpu-mode", required_argument, NULL, OPT_CPU_MODE },
         { "timeout", required_argument, NULL, OPT_TIMEOUT },
         { "device", required_argument, NULL, OPT_DEVICE },
         { "disk", required_argument, NULL, OPT_DISK },
@@ -315,6 +320,17 @@ static int parse_args(int argc, char **argv, struct vm_config *cfg, struct run_o
             if (parse_uint(optarg, 1024, &ul) < 0 || ul < 1)
                 return usage_error("invalid --cpus '%s' (a number from 1)", optarg);
             cfg->cpus = (unsigned)ul;
+            break;
+        case OPT_CPU_MODE:
+            if (!strcmp(optarg, "interp"))
+                cfg->cpu_mode = CPU_MODE_INTERP;
+            else if (!strcmp(optarg, "jit") && RV64_JIT_AVAILABLE)
+                cfg->cpu_mode = CPU_MODE_JIT;
+            else if (!strcmp(optarg, "jit"))
+                return usage_error("--cpu-mode jit: this host has no JIT (x86-64 only); "
+                                   "use %s", "--cpu-mode interp");
+            else
+                return usage_error("invalid --cpu-mode '%s' (interp or jit)", optarg);
             break;
         case OPT_TIMEOUT: ro->machine_flag = "timeout";
             if (parse_uint(optarg, 1000000, &ul) < 0 || ul < 1)

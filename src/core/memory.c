@@ -96,8 +96,17 @@ static void mark(const struct gmem_region *r, uint64_t off, uint64_t len)
             __atomic_fetch_or(&r->dirty[p / 64], 1ull << (p % 64), __ATOMIC_RELAXED);
 }
 
+void gmem_set_write_hook(struct gmem *m, void (*fn)(void *opaque, uint64_t gpa, uint64_t len),
+                         void *opaque)
+{
+    m->write_hook_opaque = opaque;
+    m->write_hook = fn;
+}
+
 void gmem_mark_dirty(const struct gmem *m, uint64_t gpa, uint64_t len)
 {
+    if (m->write_hook)
+        m->write_hook(m->write_hook_opaque, gpa, len);
     for (unsigned i = 0; i < m->n; i++) {
         const struct gmem_region *r = &m->r[i];
         if (gpa >= r->gpa && gpa - r->gpa < r->size) {
@@ -116,6 +125,8 @@ void gmem_mark_dirty_hva(const struct gmem *m, const void *hva, uint64_t len)
         uintptr_t b = (uintptr_t)r->hva;
         if (a >= b && a - b < r->size) {
             uint64_t off = a - b;
+            if (m->write_hook)
+                m->write_hook(m->write_hook_opaque, r->gpa + off, len);
             mark(r, off, len < r->size - off ? len : r->size - off);
             return;
         }

@@ -25,6 +25,9 @@ struct gmem_region {
 struct gmem {
     struct gmem_region r[GMEM_MAX_REGIONS];
     unsigned n;
+    /* called for every range marked written, dirty tracking on or off */
+    void (*write_hook)(void *opaque, uint64_t gpa, uint64_t len);
+    void *write_hook_opaque;
 };
 
 int gmem_add_ram(struct gmem *m, uint64_t gpa, uint64_t size, struct err *e);
@@ -64,6 +67,11 @@ void gmem_mark_dirty(const struct gmem *m, uint64_t gpa, uint64_t len);
  * host pointers; addresses outside RAM are ignored. */
 void gmem_mark_dirty_hva(const struct gmem *m, const void *hva, uint64_t len);
 void gmem_dirty_reset(struct gmem *m);
+/* Be told of every range marked written (gmem_mark_dirty*: device DMA and
+ * CPU stores), whether dirty tracking is on or not: the rv64 JIT drops
+ * translations of code that devices overwrite.  fn NULL: none. */
+void gmem_set_write_hook(struct gmem *m, void (*fn)(void *opaque, uint64_t gpa, uint64_t len),
+                         void *opaque);
 static inline bool gmem_page_dirty(const struct gmem_region *r, uint64_t page)
 {
     return r->dirty && (__atomic_load_n(&r->dirty[page / 64], __ATOMIC_RELAXED) >> (page % 64) & 1);

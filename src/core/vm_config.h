@@ -13,6 +13,10 @@
 #define VM_MAX_DEVICES 16
 #define VM_MAX_DISKS 16
 
+/* --cpu-mode: AUTO is the JIT where it is built (x86-64 hosts), else the
+ * interpreter */
+enum cpu_mode { CPU_MODE_AUTO = 0, CPU_MODE_INTERP, CPU_MODE_JIT };
+
 struct vm_config {
     char *arch;             /* "riscv64" or "x86_64" */
     char *kernel;
@@ -21,6 +25,7 @@ struct vm_config {
     char *firmware;         /* NULL: none */
     uint64_t mem_size;
     unsigned cpus;
+    enum cpu_mode cpu_mode; /* riscv64 guests: how the rv64 engine runs guest code */
     unsigned timeout_s;     /* 0: no watchdog */
     char *devices[VM_MAX_DEVICES];   /* --device NAME[,OPTS], in order */
     unsigned ndevices;

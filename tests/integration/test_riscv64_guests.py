@@ -1,9 +1,12 @@
 """Bare-metal riscv64 guest programs (tests/guest/riscv64 -> build/guest-tests/
 riscv64/*.elf), each run on both builds without firmware (with 2 harts for
 the programs the Makefile lists in SMP_PROGS).  A program reports success by
-printing a line `PASS <name>` and powering off (exit status 0).
+printing a line `PASS <name>` and powering off (exit status 0).  The plain
+build runs each under both CPU modes (--cpu-mode interp and jit, where the
+host has the JIT); the ASan build under the default mode only.
 """
 
+import platform
 import re
 
 import pytest
@@ -43,12 +46,23 @@ def test_guest_programs_built():
                     "(built by `make guest-tests` from tests/guest/riscv64)")
 
 
-@pytest.mark.parametrize("flavor", list(FLAVORS))
+def _modes():
+    """(flavor, cpu mode): the plain build under both modes, ASan under the
+    default (None: no flag)."""
+    modes = [("default", "interp")]
+    if platform.machine() == "x86_64":
+        modes.append(("default", "jit"))
+    return [pytest.param(f, m, id=f"{f}-{m}") for f, m in modes] + \
+        [pytest.param(f, None, id=f) for f in FLAVORS if f != "default"]
+
+
+@pytest.mark.parametrize("flavor,cpu_mode", _modes())
 @pytest.mark.parametrize("elf", [pytest.param(p, id=p.stem) for p in _elves()])
-def test_guest_program(flavor, elf):
+def test_guest_program(flavor, cpu_mode, elf):
     cpus = ["--cpus", "2"] if elf.stem in _smp_programs() else []
+    mode = ["--cpu-mode", cpu_mode] if cpu_mode else []
     result = run_petrel(flavor, ["run", "--firmware", "none", "--kernel", elf,
-                                 "--timeout", str(PETREL_TIMEOUT), *cpus],
+                                 "--timeout", str(PETREL_TIMEOUT), *cpus, *mode],
                         timeout=HARD_TIMEOUT)
     if flavor == "asan":
         assert_no_sanitizer_report(result)

@@ -29,6 +29,7 @@
 #include "core/log.h"
 #include "core/vm.h"
 #include "engine/rv64/decode.h"
+#include "engine/rv64/jit.h"
 #include "engine/rv64/rv64.h"
 
 #define RAM_BASE 0x80000000ull
@@ -176,6 +177,7 @@ static inline void rvt_init(void)
         fprintf(stderr, "bus_add: %s\n", e.msg);
         abort();
     }
+    rvt.vm.cfg.cpu_mode = CPU_MODE_INTERP;     /* the JIT only on request, below */
     rvt.m = rv64_new(&rvt.vm, &rvt.vm.bus, rvt.ram, RAM_BASE, RAM_SIZE, 1, &e);
     if (!rvt.m) {
         fprintf(stderr, "rv64_new: %s\n", e.msg);
@@ -183,6 +185,12 @@ static inline void rvt_init(void)
     }
     rvt.m->clint = NULL; /* time reads 0 */
     rvt.h = rvt.m->harts[0];
+    /* RVT_CPU_MODE=jit: run the same tests under the JIT (tests/test_unit.py) */
+    const char *mode = getenv("RVT_CPU_MODE");
+    if (mode && !strcmp(mode, "jit") && rv64_jit_init(rvt.m, &e) < 0) {
+        fprintf(stderr, "rv64_jit_init: %s\n", e.msg);
+        abort();
+    }
 }
 
 /* Start a new test: clear RAM and the device, reset the hart (M-mode,
@@ -213,8 +221,10 @@ static inline uint64_t rvt_run(uint64_t n)
     uint64_t done = 0;
     rvt.m->guest_log.window_start_ns = time_now_ns();
     rvt.m->guest_log.count = 1000;
+    /* tests write code straight into RAM: nothing translated before stays */
+    rv64_jit_flush(H);
     while (done < n) {
-        uint64_t r = rv64_exec(H, n - done);
+        uint64_t r = H->jit ? rv64_jit_exec(H, n - done) : rv64_exec(H, n - done);
         if (r == 0)
             break;
         done += r;

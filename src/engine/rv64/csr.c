@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "arch/riscv/clint.h"
+#include "engine/rv64/jit.h"
 #include "engine/rv64/rv64.h"
 
 #define SSTATUS_MASK (MSTATUS_SIE | MSTATUS_SPIE | MSTATUS_SPP | MSTATUS_FS | MSTATUS_SUM | \
@@ -16,6 +17,7 @@ void rv64_tlb_flush(struct rv64_hart *h)
     if ((h->tlb_gen & 0xfff) == 0) {
         memset(h->tlb, 0, sizeof(h->tlb));
         h->tlb_gen = 1;
+        rv64_jit_tlb_wrapped(h);   /* its jump cache is tagged with the generation */
     }
 }
 

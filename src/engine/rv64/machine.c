@@ -19,6 +19,7 @@
 #include "core/evloop.h"
 #include "core/log.h"
 #include "core/vm.h"
+#include "engine/rv64/jit.h"
 #include "engine/rv64/rv64.h"
 #include "core/thread.h"
 
@@ -62,6 +63,13 @@ struct rv64_machine *rv64_new(struct vm *vm, struct bus *bus, uint8_t *ram, uint
         h->hartid = i;
         rv64_hart_reset(h, ram_base, 0, 0);
     }
+    enum cpu_mode mode = vm ? vm->cfg.cpu_mode : CPU_MODE_INTERP;
+    if (mode == CPU_MODE_AUTO)
+        mode = RV64_JIT_DEFAULT ? CPU_MODE_JIT : CPU_MODE_INTERP;
+    if (mode == CPU_MODE_JIT && rv64_jit_init(m, e) < 0) {
+        rv64_free(m);
+        return NULL;
+    }
     return m;
 oom_free:
     rv64_free(m);
@@ -74,6 +82,7 @@ void rv64_free(struct rv64_machine *m)
 {
     if (!m)
         return;
+    rv64_jit_free(m);
     if (m->harts)
         for (unsigned i = 0; i < m->nharts; i++)
             free(m->harts[i]);
@@ -89,9 +98,12 @@ void rv64_free(struct rv64_machine *m)
 void rv64_hart_reset(struct rv64_hart *h, uint64_t pc, uint64_t a1v, uint64_t a2v)
 {
     struct rv64_machine *m = h->m;
+    struct jit_hart *jit = h->jit;
     uint64_t id = h->hartid;
     memset(h, 0, sizeof(*h));
     h->m = m;
+    h->jit = jit;
+    rv64_jit_flush(h);
     h->hartid = id;
     h->pc = pc;
     h->priv = PRV_M;
@@ -210,7 +222,7 @@ void rv64_run(struct rv64_machine *m)
             int irq = rv64_pending_irq(h);
             if (irq >= 0)
                 rv64_take_irq(h, irq);
-            rv64_exec(h, SLICE);
+            m->jit ? rv64_jit_exec(h, SLICE) : rv64_exec(h, SLICE);
         }
         if (all_idle) {
             /* only timers that can wake a hart count */
@@ -234,6 +246,8 @@ void rv64_run(struct rv64_machine *m)
         }
     }
     fpu_sync(&m->harts[cur]->fpu);
+    if (log_verbose() >= 1)
+        rv64_jit_log_stats(m);
     if (log_verbose() >= 2)
         for (unsigned i = 0; i < m->nharts; i++) {
             struct rv64_hart *h = m->harts[i];

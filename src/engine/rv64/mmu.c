@@ -5,6 +5,7 @@
 
 #include "core/bus.h"
 #include "core/vm.h"
+#include "engine/rv64/jit.h"
 #include "engine/rv64/rv64.h"
 
 /* Device accesses run in device context: under the VM's device lock. */
@@ -142,8 +143,11 @@ static int resolve(struct rv64_hart *h, uint64_t va, int acc, unsigned size, uin
             return access_fault[acc];
         }
         *host = page ? page + (*pa & 0xfff) : NULL;
-        if (page && acc == ACC_STORE)
+        if (page && acc == ACC_STORE) {
             mark_dirty(h->m, *pa);
+            if (h->m->jit)
+                rv64_jit_store(h->m, *pa, NULL);
+        }
         return 0;
     }
     unsigned ctx = acc == ACC_FETCH ? h->ctx_fetch : h->ctx_data;
@@ -151,8 +155,11 @@ static int resolve(struct rv64_hart *h, uint64_t va, int acc, unsigned size, uin
     e->tag = (va & ~0xfffull) | h->tlb_gen;
     e->addend = (uintptr_t)page - (uintptr_t)(va & ~0xfffull);
     *host = page + (*pa & 0xfff);
-    if (acc == ACC_STORE)
+    if (acc == ACC_STORE) {
         mark_dirty(h->m, *pa);
+        if (h->m->jit)  /* the page's translations go stale; keep no entry for code */
+            rv64_jit_store(h->m, *pa, &e->tag);
+    }
     return 0;
 }
 

@@ -106,6 +106,8 @@ struct rv64_tlb_entry {
 };
 
 struct rv64_machine;
+struct jit_hart;
+struct jit_shared;
 
 struct rv64_hart {
     uint64_t x[32];
@@ -145,6 +147,7 @@ struct rv64_hart {
     bool slice_end;         /* stop the current slice at the next instruction */
 
     struct rv64_machine *m;
+    struct jit_hart *jit;     /* JIT state (jit.c); NULL: interpreter only */
 };
 
 /* A pre-decoded instruction (16 bytes).  The decode cache is indexed by
@@ -188,6 +191,7 @@ struct rv64_machine {
     pthread_cond_t park_cv;
     uint64_t trace_left;    /* debug builds with RV64_TRACE: instructions to trace */
     struct log_limit guest_log;
+    struct jit_shared *jit;   /* JIT state shared by the harts; NULL: interpreter */
 };
 
 /* engine life cycle */

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "core/snapshot.h"
+#include "engine/rv64/jit.h"
 #include "engine/rv64/rv64.h"
 
 #define CPU_STATE_VERSION 2
@@ -171,6 +172,7 @@ int rv64_load(struct rv64_machine *m, struct snap_file *f, struct err *e)
         int ret = hart_load(m->harts[i], f, e);
         if (ret < 0)
             return ret;
+        rv64_jit_flush(m->harts[i]);    /* translations are not saved */
     }
     return 0;
 }
