@@ -92,6 +92,58 @@ static uint64_t amo_calc(unsigned f5, uint64_t old, uint64_t src, bool word)
     }
 }
 
+/* An AMO on guest RAM at host pointer p (aligned), atomic against the
+ * other harts' threads: one host locked instruction where there is one,
+ * else a compare-and-swap loop around amo_calc.  Returns the old value
+ * (zero-extended).  Locked instructions are full barriers on x86-64, so
+ * .aq/.rl need nothing more. */
+static uint64_t amo_host(unsigned f5, void *p, uint64_t src, bool word)
+{
+    if (word) {
+        uint32_t *q = p, s = (uint32_t)src, old;
+        switch (f5) {
+        case AMO_SWAP: return __atomic_exchange_n(q, s, __ATOMIC_SEQ_CST);
+        case AMO_ADD: return __atomic_fetch_add(q, s, __ATOMIC_SEQ_CST);
+        case AMO_XOR: return __atomic_fetch_xor(q, s, __ATOMIC_SEQ_CST);
+        case AMO_AND: return __atomic_fetch_and(q, s, __ATOMIC_SEQ_CST);
+        case AMO_OR: return __atomic_fetch_or(q, s, __ATOMIC_SEQ_CST);
+        default:
+            old = __atomic_load_n(q, __ATOMIC_RELAXED);
+            while (!__atomic_compare_exchange_n(q, &old, (uint32_t)amo_calc(f5, old, s, true),
+                                                true, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED))
+                ;
+            return old;
+        }
+    }
+    uint64_t *q = p, old;
+    switch (f5) {
+    case AMO_SWAP: return __atomic_exchange_n(q, src, __ATOMIC_SEQ_CST);
+    case AMO_ADD: return __atomic_fetch_add(q, src, __ATOMIC_SEQ_CST);
+    case AMO_XOR: return __atomic_fetch_xor(q, src, __ATOMIC_SEQ_CST);
+    case AMO_AND: return __atomic_fetch_and(q, src, __ATOMIC_SEQ_CST);
+    case AMO_OR: return __atomic_fetch_or(q, src, __ATOMIC_SEQ_CST);
+    default:
+        old = __atomic_load_n(q, __ATOMIC_RELAXED);
+        while (!__atomic_compare_exchange_n(q, &old, amo_calc(f5, old, src, false), true,
+                                            __ATOMIC_SEQ_CST, __ATOMIC_RELAXED))
+            ;
+        return old;
+    }
+}
+
+/* SC: store v at p (aligned) if it still holds `expect`, what LR read
+ * (value-based LR/SC: an ABA change in between is let through). */
+static bool sc_host(void *p, uint64_t expect, uint64_t v, bool word)
+{
+    if (word) {
+        uint32_t e = (uint32_t)expect;
+        return __atomic_compare_exchange_n((uint32_t *)p, &e, (uint32_t)v, false,
+                                           __ATOMIC_SEQ_CST, __ATOMIC_RELAXED);
+    }
+    return __atomic_compare_exchange_n((uint64_t *)p, &expect, v, false, __ATOMIC_SEQ_CST,
+                                       __ATOMIC_RELAXED);
+}
+
 /* Fetch slow path: TLB lookup (remembering the page), else the full walk. */
 static inline int fetch_refill(struct rv64_hart *h, uint64_t pc, uint32_t *raw, uint64_t *fpage,
                                uintptr_t *faddend)
@@ -223,7 +275,7 @@ uint64_t rv64_exec(struct rv64_hart *h, uint64_t budget)
         [OP_FMV_D_X] = &&L_OP_FMV_D_X,
         [OP_ZB] = &&L_OP_ZB,
     };
-    struct rv64_insn *dc = h->m->dcache->e;
+    struct rv64_insn *dc = h->dcache->e;
     uint64_t *x = h->x;
     uint64_t n = 0;
     uint64_t pc = h->pc, next, rs1, rs2, v;
@@ -389,7 +441,13 @@ uint64_t rv64_exec(struct rv64_hart *h, uint64_t budget)
 
         L_OP_ZB: x[d->rd] = rv64_zb(d->rm, rs1, rs2, (unsigned)d->imm); NEXT();
 
-        L_OP_FENCE: NEXT();
+        L_OP_FENCE:
+            /* x86-TSO reorders only a store before a later load: a fence
+             * ordering W before R (fm normal, not fence.tso) is a full
+             * host fence; every other fence is free */
+            if ((d->imm & FENCE_PW) && (d->imm & FENCE_SR) && (d->imm >> 8) != FENCE_FM_TSO)
+                __atomic_thread_fence(__ATOMIC_SEQ_CST);
+            NEXT();
         L_OP_FENCE_I: NEXT(); /* decode cache is keyed by instruction bits */
         L_OP_ECALL:
             h->pc = pc;
@@ -449,6 +507,7 @@ uint64_t rv64_exec(struct rv64_hart *h, uint64_t budget)
                 goto fault;
             x[d->rd] = size == 4 ? (uint64_t)(int32_t)v : v;
             h->resv_addr = rs1;
+            h->resv_value = v;
             h->resv_valid = true;
             NEXT();
         }
@@ -467,9 +526,8 @@ uint64_t rv64_exec(struct rv64_hart *h, uint64_t budget)
             }
             if ((c = rv64_amo_ptr(h, rs1, size, &p)))
                 goto fault;
-            memcpy(p, &rs2, size);
             h->resv_valid = false;
-            x[d->rd] = 0;
+            x[d->rd] = !sc_host(p, h->resv_value, rs2, size == 4);
             NEXT();
         }
         L_OP_AMO_W: L_OP_AMO_D: {
@@ -478,10 +536,7 @@ uint64_t rv64_exec(struct rv64_hart *h, uint64_t budget)
             void *p;
             if ((c = rv64_amo_ptr(h, rs1, size, &p)))
                 goto fault;
-            uint64_t old = 0;
-            memcpy(&old, p, size);
-            uint64_t nv = amo_calc((unsigned)d->imm, old, rs2, w);
-            memcpy(p, &nv, size);
+            uint64_t old = amo_host((unsigned)d->imm, p, rs2, w);
             x[d->rd] = w ? (uint64_t)(int32_t)old : old;
             NEXT();
         }
