@@ -191,9 +191,11 @@ int rv64_load_slow(struct rv64_hart *h, uint64_t va, unsigned size, uint64_t *va
     h->slice_end = true; /* a device access may change interrupt state */
     h->fault_tval = va;
     if ((pa & (size - 1)) || rv64_bus_read(h->m, pa, size, val) < 0) {
+        pthread_mutex_lock(h->m->dev_lock);     /* guest_log is shared by the harts */
         log_guest(&h->m->guest_log, "hart %u: load access fault at va 0x%llx pa 0x%llx satp 0x%llx",
                   (unsigned)h->hartid, (unsigned long long)va, (unsigned long long)pa,
                   (unsigned long long)h->satp);
+        pthread_mutex_unlock(h->m->dev_lock);
         return EXC_LOAD_ACCESS;
     }
     return 0;
