@@ -39,6 +39,7 @@ enum rv64_op {
 #define FENCE_PW 0x10
 #define FENCE_SR 0x02
 #define FENCE_FM_TSO 8
+#define FENCE_PAUSE 0x010    /* Zihintpause: fence w,0 */
 
 /* AMO funct5 values */
 enum { AMO_ADD = 0x00, AMO_SWAP = 0x01, AMO_XOR = 0x04, AMO_OR = 0x08, AMO_AND = 0x0c,

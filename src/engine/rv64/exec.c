@@ -13,6 +13,8 @@
 #include "engine/rv64/decode.h"
 #include "engine/rv64/rv64.h"
 
+#define PAUSE_YIELD 64    /* PAUSE hints in a slice that yield the host CPU */
+
 #define likely(x) __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
 
@@ -287,6 +289,7 @@ uint64_t rv64_exec(struct rv64_hart *h, uint64_t budget)
     uint64_t fpage = 1;
     uintptr_t faddend = 0;
     h->slice_end = false;
+    h->pauses = 0;
 
 #ifdef RV64_TRACE
 #define TRACE()                                                                           \
@@ -447,6 +450,13 @@ uint64_t rv64_exec(struct rv64_hart *h, uint64_t budget)
              * host fence; every other fence is free */
             if ((d->imm & FENCE_PW) && (d->imm & FENCE_SR) && (d->imm >> 8) != FENCE_FM_TSO)
                 __atomic_thread_fence(__ATOMIC_SEQ_CST);
+            /* many PAUSE hints in one slice: a spin-wait, likely for a hart
+             * whose thread the host has descheduled; end the slice and
+             * yield the host CPU (the pause-loop exit of hardware VMs) */
+            if (unlikely(d->imm == FENCE_PAUSE) && ++h->pauses >= PAUSE_YIELD) {
+                h->yield = true;
+                h->slice_end = true;
+            }
             NEXT();
         L_OP_FENCE_I: NEXT(); /* decode cache is keyed by instruction bits */
         L_OP_ECALL:

@@ -15,6 +15,7 @@
  * dirty-log resets see every hart stopped. */
 #include <errno.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -266,6 +267,10 @@ static void hart_run(struct rv64_hart *h)
         if (irq >= 0)
             rv64_take_irq(h, irq);
         rv64_exec(h, SLICE);
+        if (h->yield) {         /* spinning: let the hart it waits for run */
+            h->yield = false;
+            sched_yield();
+        }
     }
     fpu_sync(&h->fpu);
     if (log_verbose() >= 2)

@@ -150,6 +150,8 @@ struct rv64_hart {
     bool wfi;               /* sleeping until an enabled interrupt is pending */
     bool slice_end;         /* stop the current slice at the next instruction (also
                                set, relaxed-atomically, by rv64_set_irq) */
+    unsigned pauses;        /* PAUSE hints in this slice (a spin-wait loop) */
+    bool yield;             /* the slice ended spinning: give the host CPU away */
 
     /* host side, kept by rv64_hart_reset: the hart's thread, its WFI sleep
      * and its decode cache */
