@@ -189,10 +189,13 @@ static void timer_tick(struct rv64_hart *h)
 }
 
 /* Sleep until woken or until h's next timer deadline, unless h can already
- * run or a request is pending. */
+ * run or a request is pending.  The deadline is read after `sleeping` is
+ * set: a CLINT write that moves it either sees `sleeping` (and kicks) or
+ * is seen here. */
 static void idle_sleep(struct rv64_hart *h)
 {
     struct rv64_machine *m = h->m;
+    __atomic_store_n(&h->sleeping, 1, __ATOMIC_SEQ_CST);
     uint64_t t = MAX_SLEEP_NS;
     if (m->clint) {
         uint64_t now = clint_mtime(m->clint);
@@ -200,10 +203,7 @@ static void idle_sleep(struct rv64_hart *h)
             t = min_u64(t, clint_ns_to_deadline(m->clint, 1ull << h->hartid));
         t = min_u64(t, sstc_ns_to_deadline(h, now));
     }
-    if (!t)
-        return;
-    __atomic_store_n(&h->sleeping, 1, __ATOMIC_SEQ_CST);
-    if (!want_stop(m) && !__atomic_load_n(&m->pause_req, __ATOMIC_SEQ_CST) &&
+    if (t && !want_stop(m) && !__atomic_load_n(&m->pause_req, __ATOMIC_SEQ_CST) &&
         !hart_wakeable(h)) {
         struct timespec ts = { (time_t)(t / 1000000000u), (long)(t % 1000000000u) };
         struct pollfd p = { .fd = h->wake_fd, .events = POLLIN };
