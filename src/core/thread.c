@@ -24,7 +24,7 @@ void thread_ready(enum thread_kind kind, unsigned index)
         index = __atomic_fetch_add(&blk_count, 1, __ATOMIC_RELAXED);
     /* the main thread keeps the process's name (ps, pkill petrel) */
     if (kind != THREAD_VMM) {
-        if (kind == THREAD_VCPU || kind == THREAD_BLK)
+        if (kind == THREAD_VCPU || kind == THREAD_HART || kind == THREAD_BLK)
             snprintf(name, sizeof(name), "%s%u", thread_kind_name(kind), index % 100000);
         else
             snprintf(name, sizeof(name), "%s", thread_kind_name(kind));

@@ -2,9 +2,9 @@
  *
  * Design
  * - Every long-lived thread of a VMM is of one kind: the main thread (event
- *   loop, devices, API), the rv64 hart thread, a KVM vCPU thread, a qcow2
+ *   loop, devices, API), an rv64 hart thread, a KVM vCPU thread, a qcow2
  *   worker.  When a thread has finished setting itself up it calls
- *   thread_ready, which names it ("hart", "vcpuN", "blkN": what ps -T,
+ *   thread_ready, which names it ("hartN", "vcpuN", "blkN": what ps -T,
  *   top -H and gdb show; the main thread keeps the process's name) and then runs the hook the front end set
  *   (petrel run: the seccomp filter of that kind, src/sandbox/seccomp.h).
  * - core knows nothing of what the hook does; with no hook set (tools, unit
@@ -21,8 +21,9 @@ typedef void (*thread_hook_fn)(enum thread_kind kind);
 
 /* Set the hook (before any thread of the VM starts; NULL: none). */
 void thread_set_hook(thread_hook_fn fn);
-/* The calling thread is set up: name it (index: vCPU number; ignored for
- * vmm and hart; blk threads are numbered in start order) and run the hook. */
+/* The calling thread is set up: name it (index: hart or vCPU number;
+ * ignored for vmm; blk threads are numbered in start order) and run the
+ * hook. */
 void thread_ready(enum thread_kind kind, unsigned index);
 /* "vmm", "hart", "vcpu", "blk". */
 const char *thread_kind_name(enum thread_kind kind);

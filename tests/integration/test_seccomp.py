@@ -5,7 +5,7 @@
   --no-seccomp or --seccomp-level 0.
 - A forbidden system call from each thread kind ends the VMM: gdb attaches
   to a running VMM, switches to the thread of that kind (the main thread for
-  vmm, "hart", "vcpu0", "blk0") and calls syscall(ptrace); the VMM prints
+  vmm, "hart0", "vcpu0", "blk0") and calls syscall(ptrace); the VMM prints
   `petrel: seccomp: <kind> thread made forbidden system call ptrace (101)`
   and exits with status 159.  vcpu needs /dev/kvm (skipped without).
 - --seccomp log lets the same call through (the kernel logs it).
@@ -125,10 +125,10 @@ def _idle_args(files, *extra):
             "--disk", disk, *extra]
 
 
-@pytest.mark.parametrize("kind,thread", [("vmm", "vmm"), ("hart", "hart"), ("blk", "blk0")])
+@pytest.mark.parametrize("kind,thread", [("vmm", "vmm"), ("hart", "hart0"), ("blk", "blk0")])
 def test_forbidden_call_ends_the_vmm(files, kind, thread):
     require_tools("gdb")
-    v = Vmm("default", _idle_args(files), {"hart", "blk0"})
+    v = Vmm("default", _idle_args(files), {"hart0", "blk0"})
     try:
         g = v.gdb_call(v.tid(thread), f"(long)syscall({PTRACE}, 0, 0, 0, 0)")
         out, err = v.wait()
@@ -163,9 +163,9 @@ def test_forbidden_call_on_a_vcpu():
 
 def test_log_mode_lets_it_through(files):
     require_tools("gdb")
-    v = Vmm("default", _idle_args(files, "--seccomp", "log"), {"hart", "blk0"})
+    v = Vmm("default", _idle_args(files, "--seccomp", "log"), {"hart0", "blk0"})
     try:
-        g = v.gdb_call(v.tid("hart"), f"(long)syscall({PTRACE}, 0, 0, 0, 0)")
+        g = v.gdb_call(v.tid("hart0"), f"(long)syscall({PTRACE}, 0, 0, 0, 0)")
         alive = v.proc.poll() is None
         time.sleep(0.2)
         alive = alive and v.proc.poll() is None
@@ -183,13 +183,13 @@ def test_log_mode_lets_it_through(files):
 @pytest.mark.parametrize("flags", [["--seccomp", "off"], ["--no-seccomp"],
                                    ["--seccomp-level", "0"]])
 def test_off(files, flags):
-    v = Vmm("default", _idle_args(files, *flags), {"hart", "blk0"}, filtered=False)
+    v = Vmm("default", _idle_args(files, *flags), {"hart0", "blk0"}, filtered=False)
     v.kill()
 
 
 @pytest.mark.parametrize("flags", [["--seccomp", "on"], ["--seccomp-level", "2"]])
 def test_on(files, flags):
-    v = Vmm("default", _idle_args(files, *flags), {"hart", "blk0"})
+    v = Vmm("default", _idle_args(files, *flags), {"hart0", "blk0"})
     v.kill()
 
 
@@ -208,7 +208,7 @@ def test_asan_leak_still_reported(files):
     and never freed is reported."""
     require_tools("gdb")
     env = petrel_env("asan", SANITIZER_ENV)
-    v = Vmm("asan", _idle_args(files), {"hart", "blk0"}, env=env)
+    v = Vmm("asan", _idle_args(files), {"hart0", "blk0"}, env=env)
     try:
         g = v.gdb_call(v.tid("vmm"), "(long)malloc(43210)")
         v.proc.send_signal(signal.SIGTERM)

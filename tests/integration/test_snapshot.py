@@ -15,7 +15,8 @@ through the VMM's API and `petrel run --restore`:
   file too short or damaged, a missing disk, a disk without the snapshot, a
   machine with other devices: a one-line error, exit 1, the disk untouched.
 
-One guest boots for the whole module; everything else restores snapshots.
+One guest (2 harts, one host thread each) boots for the whole module;
+everything else restores snapshots.
 """
 
 import hashlib
@@ -89,7 +90,9 @@ def booted(tmp_path_factory):
     r = run_petrel("default", ["img", "convert", "-O", "qcow2", str(root), str(disk)],
                    timeout=120)
     check(r.returncode == 0, f"img convert: {r.stderr}")
+    # 2 harts: pause parks both hart threads, the snapshot holds both
     vmm = Vmm("default", tmp, ["--boot", "--disk", str(disk), "--append", APPEND,
+                               "--cpus", "2",
                                "--device", "virtio-net", "--device", "virtio-rng"])
     con = vmm.console()
     con.expect(PROMPT, timeout=300)

@@ -1,4 +1,4 @@
-/* rv64 engine: the A extension (LR/SC and AMOs). */
+/* rv64 engine: the A extension (LR/SC and AMOs), and PAUSE's slice end. */
 #include "rv64_harness.h"
 
 #define ALL1 0xffffffffffffffffull
@@ -268,9 +268,43 @@ static void t_device(void)
     MTRAP(EXC_STORE_ACCESS, CODE, NOWHERE);
 }
 
+/* A spin-wait (many PAUSE hints in one slice) ends the slice with
+ * h->yield set, so the hart thread gives its host CPU away; fences don't. */
+static void t_pause_yield(void)
+{
+    rvt_begin("pause-yield");
+    for (int i = 0; i < 100; i++)
+        rvt_emit(0x0330000f);           /* fence rw, rw */
+    for (int i = 0; i < 100; i++)
+        rvt_emit(0x0100000f);           /* pause */
+    H->pc = CODE;
+    uint64_t n = rv64_exec(H, 1000);
+    EQ(n, 100 + 64);
+    EQ(H->pc, CODE + 4 * (100 + 64));
+    EQ(H->yield, 1);
+    /* the count starts again with each slice (the hart loop resets it,
+     * so that the JIT's single-instruction interpreter calls count too) */
+    H->yield = false;
+    H->pauses = 0;
+    n = rv64_exec(H, 30);
+    EQ(n, 30);
+    EQ(H->yield, 0);
+    if (H->jit) {               /* the JIT leaves PAUSE to the interpreter */
+        rv64_jit_flush(H);
+        H->pc = CODE;
+        H->pauses = 0;
+        H->yield = false;
+        n = rv64_jit_exec(H, 1000);
+        EQ(n, 100 + 64);
+        EQ(H->pc, CODE + 4 * (100 + 64));
+        EQ(H->yield, 1);
+    }
+}
+
 int main(void)
 {
     rvt_init();
+    t_pause_yield();
     t_amo_ops();
     t_lrsc();
     t_misaligned();

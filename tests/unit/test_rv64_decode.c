@@ -84,9 +84,9 @@ static const struct dcase d32[] = {
     { "divuw t0, t1, t2", 0x027352bb, OP_DIVUW, 5, 6, 7, 0, -1, 0 },
     { "remw t0, t1, t2", 0x027362bb, OP_REMW, 5, 6, 7, 0, -1, 0 },
     { "remuw t0, t1, t2", 0x027372bb, OP_REMUW, 5, 6, 7, 0, -1, 0 },
-    { "fence rw, rw", 0x0330000f, OP_FENCE, 0, 0, 0, 0, -1, 0 },
-    { "fence.tso", 0x8330000f, OP_FENCE, 0, 0, 0, 0, -1, 0 },
-    { "pause", 0x0100000f, OP_FENCE, 0, 0, 0, 0, -1, 0 },
+    { "fence rw, rw", 0x0330000f, OP_FENCE, 0, 0, 0, 0, -1, 0x033 }, /* imm: fm pred succ */
+    { "fence.tso", 0x8330000f, OP_FENCE, 0, 0, 0, 0, -1, 0x833 },
+    { "pause", 0x0100000f, OP_FENCE, 0, 0, 0, 0, -1, 0x010 },
     { "fence.i", 0x0000100f, OP_FENCE_I, 0, 0, 0, 0, -1, 0 },
     { "ecall", 0x00000073, OP_ECALL, 0, 0, 0, 0, -1, 0 },
     { "ebreak", 0x00100073, OP_EBREAK, 0, 0, 0, 0, -1, 0 },

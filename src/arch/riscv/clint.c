@@ -16,37 +16,56 @@ void clint_init(struct clint *c, struct rv64_hart **harts, unsigned nharts)
         c->mtimecmp[i] = UINT64_MAX;
 }
 
+/* base_ns, frozen_ns and mtimecmp are written under the device lock and
+ * read by the hart threads without it (relaxed atomics: each is one
+ * aligned word; freeze/thaw happen with the harts parked). */
+static uint64_t ld(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
+static void st(uint64_t *p, uint64_t v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
+
 uint64_t clint_mtime(const struct clint *c)
 {
-    uint64_t now = c->frozen_ns ? c->frozen_ns : time_now_ns();
-    return (now - c->base_ns) / (1000000000ull / CLINT_FREQ);
+    uint64_t frozen = ld(&c->frozen_ns);
+    uint64_t now = frozen ? frozen : time_now_ns();
+    return (now - ld(&c->base_ns)) / (1000000000ull / CLINT_FREQ);
 }
 
 void clint_freeze(struct clint *c)
 {
     if (!c->frozen_ns)
-        c->frozen_ns = time_now_ns();
+        st(&c->frozen_ns, time_now_ns());
 }
 
 void clint_thaw(struct clint *c)
 {
     if (c->frozen_ns) {
-        c->base_ns += time_now_ns() - c->frozen_ns;
-        c->frozen_ns = 0;
+        st(&c->base_ns, c->base_ns + time_now_ns() - c->frozen_ns);
+        st(&c->frozen_ns, 0);
     }
 }
 
+/* After a write to hart i's registers: its lines, and a wake-up so a
+ * sleeping hart i recomputes its deadline. */
 static void update_hart(struct clint *c, unsigned i, uint64_t now)
 {
     rv64_set_irq(c->harts[i], MIP_MTIP, now >= c->mtimecmp[i]);
     rv64_set_irq(c->harts[i], MIP_MSIP, c->msip[i] & 1);
+    rv64_kick_hart(c->harts[i]);
+}
+
+bool clint_mtip_due(const struct clint *c, unsigned i, uint64_t now)
+{
+    return now >= ld(&c->mtimecmp[i]);
+}
+
+void clint_tick_hart(struct clint *c, unsigned i)
+{
+    rv64_set_irq(c->harts[i], MIP_MTIP, clint_mtime(c) >= c->mtimecmp[i]);
 }
 
 void clint_tick(struct clint *c)
 {
-    uint64_t now = clint_mtime(c);
     for (unsigned i = 0; i < c->nharts; i++)
-        rv64_set_irq(c->harts[i], MIP_MTIP, now >= c->mtimecmp[i]);
+        clint_tick_hart(c, i);
 }
 
 uint64_t clint_ns_to_deadline(const struct clint *c, uint64_t hart_mask)
@@ -55,9 +74,10 @@ uint64_t clint_ns_to_deadline(const struct clint *c, uint64_t hart_mask)
     for (unsigned i = 0; i < c->nharts; i++) {
         if (!(hart_mask >> i & 1))
             continue;
-        if (c->mtimecmp[i] <= now)
+        uint64_t cmp = ld(&c->mtimecmp[i]);
+        if (cmp <= now)
             return 0;
-        uint64_t d = c->mtimecmp[i] - now;
+        uint64_t d = cmp - now;
         if (d < best)
             best = d;
     }
@@ -105,7 +125,7 @@ static void clint_write(void *opaque, uint64_t off, uint64_t val, unsigned size)
             v = (v & 0xffffffffull) | (val << 32);
         else
             v = (v & ~0xffffffffull) | (uint32_t)val;
-        c->mtimecmp[h] = v;
+        st(&c->mtimecmp[h], v);
         update_hart(c, h, clint_mtime(c));
     } else if (base == 0xbff8) {
         /* mtime writes move the epoch */
@@ -116,8 +136,10 @@ static void clint_write(void *opaque, uint64_t off, uint64_t val, unsigned size)
             v = (v & 0xffffffffull) | (val << 32);
         else
             v = (v & ~0xffffffffull) | (uint32_t)val;
-        c->base_ns += (now - v) * (1000000000ull / CLINT_FREQ);
+        st(&c->base_ns, c->base_ns + (now - v) * (1000000000ull / CLINT_FREQ));
         clint_tick(c);
+        for (unsigned i = 0; i < c->nharts; i++)
+            rv64_kick_hart(c->harts[i]);     /* their deadlines moved */
     }
 }
 
@@ -157,10 +179,10 @@ int clint_load(struct clint *c, struct snap_file *f, struct err *e)
     if ((ret = snapr_end(&r, e)) < 0)
         return ret;
     uint64_t now = c->frozen_ns ? c->frozen_ns : time_now_ns();
-    c->base_ns = now - mtime * (1000000000ull / CLINT_FREQ);   /* modular: any mtime works */
+    st(&c->base_ns, now - mtime * (1000000000ull / CLINT_FREQ));   /* modular: any mtime works */
     for (unsigned i = 0; i < n; i++) {
         c->msip[i] = msip[i];
-        c->mtimecmp[i] = cmp[i];
+        st(&c->mtimecmp[i], cmp[i]);
         update_hart(c, i, mtime);
     }
     return 0;

@@ -1,9 +1,13 @@
 /* SiFive CLINT: per-hart msip and mtimecmp, and mtime at 10 MHz derived from
  * the host's monotonic clock (so guest time is wall time, also while the
- * VMM sleeps in WFI). */
+ * VMM sleeps in WFI).  Registers are accessed in device context (the VM's
+ * device lock held); mtime and the mtimecmp deadlines are also read
+ * without it by each hart's thread (clint_mtime, clint_mtip_due,
+ * clint_ns_to_deadline). */
 #ifndef PETREL_CLINT_H
 #define PETREL_CLINT_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "core/bus.h"
@@ -31,10 +35,16 @@ uint64_t clint_mtime(const struct clint *c);
 /* Stop mtime (the VM is paused) and restart it where it stopped. */
 void clint_freeze(struct clint *c);
 void clint_thaw(struct clint *c);
-/* Update MTIP of every hart from the current time. */
+/* Update MTIP of every hart (of hart i) from the current time.  Device
+ * context (the device lock held). */
 void clint_tick(struct clint *c);
+void clint_tick_hart(struct clint *c, unsigned i);
+/* Is hart i's mtimecmp due at mtime `now`?  Any thread, no lock: a hart
+ * thread checks this between slices and takes the lock only to change
+ * its MTIP (clint_tick_hart). */
+bool clint_mtip_due(const struct clint *c, unsigned i, uint64_t now);
 /* Nanoseconds until the earliest mtimecmp among the harts in hart_mask
- * (0 if already due, UINT64_MAX if none armed). */
+ * (0 if already due, UINT64_MAX if none armed).  Any thread, no lock. */
 uint64_t clint_ns_to_deadline(const struct clint *c, uint64_t hart_mask);
 
 /* Snapshots (core/snapshot.h): section "clint". */

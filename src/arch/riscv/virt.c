@@ -308,8 +308,7 @@ static int riscv_virt_power_button(struct vm *vm, struct err *e)
 static void riscv_virt_cpu_stats(struct vm *vm, unsigned i, struct vm_cpu_stats *out)
 {
     struct riscv_virt *b = vm->board;
-    /* one host thread runs every hart: its CPU time is shared among them */
-    out->cpu_time_ns = rv64_thread_cpu_ns(b->cpu) / b->cpu->nharts;
+    out->cpu_time_ns = rv64_hart_cpu_ns(b->cpu, i);     /* hart i's own thread */
     out->instructions = __atomic_load_n(&b->cpu->harts[i]->instret, __ATOMIC_RELAXED);
 }
 

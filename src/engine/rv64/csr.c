@@ -154,8 +154,9 @@ void rv64_take_irq(struct rv64_hart *h, int irq)
     rv64_trap(h, (1ull << 63) | (uint64_t)irq, 0);
 }
 
-/* Called in device context, on the hart thread or the event loop's: the
- * update is atomic and a sleeping hart thread is woken. */
+/* Called in device context, on any hart's thread or the event loop's: the
+ * update is atomic, h's running slice ends soon and, if h's thread sleeps,
+ * it is woken (h's only). */
 void rv64_set_irq(struct rv64_hart *h, uint64_t bit, bool level)
 {
     uint64_t old = level ? __atomic_fetch_or(&h->mip_hw, bit, __ATOMIC_SEQ_CST)
@@ -163,7 +164,7 @@ void rv64_set_irq(struct rv64_hart *h, uint64_t bit, bool level)
     if (((old & bit) != 0) != level) {
         __atomic_store_n(&h->slice_end, true, __ATOMIC_RELAXED);
         if (level)
-            rv64_kick(h->m);
+            rv64_kick_hart(h);
     }
 }
 

@@ -200,7 +200,8 @@ static void decode32(uint32_t raw, struct rv64_insn *d)
         return;
     case 0x0f:
         if (f3 == 0)
-            set(d, OP_FENCE, 0, 0, 0, 0); /* includes PAUSE (Zihintpause) */
+            /* includes PAUSE (Zihintpause); imm: fm, pred, succ */
+            set(d, OP_FENCE, 0, 0, 0, bits(raw, 31, 20));
         else if (f3 == 1)
             set(d, OP_FENCE_I, 0, 0, 0, 0);
         return;
@@ -227,7 +228,7 @@ static void decode32(uint32_t raw, struct rv64_insn *d)
         bool dw = f3 == 3;
         if (f3 != 2 && f3 != 3)
             return;
-        d->rm = (uint8_t)bits(raw, 26, 25); /* aq/rl: no effect on one thread */
+        d->rm = (uint8_t)bits(raw, 26, 25); /* aq/rl: AMOs are full host barriers */
         if (f5 == 0x02) {
             if (rs2 == 0)
                 set(d, dw ? OP_LR_D : OP_LR_W, rd, rs1, 0, 0);

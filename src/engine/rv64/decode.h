@@ -34,6 +34,13 @@ enum rv64_op {
     OP_COUNT
 };
 
+/* OP_FENCE's imm: fm (bits 11:8), pred PI PO PR PW (7:4), succ SI SO SR SW
+ * (3:0) */
+#define FENCE_PW 0x10
+#define FENCE_SR 0x02
+#define FENCE_FM_TSO 8
+#define FENCE_PAUSE 0x010    /* Zihintpause: fence w,0 */
+
 /* AMO funct5 values */
 enum { AMO_ADD = 0x00, AMO_SWAP = 0x01, AMO_XOR = 0x04, AMO_OR = 0x08, AMO_AND = 0x0c,
        AMO_MIN = 0x10, AMO_MAX = 0x14, AMO_MINU = 0x18, AMO_MAXU = 0x1c };

@@ -9,9 +9,12 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "engine/rv64/amo.h"
 #include "engine/rv64/bitmanip.h"
 #include "engine/rv64/decode.h"
 #include "engine/rv64/rv64.h"
+
+#define PAUSE_YIELD 64    /* PAUSE hints in a slice that yield the host CPU */
 
 #define likely(x) __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
@@ -72,24 +75,6 @@ static inline uint64_t mulhu(uint64_t a, uint64_t b)
 static inline int64_t mulhsu(int64_t a, uint64_t b)
 {
     return (int64_t)(((__int128)a * (unsigned __int128)b) >> 64);
-}
-
-static uint64_t amo_calc(unsigned f5, uint64_t old, uint64_t src, bool word)
-{
-    int64_t so = word ? (int32_t)old : (int64_t)old, ss = word ? (int32_t)src : (int64_t)src;
-    uint64_t uo = word ? (uint32_t)old : old, us = word ? (uint32_t)src : src;
-    switch (f5) {
-    case AMO_SWAP: return src;
-    case AMO_ADD: return old + src;
-    case AMO_XOR: return old ^ src;
-    case AMO_AND: return old & src;
-    case AMO_OR: return old | src;
-    case AMO_MIN: return so < ss ? old : src;
-    case AMO_MAX: return so > ss ? old : src;
-    case AMO_MINU: return uo < us ? old : src;
-    case AMO_MAXU: return uo > us ? old : src;
-    default: return old;
-    }
 }
 
 /* Fetch slow path: TLB lookup (remembering the page), else the full walk. */
@@ -223,7 +208,7 @@ uint64_t rv64_exec(struct rv64_hart *h, uint64_t budget)
         [OP_FMV_D_X] = &&L_OP_FMV_D_X,
         [OP_ZB] = &&L_OP_ZB,
     };
-    struct rv64_insn *dc = h->m->dcache->e;
+    struct rv64_insn *dc = h->dcache->e;
     uint64_t *x = h->x;
     uint64_t n = 0;
     uint64_t pc = h->pc, next, rs1, rs2, v;
@@ -389,7 +374,20 @@ uint64_t rv64_exec(struct rv64_hart *h, uint64_t budget)
 
         L_OP_ZB: x[d->rd] = rv64_zb(d->rm, rs1, rs2, (unsigned)d->imm); NEXT();
 
-        L_OP_FENCE: NEXT();
+        L_OP_FENCE:
+            /* x86-TSO reorders only a store before a later load: a fence
+             * ordering W before R (fm normal, not fence.tso) is a full
+             * host fence; every other fence is free */
+            if (fence_orders_store_load(d->imm))
+                __atomic_thread_fence(__ATOMIC_SEQ_CST);
+            /* many PAUSE hints in one slice: a spin-wait, likely for a hart
+             * whose thread the host has descheduled; end the slice and
+             * yield the host CPU (the pause-loop exit of hardware VMs) */
+            if (unlikely(d->imm == FENCE_PAUSE) && ++h->pauses >= PAUSE_YIELD) {
+                h->yield = true;
+                h->slice_end = true;
+            }
+            NEXT();
         L_OP_FENCE_I: NEXT(); /* decode cache is keyed by instruction bits */
         L_OP_ECALL:
             h->pc = pc;
@@ -449,6 +447,7 @@ uint64_t rv64_exec(struct rv64_hart *h, uint64_t budget)
                 goto fault;
             x[d->rd] = size == 4 ? (uint64_t)(int32_t)v : v;
             h->resv_addr = rs1;
+            h->resv_value = v;
             h->resv_valid = true;
             NEXT();
         }
@@ -467,9 +466,8 @@ uint64_t rv64_exec(struct rv64_hart *h, uint64_t budget)
             }
             if ((c = rv64_amo_ptr(h, rs1, size, &p)))
                 goto fault;
-            memcpy(p, &rs2, size);
             h->resv_valid = false;
-            x[d->rd] = 0;
+            x[d->rd] = !sc_host(p, h->resv_value, rs2, size == 4);
             NEXT();
         }
         L_OP_AMO_W: L_OP_AMO_D: {
@@ -478,10 +476,7 @@ uint64_t rv64_exec(struct rv64_hart *h, uint64_t budget)
             void *p;
             if ((c = rv64_amo_ptr(h, rs1, size, &p)))
                 goto fault;
-            uint64_t old = 0;
-            memcpy(&old, p, size);
-            uint64_t nv = amo_calc((unsigned)d->imm, old, rs2, w);
-            memcpy(p, &nv, size);
+            uint64_t old = amo_host((unsigned)d->imm, p, rs2, w);
             x[d->rd] = w ? (uint64_t)(int32_t)old : old;
             NEXT();
         }

@@ -48,6 +48,12 @@ static uint64_t now_ns(void)
 
 static void dma_write(void *opaque, uint64_t gpa, uint64_t len);
 
+/* statistics shared by the harts' threads */
+static inline void stat_add(uint64_t *c, uint64_t n)
+{
+    __atomic_fetch_add(c, n, __ATOMIC_RELAXED);
+}
+
 /* ---------------- set-up ---------------- */
 
 static struct jit_hart *hart_new(struct err *e)
@@ -168,7 +174,7 @@ void rv64_jit_flush(struct rv64_hart *h)
     j->flush_gen++;
     memset(j->hash, 0, sizeof(j->hash));
     memset(j->jc, 0, sizeof(j->jc));
-    h->m->jit->flushes++;
+    stat_add(&h->m->jit->flushes, 1);
 }
 
 void rv64_jit_tlb_wrapped(struct rv64_hart *h)
@@ -213,7 +219,7 @@ void rv64_jit_store(struct rv64_machine *m, uint64_t pa, uint64_t *tag)
     if (__atomic_load_n(&s->code_bits[pg], __ATOMIC_ACQUIRE)) {
         __atomic_store_n(&s->code_bits[pg], 0, __ATOMIC_SEQ_CST);
         __atomic_fetch_add(&s->version[pg], 1, __ATOMIC_SEQ_CST);
-        __atomic_fetch_add(&s->invalidations, 1, __ATOMIC_RELAXED);
+        stat_add(&s->invalidations, 1);
     }
     if (tag && __atomic_load_n(&s->code_bits[pg], __ATOMIC_SEQ_CST))
         __atomic_store_n(tag, 0, __ATOMIC_SEQ_CST);
@@ -302,9 +308,9 @@ static struct jit_tb *lookup(struct rv64_hart *h, struct jit_hart *j)
             tb->version = version - 1;
         tb->next = j->hash[hi];
         j->hash[hi] = tb;
-        m->jit->tbs++;
-        m->jit->code_bytes += j->pos - pos0;
-        m->jit->trans_ns += now_ns() - t0;
+        stat_add(&m->jit->tbs, 1);
+        stat_add(&m->jit->code_bytes, j->pos - pos0);
+        stat_add(&m->jit->trans_ns, now_ns() - t0);
     }
     c->vpc = pc;
     c->gen = h->tlb_gen;
@@ -357,7 +363,8 @@ uint64_t rv64_jit_exec(struct rv64_hart *h, uint64_t budget)
             n += rv64_exec(h, 1);
             /* fence.i: the next lookup validates (stores and DMA to code
              * pages bumped their versions) */
-            h->m->jit->fencei += fencei;
+            if (fencei)
+                stat_add(&h->m->jit->fencei, 1);
             last = NULL;
             continue;
         }

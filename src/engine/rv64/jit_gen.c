@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <string.h>
 
+#include "engine/rv64/amo.h"
 #include "engine/rv64/decode.h"
 #include "engine/rv64/jit.h"
 #include "engine/rv64/jit_emit.h"
@@ -413,10 +414,13 @@ static void gen_helper(struct gen *g, const struct rv64_insn *d, unsigned k, uin
 }
 
 /* Which operations the translator handles (others end the TB before them
- * and run in the interpreter). */
-static int classify(unsigned op)
+ * and run in the interpreter).  A PAUSE hint goes to the interpreter too:
+ * it counts them per slice and yields the host CPU in a spin-wait. */
+static int classify(const struct rv64_insn *d)
 {
-    switch (op) {
+    if (d->op == OP_FENCE && d->imm == FENCE_PAUSE)
+        return 0;
+    switch (d->op) {
     case OP_ILLEGAL: case OP_FENCE_I: case OP_ECALL: case OP_EBREAK: case OP_MRET:
     case OP_SRET: case OP_WFI: case OP_SFENCE_VMA:
     case OP_CSRRW: case OP_CSRRS: case OP_CSRRC: case OP_CSRRWI: case OP_CSRRSI: case OP_CSRRCI:
@@ -460,7 +464,7 @@ struct jit_tb *jit_translate(struct rv64_hart *h, struct jit_hart *j, const uint
         struct rv64_insn *d = &insns[n];
         if (!fetch_insn(page, off, d))
             break;
-        int c = classify(d->op);
+        int c = classify(d);
         if (c == 0)
             break;
         n++;
@@ -545,8 +549,7 @@ struct jit_tb *jit_translate(struct rv64_hart *h, struct jit_hart *j, const uint
             gen_store(&g, d, k, pc);
             break;
         case OP_FENCE:
-            /* x86-TSO orders everything but a store before a later load */
-            if (((d->raw >> 24) & 1) && ((d->raw >> 20) & 2)) {
+            if (fence_orders_store_load(d->imm)) {
                 e8(e, 0x0f); e8(e, 0xae); e8(e, 0xf0);   /* mfence */
             }
             break;

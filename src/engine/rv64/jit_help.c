@@ -5,29 +5,12 @@
  * instruction's). */
 #include <string.h>
 
+#include "engine/rv64/amo.h"
 #include "engine/rv64/bitmanip.h"
 #include "engine/rv64/decode.h"
 #include "engine/rv64/jit.h"
 
 #define BOX32(v) (0xffffffff00000000ull | (uint32_t)(v))
-
-static uint64_t amo_calc(unsigned f5, uint64_t old, uint64_t src, bool word)
-{
-    int64_t so = word ? (int32_t)old : (int64_t)old, ss = word ? (int32_t)src : (int64_t)src;
-    uint64_t uo = word ? (uint32_t)old : old, us = word ? (uint32_t)src : src;
-    switch (f5) {
-    case AMO_SWAP: return src;
-    case AMO_ADD: return old + src;
-    case AMO_XOR: return old ^ src;
-    case AMO_AND: return old & src;
-    case AMO_OR: return old | src;
-    case AMO_MIN: return so < ss ? old : src;
-    case AMO_MAX: return so > ss ? old : src;
-    case AMO_MINU: return uo < us ? old : src;
-    case AMO_MAXU: return uo > us ? old : src;
-    default: return old;
-    }
-}
 
 static int illegal(struct rv64_hart *h, const struct rv64_insn *d)
 {
@@ -52,6 +35,7 @@ static int atomic_op(struct rv64_hart *h, const struct rv64_insn *d)
             return c;
         x[d->rd] = w ? (uint64_t)(int32_t)v : v;
         h->resv_addr = rs1;
+        h->resv_value = v;
         h->resv_valid = true;
         break;
     case OP_SC_W: case OP_SC_D:
@@ -66,17 +50,13 @@ static int atomic_op(struct rv64_hart *h, const struct rv64_insn *d)
         }
         if ((c = rv64_amo_ptr(h, rs1, size, &p)))
             return c;
-        memcpy(p, &rs2, size);
         h->resv_valid = false;
-        x[d->rd] = 0;
+        x[d->rd] = !sc_host(p, h->resv_value, rs2, w);
         break;
     default: {
         if ((c = rv64_amo_ptr(h, rs1, size, &p)))
             return c;
-        uint64_t old = 0;
-        memcpy(&old, p, size);
-        uint64_t nv = amo_calc((unsigned)d->imm, old, rs2, w);
-        memcpy(p, &nv, size);
+        uint64_t old = amo_host((unsigned)d->imm, p, rs2, w);
         x[d->rd] = w ? (uint64_t)(int32_t)old : old;
         break;
     }

@@ -1,14 +1,21 @@
-/* rv64: machine life cycle and the hart thread (all harts on one thread).
+/* rv64: machine life cycle and the hart threads (one host thread per hart).
  *
- * The hart thread runs each hart a slice at a time.  Between slices it
- * looks at the event-loop thread's requests (stop, pause) and, when every
- * hart waits for an interrupt, sleeps on wake_fd until the next timer
- * deadline; rv64_set_irq (device context, any thread) wakes it.  The
- * sleep/wake handshake: the thread sets `sleeping`, re-checks the harts,
+ * Each hart thread runs its hart a slice at a time.  Between slices it
+ * updates its own timer lines (MTIP from its mtimecmp, STIP from its
+ * stimecmp), takes a pending interrupt and looks at the event-loop
+ * thread's requests (stop, pause).  A hart in WFI with nothing to wake it
+ * sleeps on its own wake_fd until its own next timer deadline;
+ * rv64_set_irq (device context, any thread) wakes that hart only.  The
+ * sleep/wake handshake: the thread sets `sleeping`, re-checks its hart,
  * then polls; a waker updates mip first, then writes wake_fd if `sleeping`
- * is set (both sequentially consistent), so no wake-up is lost. */
+ * is set (both sequentially consistent), so no wake-up is lost.
+ *
+ * Pause: every thread parks between slices (park_mu/park_cv, nparked
+ * counts them); rv64_pause returns once all are parked, so snapshots and
+ * dirty-log resets see every hart stopped. */
 #include <errno.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -43,16 +50,12 @@ struct rv64_machine *rv64_new(struct vm *vm, struct bus *bus, uint8_t *ram, uint
     m->ram_size = ram_size;
     m->nharts = nharts;
     m->dev_lock = &vm->dev_lock;
-    m->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     pthread_mutex_init(&m->park_mu, NULL);
     pthread_cond_init(&m->park_cv, NULL);
-    if (m->wake_fd < 0)
-        goto oom_free;
     if (getenv("PETREL_TRACE"))
         m->trace_left = strtoull(getenv("PETREL_TRACE"), NULL, 0);
-    m->dcache = calloc(1, sizeof(*m->dcache));
     m->harts = calloc(nharts, sizeof(*m->harts));
-    if (!m->dcache || !m->harts)
+    if (!m->harts)
         goto oom_free;
     for (unsigned i = 0; i < nharts; i++) {
         struct rv64_hart *h = calloc(1, sizeof(*h));
@@ -61,6 +64,10 @@ struct rv64_machine *rv64_new(struct vm *vm, struct bus *bus, uint8_t *ram, uint
         m->harts[i] = h;
         h->m = m;
         h->hartid = i;
+        h->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        h->dcache = calloc(1, sizeof(*h->dcache));
+        if (h->wake_fd < 0 || !h->dcache)
+            goto oom_free;
         rv64_hart_reset(h, ram_base, 0, 0);
     }
     enum cpu_mode mode = vm ? vm->cfg.cpu_mode : CPU_MODE_INTERP;
@@ -84,12 +91,16 @@ void rv64_free(struct rv64_machine *m)
         return;
     rv64_jit_free(m);
     if (m->harts)
-        for (unsigned i = 0; i < m->nharts; i++)
-            free(m->harts[i]);
+        for (unsigned i = 0; i < m->nharts; i++) {
+            struct rv64_hart *h = m->harts[i];
+            if (!h)
+                continue;
+            free(h->dcache);
+            if (h->wake_fd >= 0)
+                close(h->wake_fd);
+            free(h);
+        }
     free(m->harts);
-    free(m->dcache);
-    if (m->wake_fd >= 0)
-        close(m->wake_fd);
     pthread_mutex_destroy(&m->park_mu);
     pthread_cond_destroy(&m->park_cv);
     free(m);
@@ -100,11 +111,19 @@ void rv64_hart_reset(struct rv64_hart *h, uint64_t pc, uint64_t a1v, uint64_t a2
     struct rv64_machine *m = h->m;
     struct jit_hart *jit = h->jit;
     uint64_t id = h->hartid;
+    struct rv64_dcache *dcache = h->dcache;
+    int wake_fd = h->wake_fd;
+    pthread_t thread = h->thread;
+    bool started = h->thread_started;
     memset(h, 0, sizeof(*h));
     h->m = m;
     h->jit = jit;
     rv64_jit_flush(h);
     h->hartid = id;
+    h->dcache = dcache;
+    h->wake_fd = wake_fd;
+    h->thread = thread;
+    h->thread_started = started;
     h->pc = pc;
     h->priv = PRV_M;
     h->misa = MISA_VALUE;
@@ -124,13 +143,24 @@ static bool hart_wakeable(const struct rv64_hart *h)
     return (mip & h->mie) != 0;
 }
 
-void rv64_kick(struct rv64_machine *m)
+static void wake(struct rv64_hart *h)
 {
-    if (m && __atomic_load_n(&m->sleeping, __ATOMIC_SEQ_CST)) {
-        uint64_t one = 1;
-        if (write(m->wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
-            log_error("rv64: cannot wake the hart thread: %s", strerror(errno));
-    }
+    uint64_t one = 1;
+    if (write(h->wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+        log_error("rv64: cannot wake hart %u's thread: %s", (unsigned)h->hartid,
+                  strerror(errno));
+}
+
+void rv64_kick_hart(struct rv64_hart *h)
+{
+    if (__atomic_load_n(&h->sleeping, __ATOMIC_SEQ_CST))
+        wake(h);
+}
+
+static void kick_all(struct rv64_machine *m)
+{
+    for (unsigned i = 0; i < m->nharts; i++)
+        wake(m->harts[i]);
 }
 
 static bool want_stop(const struct rv64_machine *m)
@@ -152,22 +182,48 @@ static uint64_t sstc_ns_to_deadline(const struct rv64_hart *h, uint64_t now)
     return d > UINT64_MAX / 1000 ? UINT64_MAX : d * (1000000000ull / CLINT_FREQ);
 }
 
-/* Sleep until woken or timeout_ns passed, unless a hart can already run. */
-static void idle_sleep(struct rv64_machine *m, uint64_t timeout_ns)
+/* h's timer lines from the current time: MTIP from its mtimecmp, STIP
+ * from its stimecmp.  MTIP is computed without the device lock; only a
+ * change is made under it (and recomputed there), so it serialises with
+ * the CLINT's register writes from other harts. */
+static void timer_tick(struct rv64_hart *h)
 {
-    __atomic_store_n(&m->sleeping, 1, __ATOMIC_SEQ_CST);
-    bool runnable = want_stop(m) || __atomic_load_n(&m->pause_req, __ATOMIC_SEQ_CST);
-    for (unsigned i = 0; i < m->nharts && !runnable; i++)
-        runnable = hart_wakeable(m->harts[i]);
-    if (!runnable) {
-        struct timespec ts = { (time_t)(timeout_ns / 1000000000u),
-                               (long)(timeout_ns % 1000000000u) };
-        struct pollfd p = { .fd = m->wake_fd, .events = POLLIN };
+    struct rv64_machine *m = h->m;
+    unsigned i = (unsigned)h->hartid;
+    uint64_t now = clint_mtime(m->clint);
+    bool due = clint_mtip_due(m->clint, i, now);
+    if (due != ((__atomic_load_n(&h->mip_hw, __ATOMIC_SEQ_CST) & MIP_MTIP) != 0)) {
+        pthread_mutex_lock(m->dev_lock);
+        clint_tick_hart(m->clint, i);
+        pthread_mutex_unlock(m->dev_lock);
+    }
+    rv64_sstc_tick(h, now);
+}
+
+/* Sleep until woken or until h's next timer deadline, unless h can already
+ * run or a request is pending.  The deadline is read after `sleeping` is
+ * set: a CLINT write that moves it either sees `sleeping` (and kicks) or
+ * is seen here. */
+static void idle_sleep(struct rv64_hart *h)
+{
+    struct rv64_machine *m = h->m;
+    __atomic_store_n(&h->sleeping, 1, __ATOMIC_SEQ_CST);
+    uint64_t t = MAX_SLEEP_NS;
+    if (m->clint) {
+        uint64_t now = clint_mtime(m->clint);
+        if (h->mie & MIP_MTIP)      /* only timers that can wake h count */
+            t = min_u64(t, clint_ns_to_deadline(m->clint, 1ull << h->hartid));
+        t = min_u64(t, sstc_ns_to_deadline(h, now));
+    }
+    if (t && !want_stop(m) && !__atomic_load_n(&m->pause_req, __ATOMIC_SEQ_CST) &&
+        !hart_wakeable(h)) {
+        struct timespec ts = { (time_t)(t / 1000000000u), (long)(t % 1000000000u) };
+        struct pollfd p = { .fd = h->wake_fd, .events = POLLIN };
         ppoll(&p, 1, &ts, NULL);
     }
-    __atomic_store_n(&m->sleeping, 0, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&h->sleeping, 0, __ATOMIC_SEQ_CST);
     uint64_t v;
-    if (read(m->wake_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+    if (read(h->wake_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
         log_error("rv64: wake eventfd: %s", strerror(errno));
 }
 
@@ -175,125 +231,113 @@ static void idle_sleep(struct rv64_machine *m, uint64_t timeout_ns)
 static void park(struct rv64_machine *m)
 {
     pthread_mutex_lock(&m->park_mu);
-    m->parked = true;
+    m->nparked++;
     pthread_cond_broadcast(&m->park_cv);
     while (__atomic_load_n(&m->pause_req, __ATOMIC_SEQ_CST) &&
            !__atomic_load_n(&m->stop_req, __ATOMIC_SEQ_CST))
         pthread_cond_wait(&m->park_cv, &m->park_mu);
-    m->parked = false;
+    m->nparked--;
     pthread_mutex_unlock(&m->park_mu);
 }
 
-void rv64_run(struct rv64_machine *m)
+static void log_hart(const struct rv64_hart *h)
 {
-    unsigned cur = 0;
-    /* drop stale host FP flags (e.g. from option parsing) before hart 0 runs */
-    fpu_set_flags(&m->harts[0]->fpu, m->harts[0]->fpu.fflags);
+    log_debug("hart %u: pc=%016llx priv=%u wfi=%d instret=%llu mcause=%llx mepc=%llx mtval=%llx "
+              "scause=%llx sepc=%llx stval=%llx mip=%llx mie=%llx ecalls_s=%llu",
+              (unsigned)h->hartid, (unsigned long long)h->pc, h->priv, h->wfi,
+              (unsigned long long)h->instret, (unsigned long long)h->mcause,
+              (unsigned long long)h->mepc, (unsigned long long)h->mtval,
+              (unsigned long long)h->scause,
+              (unsigned long long)h->sepc, (unsigned long long)h->stval,
+              (unsigned long long)(h->mip_sw | h->mip_hw), (unsigned long long)h->mie,
+              (unsigned long long)h->ecalls_s);
+}
+
+/* The hart thread's loop: h until a stop request or the VM's end. */
+static void hart_run(struct rv64_hart *h)
+{
+    struct rv64_machine *m = h->m;
+    /* drop stale host FP flags (e.g. from option parsing) before h runs */
+    fpu_set_flags(&h->fpu, h->fpu.fflags);
 
     while (!want_stop(m)) {
         if (__atomic_load_n(&m->pause_req, __ATOMIC_SEQ_CST)) {
-            fpu_sync(&m->harts[cur]->fpu);
+            fpu_sync(&h->fpu);
             park(m);
             continue;
         }
-        bool all_idle = true;
-        if (m->clint) {
-            pthread_mutex_lock(m->dev_lock);
-            clint_tick(m->clint);
-            uint64_t now = clint_mtime(m->clint);
-            pthread_mutex_unlock(m->dev_lock);
-            for (unsigned i = 0; i < m->nharts; i++)
-                rv64_sstc_tick(m->harts[i], now);
+        if (m->clint)
+            timer_tick(h);
+        if (h->wfi) {
+            if (!hart_wakeable(h)) {
+                idle_sleep(h);
+                continue;
+            }
+            h->wfi = false;
         }
-        for (unsigned i = 0; i < m->nharts && !want_stop(m); i++) {
-            struct rv64_hart *h = m->harts[i];
-            if (h->wfi) {
-                if (!hart_wakeable(h))
-                    continue;
-                h->wfi = false;
-            }
-            all_idle = false;
-            if (m->nharts > 1 && cur != i) {
-                /* host FP flags and LR reservations are per running hart */
-                fpu_sync(&m->harts[cur]->fpu);
-                m->harts[cur]->resv_valid = false;
-                cur = i;
-            }
-            int irq = rv64_pending_irq(h);
-            if (irq >= 0)
-                rv64_take_irq(h, irq);
-            m->jit ? rv64_jit_exec(h, SLICE) : rv64_exec(h, SLICE);
-        }
-        if (all_idle) {
-            /* only timers that can wake a hart count */
-            uint64_t mask = 0;
-            for (unsigned i = 0; i < m->nharts; i++)
-                if (m->harts[i]->mie & MIP_MTIP)
-                    mask |= 1ull << i;
-            uint64_t t = MAX_SLEEP_NS;
-            if (m->clint) {
-                pthread_mutex_lock(m->dev_lock);
-                t = clint_ns_to_deadline(m->clint, mask);
-                uint64_t now = clint_mtime(m->clint);
-                pthread_mutex_unlock(m->dev_lock);
-                for (unsigned i = 0; i < m->nharts; i++)
-                    t = min_u64(t, sstc_ns_to_deadline(m->harts[i], now));
-            }
-            if (t > MAX_SLEEP_NS)
-                t = MAX_SLEEP_NS;
-            if (t)
-                idle_sleep(m, t);
+        int irq = rv64_pending_irq(h);
+        if (irq >= 0)
+            rv64_take_irq(h, irq);
+        h->pauses = 0;      /* PAUSE hints are counted per slice (exec.c) */
+        m->jit ? rv64_jit_exec(h, SLICE) : rv64_exec(h, SLICE);
+        if (h->yield) {         /* spinning: let the hart it waits for run */
+            h->yield = false;
+            sched_yield();
         }
     }
-    fpu_sync(&m->harts[cur]->fpu);
-    if (log_verbose() >= 1)
-        rv64_jit_log_stats(m);
+    fpu_sync(&h->fpu);
     if (log_verbose() >= 2)
-        for (unsigned i = 0; i < m->nharts; i++) {
-            struct rv64_hart *h = m->harts[i];
-            log_debug("hart %u: pc=%016llx priv=%u wfi=%d instret=%llu mcause=%llx mepc=%llx mtval=%llx "
-                      "scause=%llx sepc=%llx stval=%llx mip=%llx mie=%llx ecalls_s=%llu", i,
-                      (unsigned long long)h->pc, h->priv, h->wfi,
-                      (unsigned long long)h->instret, (unsigned long long)h->mcause,
-                      (unsigned long long)h->mepc, (unsigned long long)h->mtval,
-                      (unsigned long long)h->scause,
-                      (unsigned long long)h->sepc, (unsigned long long)h->stval,
-                      (unsigned long long)(h->mip_sw | h->mip_hw), (unsigned long long)h->mie,
-                      (unsigned long long)h->ecalls_s);
-        }
+        log_hart(h);
 }
 
 static void *hart_thread(void *arg)
 {
-    thread_ready(THREAD_HART, 0);
-    rv64_run(arg);
+    struct rv64_hart *h = arg;
+    thread_ready(THREAD_HART, (unsigned)h->hartid);
+    hart_run(h);
     return NULL;
 }
 
 int rv64_start(struct rv64_machine *m, const struct cpu_pin *pin, struct err *e)
 {
-    pthread_attr_t attr;
-    int ret = cpu_pin_attr(pin, 0, &attr);     /* one thread for every hart */
-    if (ret)
-        return err_set(e, -ret, "cannot pin the hart thread: %s", strerror(ret));
-    ret = pthread_create(&m->thread, &attr, hart_thread, m);
-    pthread_attr_destroy(&attr);
-    if (ret)
-        return err_set(e, -ret, "cannot start the hart thread: %s", strerror(ret));
-    m->thread_started = true;
+    for (unsigned i = 0; i < m->nharts; i++) {
+        struct rv64_hart *h = m->harts[i];
+        pthread_attr_t attr;
+        int ret = cpu_pin_attr(pin, i, &attr);
+        if (ret == 0) {
+            ret = pthread_create(&h->thread, &attr, hart_thread, h);
+            pthread_attr_destroy(&attr);
+            if (ret == 0) {
+                h->thread_started = true;
+                m->threads_started = true;
+                continue;
+            }
+            err_set(e, -ret, "cannot start the hart thread for hart %u: %s", i, strerror(ret));
+        } else {
+            err_set(e, -ret, "cannot pin the hart thread for hart %u: %s", i, strerror(ret));
+        }
+        rv64_stop(m);       /* the threads already started */
+        return -ret;
+    }
     return 0;
+}
+
+static bool all_parked(struct rv64_machine *m)
+{
+    unsigned n = 0;
+    for (unsigned i = 0; i < m->nharts; i++)
+        n += m->harts[i]->thread_started;
+    return m->nparked >= n;
 }
 
 void rv64_pause(struct rv64_machine *m)
 {
-    if (!m->thread_started)
+    if (!m->threads_started)
         return;
     pthread_mutex_lock(&m->park_mu);
     __atomic_store_n(&m->pause_req, 1, __ATOMIC_SEQ_CST);
-    uint64_t one = 1;
-    if (write(m->wake_fd, &one, sizeof(one)) < 0)
-        log_error("rv64: cannot wake the hart thread: %s", strerror(errno));
-    while (!m->parked && !__atomic_load_n(&m->stop_req, __ATOMIC_SEQ_CST) &&
+    kick_all(m);
+    while (!all_parked(m) && !__atomic_load_n(&m->stop_req, __ATOMIC_SEQ_CST) &&
            __atomic_load_n(&m->vm->exit_reason, __ATOMIC_RELAXED) == VM_RUNNING)
         pthread_cond_wait(&m->park_cv, &m->park_mu);
     pthread_mutex_unlock(&m->park_mu);
@@ -309,25 +353,39 @@ void rv64_resume(struct rv64_machine *m)
 
 void rv64_stop(struct rv64_machine *m)
 {
-    if (!m->thread_started)
+    if (!m->threads_started)
         return;
     pthread_mutex_lock(&m->park_mu);
     __atomic_store_n(&m->stop_req, 1, __ATOMIC_SEQ_CST);
     pthread_cond_broadcast(&m->park_cv);
     pthread_mutex_unlock(&m->park_mu);
-    uint64_t one = 1;
-    if (write(m->wake_fd, &one, sizeof(one)) < 0)
-        log_error("rv64: cannot wake the hart thread: %s", strerror(errno));
-    pthread_join(m->thread, NULL);
-    m->thread_started = false;
+    kick_all(m);
+    for (unsigned i = 0; i < m->nharts; i++) {
+        struct rv64_hart *h = m->harts[i];
+        if (h->thread_started) {
+            pthread_join(h->thread, NULL);
+            h->thread_started = false;
+        }
+    }
+    m->threads_started = false;
+    if (log_verbose() >= 1)
+        rv64_jit_log_stats(m);      /* summed over the harts, all joined */
+}
+
+uint64_t rv64_hart_cpu_ns(const struct rv64_machine *m, unsigned i)
+{
+    clockid_t cid;
+    struct timespec ts;
+    if (i >= m->nharts || !m->harts[i]->thread_started ||
+        pthread_getcpuclockid(m->harts[i]->thread, &cid) || clock_gettime(cid, &ts))
+        return 0;
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
 uint64_t rv64_thread_cpu_ns(const struct rv64_machine *m)
 {
-    clockid_t cid;
-    struct timespec ts;
-    if (!m->thread_started || pthread_getcpuclockid(m->thread, &cid) ||
-        clock_gettime(cid, &ts))
-        return 0;
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+    uint64_t sum = 0;
+    for (unsigned i = 0; i < m->nharts; i++)
+        sum += rv64_hart_cpu_ns(m, i);
+    return sum;
 }

@@ -1,4 +1,5 @@
-/* rv64: address translation (Sv39/Sv48, hardware A/D updates), the software
+/* rv64: address translation (Sv39/Sv48, hardware A/D updates as
+ * compare-and-swaps on the PTE, other harts running at once), the software
  * TLB fill with its PMP check, and the slow paths of loads, stores and
  * fetches (MMIO, page-crossing accesses, pages PMP splits). */
 #include <string.h>
@@ -74,6 +75,7 @@ int rv64_translate(struct rv64_hart *h, uint64_t va, int acc, uint64_t *pa)
     h->fault_tval = va;
     if ((uint64_t)((int64_t)(va << (64 - vabits)) >> (64 - vabits)) != va)
         return page_fault[acc];
+walk:;
     uint64_t a = (h->satp & ((1ull << 44) - 1)) << 12;
     for (int i = levels - 1; i >= 0; i--) {
         uint64_t pte_pa = a + ((va >> (12 + 9 * i)) & 511) * 8;
@@ -81,8 +83,8 @@ int rv64_translate(struct rv64_hart *h, uint64_t va, int acc, uint64_t *pa)
         /* the walk's implicit accesses are S-mode's for PMP */
         if (!pp || !rv64_pmp_check(h, pte_pa, 8, ACC_LOAD, PRV_S))
             return access_fault[acc];
-        uint64_t pte;
-        memcpy(&pte, pp, 8);
+        /* PTEs are aligned words other harts may change at the same time */
+        uint64_t pte = __atomic_load_n((uint64_t *)pp, __ATOMIC_RELAXED);
         if (!(pte & PTE_V) || (!(pte & PTE_R) && (pte & PTE_W)) || (pte & PTE_RESERVED))
             return page_fault[acc];
         uint64_t ppn = (pte & PTE_PPN_MASK) >> 10;
@@ -115,7 +117,12 @@ int rv64_translate(struct rv64_hart *h, uint64_t va, int acc, uint64_t *pa)
         if (npte != pte) {
             if (!rv64_pmp_check(h, pte_pa, 8, ACC_STORE, PRV_S))
                 return access_fault[acc];
-            memcpy(pp, &npte, 8);
+            /* a compare-and-swap: another hart may have changed the PTE
+             * since we read it (the guest's atomic updates must not be
+             * undone); walk again if so */
+            if (!__atomic_compare_exchange_n((uint64_t *)pp, &pte, npte, false,
+                                             __ATOMIC_SEQ_CST, __ATOMIC_RELAXED))
+                goto walk;
             mark_dirty(h->m, pte_pa);
         }
         *pa = ((ppn & ~low_mask) << 12) | (va & ((1ull << (12 + 9 * i)) - 1));
@@ -191,9 +198,11 @@ int rv64_load_slow(struct rv64_hart *h, uint64_t va, unsigned size, uint64_t *va
     h->slice_end = true; /* a device access may change interrupt state */
     h->fault_tval = va;
     if ((pa & (size - 1)) || rv64_bus_read(h->m, pa, size, val) < 0) {
+        pthread_mutex_lock(h->m->dev_lock);     /* guest_log is shared by the harts */
         log_guest(&h->m->guest_log, "hart %u: load access fault at va 0x%llx pa 0x%llx satp 0x%llx",
                   (unsigned)h->hartid, (unsigned long long)va, (unsigned long long)pa,
                   (unsigned long long)h->satp);
+        pthread_mutex_unlock(h->m->dev_lock);
         return EXC_LOAD_ACCESS;
     }
     return 0;
@@ -223,6 +232,13 @@ int rv64_store_slow(struct rv64_hart *h, uint64_t va, unsigned size, uint64_t va
         return c;
     if (p) {
         memcpy(p, &val, size);
+        if (h->m->jit) {
+            /* another hart may have translated this page between resolve()'s
+             * invalidation and the write (it read the old bytes): invalidate
+             * again once the write is visible */
+            __atomic_thread_fence(__ATOMIC_SEQ_CST);
+            rv64_jit_store(h->m, pa, NULL);
+        }
         return 0;
     }
     h->slice_end = true;

@@ -13,10 +13,15 @@
  *   skips an A/D update.  Flushing bumps a generation number (cheap).
  * - Privilege changes only switch the context index; SUM toggling (done by
  *   Linux around every user copy) costs nothing.
- * - Harts run in slices on one host thread (round robin); each slice runs
- *   a bounded number of instructions, then timers, interrupts and console
- *   input are checked.  When all harts wait in WFI the thread sleeps on the
- *   console fd until the next timer deadline.
+ * - One host thread per hart (machine.c).  Each runs its hart in slices of
+ *   a bounded number of instructions; between slices it checks its timers,
+ *   interrupts and the pause/stop requests.  A hart in WFI sleeps on its
+ *   own eventfd until its next timer deadline (mtimecmp, stimecmp) or until
+ *   rv64_set_irq raises one of its lines.
+ * - Harts run at once: AMOs are host atomics on guest RAM, LR/SC is
+ *   value-based (SC = compare-and-swap against the value LR read), a fence
+ *   ordering stores before loads is a host full fence (x86-TSO gives the
+ *   rest), hardware A/D updates are compare-and-swaps on the PTE.
  * - The guest is hostile: every physical access is either RAM (bounds
  *   checked at TLB fill) or a bus lookup; anything else is an access fault.
  */
@@ -141,10 +146,22 @@ struct rv64_hart {
     uint64_t ecalls_s;        /* ecalls from S-mode (SBI calls): a statistic */
 
     uint64_t resv_addr;
+    uint64_t resv_value;    /* what LR read: SC succeeds if memory still holds it */
     bool resv_valid;
     uint64_t fault_tval;    /* tval of the last fault from the memory helpers */
     bool wfi;               /* sleeping until an enabled interrupt is pending */
-    bool slice_end;         /* stop the current slice at the next instruction */
+    bool slice_end;         /* stop the current slice at the next instruction (also
+                               set, relaxed-atomically, by rv64_set_irq) */
+    unsigned pauses;        /* PAUSE hints in this slice (a spin-wait loop) */
+    bool yield;             /* the slice ended spinning: give the host CPU away */
+
+    /* host side, kept by rv64_hart_reset: the hart's thread, its WFI sleep
+     * and its decode cache */
+    struct rv64_dcache *dcache;
+    pthread_t thread;
+    bool thread_started;
+    int wake_fd;            /* eventfd: wakes the thread from its WFI sleep */
+    int sleeping;           /* atomic: the thread sleeps (or is about to) */
 
     struct rv64_machine *m;
     struct jit_hart *jit;     /* JIT state (jit.c); NULL: interpreter only */
@@ -177,16 +194,12 @@ struct rv64_machine {
     uint64_t ram_base, ram_size;
     unsigned nharts;
     struct rv64_hart **harts;
-    struct rv64_dcache *dcache;
     struct clint *clint;
     pthread_mutex_t *dev_lock;  /* the VM's device lock: held for bus accesses */
-    /* the hart thread (all harts on one host thread) */
-    pthread_t thread;
-    bool thread_started;
-    int wake_fd;                /* eventfd: wakes the thread from its WFI sleep */
-    int sleeping;               /* atomic: the thread sleeps (or is about to) */
+    /* the hart threads (one per hart) */
+    bool threads_started;
     int stop_req, pause_req;    /* atomic requests from the event-loop thread */
-    bool parked;                /* under park_mu: the thread waits in pause */
+    unsigned nparked;           /* under park_mu: threads waiting in pause */
     pthread_mutex_t park_mu;
     pthread_cond_t park_cv;
     uint64_t trace_left;    /* debug builds with RV64_TRACE: instructions to trace */
@@ -198,18 +211,22 @@ struct rv64_machine {
 struct rv64_machine *rv64_new(struct vm *vm, struct bus *bus, uint8_t *ram, uint64_t ram_base,
                               uint64_t ram_size, unsigned nharts, struct err *e);
 void rv64_free(struct rv64_machine *m);
-/* The hart thread: start it; pause (returns once it is parked between
- * slices) and resume it; stop and join it.  Event-loop thread, without the
- * device lock.  pin: the host CPU of the hart thread (its first entry;
- * NULL or empty: not pinned). */
+/* The hart threads, one per hart: start them; pause (returns once every
+ * one is parked between slices) and resume them; stop and join them.
+ * Event-loop thread, without the device lock.  pin: hart i's thread runs
+ * on the pin list's entry i (modulo its length; NULL or empty: not
+ * pinned). */
 struct cpu_pin;
 int rv64_start(struct rv64_machine *m, const struct cpu_pin *pin, struct err *e);
 void rv64_pause(struct rv64_machine *m);
 void rv64_resume(struct rv64_machine *m);
 void rv64_stop(struct rv64_machine *m);
-/* Wake the hart thread if it sleeps (an interrupt line rose). */
-void rv64_kick(struct rv64_machine *m);
-/* Host CPU time of the hart thread, in ns (0 when not started). */
+/* Wake h's thread if it sleeps (one of its interrupt lines rose, or its
+ * timer deadline moved).  Any thread. */
+void rv64_kick_hart(struct rv64_hart *h);
+/* Host CPU time of hart i's thread, and the sum over all hart threads, in
+ * ns (0 when not started). */
+uint64_t rv64_hart_cpu_ns(const struct rv64_machine *m, unsigned i);
 uint64_t rv64_thread_cpu_ns(const struct rv64_machine *m);
 /* Snapshots (core/snapshot.h): sections "cpu0".."cpuN-1", one per hart,
  * with every architectural register and CSR, the LR reservation and the
@@ -223,8 +240,6 @@ int rv64_load(struct rv64_machine *m, struct snap_file *f, struct err *e);
  * (when enabled) as their store translations are cached; after
  * gmem_dirty_reset every hart must forget those (paused). */
 void rv64_dirty_reset(struct rv64_machine *m);
-/* Run harts on the calling thread until a stop request or the VM's end. */
-void rv64_run(struct rv64_machine *m);
 
 /* reset state: M-mode at pc, a0 = hartid, a1 = a1v, a2 = a2v */
 void rv64_hart_reset(struct rv64_hart *h, uint64_t pc, uint64_t a1v, uint64_t a2v);

@@ -156,8 +156,10 @@ static int hart_load(struct rv64_hart *h, struct snap_file *f, struct err *e)
     memcpy(h->pmpaddr, n.pmpaddr, sizeof(n.pmpaddr));
     h->instret = n.instret;
     h->cycle_delta = n.cycle_delta;
+    /* LR/SC is value-based and the value LR read is not saved: the
+     * reservation is dropped (an SC may always fail; the guest retries) */
     h->resv_addr = n.resv_addr;
-    h->resv_valid = n.resv_valid;
+    h->resv_valid = false;
     h->wfi = n.wfi;
     h->stimecmp = n.stimecmp;
     h->slice_end = true;
