@@ -48,7 +48,10 @@ qemu_cmd=("$qemu" -M virt -m 512M -nographic
 
 # Each side is passed as: name, word count, words.
 sides=()
-if "$petrel" run --help 2>&1 | grep -q -- '--cpu-mode'; then
+# (the help text is read whole first: `grep -q` in a pipe would close it
+# early, and pipefail would then count petrel's SIGPIPE as "not listed")
+run_help=$("$petrel" run --help 2>&1 || true)
+if grep -q -- '--cpu-mode' <<<"$run_help"; then
     sides+=(petrel-jit $(( ${#petrel_cmd[@]} + 2 )) "${petrel_cmd[@]}" --cpu-mode jit)
     sides+=(petrel-interp $(( ${#petrel_cmd[@]} + 2 )) "${petrel_cmd[@]}" --cpu-mode interp)
 else
