@@ -218,6 +218,13 @@ def test_zero_cpus(flavor):
     _bad(flavor, ["run", "--cpus", "0"])
 
 
+def test_bad_cpu_mode(flavor):
+    result = _bad(flavor, ["run", "--cpu-mode", "fast"])
+    lines = _stderr_lines(result)
+    check(len(lines) == 1 and "--cpu-mode 'fast'" in lines[0],
+          "expected a one-line error naming --cpu-mode 'fast'", result)
+
+
 @pytest.mark.parametrize("args", [["--help"], ["run", "--help"]], ids=" ".join)
 def test_help_lists_every_flag(flavor, args):
     result = run_petrel(flavor, args, timeout=60)
@@ -287,6 +294,16 @@ def test_boot_two_cpus():
     assert_exit(result, EXIT_POWEROFF, "poweroff -f with --cpus 2")
     check(any("Brought up 1 node, 2 CPUs" in line for line in result.lines),
           "the kernel did not bring up 2 CPUs", result)
+    check("2" in [line.strip() for line in result.lines], "nproc did not print 2", result)
+
+
+def test_boot_interpreter_two_cpus():
+    """The interpreter stays the reference (the JIT is the default on x86-64
+    hosts): the same session with --cpu-mode interp, on 2 harts, each on
+    its own host thread."""
+    result = _boot("default", "nproc\n" + SESSION, extra_args=("--cpu-mode", "interp",
+                                                               "--cpus", "2"))
+    _check_session(result)
     check("2" in [line.strip() for line in result.lines], "nproc did not print 2", result)
 
 
