@@ -60,14 +60,16 @@ fi
 sides+=(qemu ${#qemu_cmd[@]} "${qemu_cmd[@]}")
 
 exec /usr/bin/python3 - "$n" "${BENCH_TIMEOUT:-300}" "${sides[@]}" <<'EOF'
-import os, select, statistics, subprocess, sys, tempfile, time
+import os, statistics, subprocess, sys, tempfile, time
+
+sys.path.insert(0, os.path.join(os.getcwd(), "bench"))
+from bootprompt import BootTimeout, drive  # noqa: E402
 
 n, timeout = int(sys.argv[1]), float(sys.argv[2])
 sides, rest = {}, sys.argv[3:]
 while rest:
     name, count = rest[0], int(rest[1])
     sides[name], rest = rest[2:2 + count], rest[2 + count:]
-PROMPT = b"petrel:/# "
 
 
 def one_boot(cmd, log):
@@ -77,26 +79,11 @@ def one_boot(cmd, log):
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT)
         start = time.monotonic()
-        out, prompt_at = b"", None
-        fd = proc.stdout.fileno()
-        while True:
-            left = start + timeout - time.monotonic()
-            if left <= 0:
-                proc.kill()
-                proc.wait()
-                log.write(out)
-                raise RuntimeError(f"no poweroff within {timeout:.0f} s")
-            r, _, _ = select.select([fd], [], [], left)
-            if not r:
-                continue
-            data = os.read(fd, 65536)
-            if not data:
-                break
-            out += data
-            if prompt_at is None and PROMPT in out:
-                prompt_at = time.monotonic() - start
-                proc.stdin.write(b"poweroff -f\n")
-                proc.stdin.flush()
+        try:
+            out, prompt_at = drive(proc, start, timeout)
+        except BootTimeout as e:
+            log.write(e.out)
+            raise
         rc = proc.wait()
         log.write(out)
         if prompt_at is None or rc != 0:

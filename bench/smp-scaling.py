@@ -16,19 +16,18 @@ Medians of N runs (default 5).  The host's other load shows directly in the
 """
 
 import argparse
-import os
 import re
-import select
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from bootprompt import drive
+
 ROOT = Path(__file__).resolve().parent.parent
 GUEST = ROOT / "build" / "guest" / "riscv64"
 PARWORK = ROOT / "build" / "guest-tests" / "riscv64" / "parwork.elf"
-PROMPT = b"petrel:/# "
 
 
 def boot_once(petrel, cpus, timeout=300):
@@ -37,25 +36,7 @@ def boot_once(petrel, cpus, timeout=300):
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT)
     start = time.monotonic()
-    out, prompt_at = b"", None
-    fd = proc.stdout.fileno()
-    while True:
-        left = start + timeout - time.monotonic()
-        if left <= 0:
-            proc.kill()
-            proc.wait()
-            raise RuntimeError(f"no poweroff within {timeout} s")
-        r, _, _ = select.select([fd], [], [], left)
-        if not r:
-            continue
-        data = os.read(fd, 65536)
-        if not data:
-            break
-        out += data
-        if prompt_at is None and PROMPT in out:
-            prompt_at = time.monotonic() - start
-            proc.stdin.write(b"poweroff -f\n")
-            proc.stdin.flush()
+    out, prompt_at = drive(proc, start, timeout)
     rc = proc.wait()
     wall = time.monotonic() - start
     if rc != 0 or prompt_at is None:

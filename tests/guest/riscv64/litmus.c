@@ -52,17 +52,6 @@ static void amo_inc(volatile u64 *p)
     __asm__ volatile("amoadd.d zero, %1, (%0)" : : "r"(p), "r"(1UL) : "memory");
 }
 
-static void lrsc_inc(volatile u64 *p)
-{
-    u64 t, fail;
-    __asm__ volatile("1: lr.d %0, (%2)\n\t"
-                     "addi %0, %0, 1\n\t"
-                     "sc.d %1, %0, (%2)\n\t"
-                     "bnez %1, 1b"
-                     : "=&r"(t), "=&r"(fail)
-                     : "r"(p)
-                     : "memory");
-}
 
 /* Wait in wfi for this hart's msip (mie.MSIE set, mstatus.MIE clear: no
  * trap), then clear it.  Returns 0 on timeout. */

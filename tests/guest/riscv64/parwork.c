@@ -1,5 +1,5 @@
 /* parwork: CPU-bound integer work on every hart at once, for
- * bench/smp-scaling.sh.  Hart 0 starts hart 1 (if there is one: it answers
+ * bench/smp-scaling.py.  Hart 0 starts hart 1 (if there is one: it answers
  * within 200 ms), then each hart runs the same fixed amount of work (a
  * xorshift loop, WORK iterations); hart 0 prints how many harts worked and
  * the mtime it took, then PASS.  With 1 hart the work is WORK, with 2 it is
@@ -7,7 +7,7 @@
  * A load generator (TOOL_PROGS), not a check. */
 #include "rt.h"
 
-#define WORK 20000000UL
+#define WORK 200000000UL
 
 static volatile u64 started1, done1, go;
 static volatile u64 result[2];

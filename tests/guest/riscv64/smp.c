@@ -28,18 +28,6 @@ static void spin_unlock(volatile u64 *l)
     __asm__ volatile("amoswap.d.rl zero, zero, (%0)" : : "r"(l) : "memory");
 }
 
-/* atomic increment with an LR/SC retry loop */
-static void lrsc_inc(volatile u64 *p)
-{
-    u64 t, fail;
-    __asm__ volatile("1: lr.d %0, (%2)\n\t"
-                     "addi %0, %0, 1\n\t"
-                     "sc.d %1, %0, (%2)\n\t"
-                     "bnez %1, 1b"
-                     : "=&r"(t), "=&r"(fail)
-                     : "r"(p)
-                     : "memory");
-}
 
 static void work(unsigned hart)
 {

@@ -137,6 +137,18 @@ static inline void set_mtimecmp(unsigned hart, u64 v) { mmio_w64(CLINT_MTIMECMP(
 static inline void fence_i(void) { __asm__ volatile("fence.i" ::: "memory"); }
 static inline void sfence_vma(void) { __asm__ volatile("sfence.vma zero, zero" ::: "memory"); }
 static inline void barrier(void) { __asm__ volatile("" ::: "memory"); }
+/* atomic increment with an LR/SC retry loop (smp, litmus) */
+static inline void lrsc_inc(volatile u64 *p)
+{
+    u64 t, fail;
+    __asm__ volatile("1: lr.d %0, (%2)\n\t"
+                     "addi %0, %0, 1\n\t"
+                     "sc.d %1, %0, (%2)\n\t"
+                     "bnez %1, 1b"
+                     : "=&r"(t), "=&r"(fail)
+                     : "r"(p)
+                     : "memory");
+}
 
 /* ---- console / results ---- */
 void uart_putc(char c);
