@@ -625,8 +625,7 @@ struct jit_tb *jit_translate(struct rv64_hart *h, struct jit_hart *j, const uint
                 mov_ri(e, RCX, next);
                 stx(&g, d->rd, RCX);
             }
-            mov_ri(e, RAX, JX_LOOKUP | (2u << 8));
-            jmp_to(e, j->exit_off);
+            jmp_to(e, j->jc_off);       /* rax: the target */
             break;
         case OP_BEQ: case OP_BNE: case OP_BLT: case OP_BGE: case OP_BLTU: case OP_BGEU: {
             int cc = gen_cmp(&g, d);
@@ -689,9 +688,62 @@ struct jit_tb *jit_translate(struct rv64_hart *h, struct jit_hart *j, const uint
     return tb;
 }
 
+/* An indirect jump to the vpc in rax (already in h->pc): the dispatcher's
+ * jump-cache lookup, shared by every jalr.  The entry must be for this vpc,
+ * TLB generation and context, and its TB translated (not one the
+ * interpreter runs) and still valid (its page's version); then jmp to the
+ * TB, whose entry checks the budget and slice_end.  Otherwise leave to the
+ * dispatcher. */
+static void emit_jc_lookup(struct jit_emit *e, struct jit_hart *j, struct rv64_machine *m)
+{
+    size_t miss[6];
+    unsigned nmiss = 0;
+    _Static_assert(sizeof(struct jit_jc) == 32, "jump-cache entry is 32 bytes");
+    mov_rr32(e, RCX, RAX);
+    shift_ri(e, 0, SH_SHR, RCX, 1);
+    alu_ri(e, 0, ALU_AND, RCX, (1 << JIT_JC_BITS) - 1);
+    shift_ri(e, 0, SH_SHL, RCX, 5);
+    mov_ri(e, RDX, (uint64_t)(uintptr_t)j->jc);
+    alu_rr(e, 1, ALU_ADD, RDX, RCX);
+    alu_rm(e, 1, ALU_CMP, RAX, M(RDX, (int32_t)offsetof(struct jit_jc, vpc)));
+    miss[nmiss++] = jcc_fwd(e, CC_NE);
+    mov_rm64(e, RCX, M(RBP, GENOFF));
+    alu_rm(e, 1, ALU_CMP, RCX, M(RDX, (int32_t)offsetof(struct jit_jc, gen)));
+    miss[nmiss++] = jcc_fwd(e, CC_NE);
+    mov_rm32(e, RCX, M(RBP, (int32_t)offsetof(struct rv64_hart, ctx_data)));
+    shift_ri(e, 0, SH_SHL, RCX, 4);
+    alu_rm(e, 0, ALU_OR, RCX, M(RBP, (int32_t)offsetof(struct rv64_hart, ctx_fetch)));
+    alu_rm(e, 0, ALU_CMP, RCX, M(RDX, (int32_t)offsetof(struct jit_jc, ctx)));
+    miss[nmiss++] = jcc_fwd(e, CC_NE);
+    mov_rm64(e, RDX, M(RDX, (int32_t)offsetof(struct jit_jc, tb)));
+    test_rr(e, 1, RDX, RDX);
+    miss[nmiss++] = jcc_fwd(e, CC_E);
+    alu_mi(e, 0, ALU_CMP, M(RDX, (int32_t)offsetof(struct jit_tb, ninsn)), 0);
+    miss[nmiss++] = jcc_fwd(e, CC_E);
+    /* version[(tb->ppc - ram_base) >> 12] == tb->version */
+    mov_rm64(e, RCX, M(RDX, (int32_t)offsetof(struct jit_tb, ppc)));
+    mov_ri(e, RSI, m->ram_base);
+    alu_rr(e, 1, ALU_SUB, RCX, RSI);
+    shift_ri(e, 1, SH_SHR, RCX, 12);
+    shift_ri(e, 1, SH_SHL, RCX, 2);
+    mov_ri(e, RSI, (uint64_t)(uintptr_t)m->jit->version);
+    mov_rm32(e, RSI, MX(RSI, RCX, 0));
+    alu_rm(e, 0, ALU_CMP, RSI, M(RDX, (int32_t)offsetof(struct jit_tb, version)));
+    miss[nmiss++] = jcc_fwd(e, CC_NE);
+    mov_rm32(e, RCX, M(RDX, (int32_t)offsetof(struct jit_tb, code)));
+    mov_ri(e, RSI, (uint64_t)(uintptr_t)j->rx);
+    alu_rr(e, 1, ALU_ADD, RCX, RSI);
+    jmp_r(e, RCX);
+    for (unsigned i = 0; i < nmiss; i++)
+        patch_here(e, miss[i]);
+    mov_ri(e, RAX, JX_LOOKUP | (2u << 8));
+    jmp_to(e, j->exit_off);
+}
+
 /* enter(h, code, budget) -> {exit word, remaining budget} in rax:rdx; the
- * common exit restores the callee-saved registers. */
-void jit_emit_trampolines(struct jit_hart *j)
+ * common exit restores the callee-saved registers; then the shared
+ * jump-cache lookup of indirect jumps. */
+void jit_emit_trampolines(struct jit_hart *j, struct rv64_machine *m)
 {
     struct jit_emit e = { .buf = j->rw, .pos = 0, .cap = j->size };
     static const int saved[] = { RBP, RBX, R12, R13, R14, R15 };
@@ -710,6 +762,10 @@ void jit_emit_trampolines(struct jit_hart *j)
     for (int i = 5; i >= 0; i--)
         pop_r(&e, saved[i]);
     ret(&e);
+    while (e.pos & 15)
+        e8(&e, 0xcc);
+    j->jc_off = (uint32_t)e.pos;
+    emit_jc_lookup(&e, j, m);
     while (e.pos & 15)
         e8(&e, 0xcc);
     j->fixed_end = e.pos;
