@@ -195,6 +195,12 @@ static void emit_fault_exit(struct gen *g, unsigned k)
 static void emit_slot(struct gen *g, int slot, uint64_t target)
 {
     struct jit_emit *e = &g->e;
+    if ((target ^ g->tb->vpc) >> 12) {
+        /* another page: never chained; the shared jump-cache lookup */
+        set_pc(e, target);
+        jmp_to(e, g->j->jc_off);
+        return;
+    }
     size_t at = jmp_fwd(e);
     patch_here(e, at);
     g->tb->slot_at[slot] = (uint32_t)at;
