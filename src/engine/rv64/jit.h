@@ -46,8 +46,8 @@ void rv64_jit_log_stats(struct rv64_machine *m);
 /* ---------------- internal ---------------- */
 
 #define JIT_TB_MAX_INSNS 64
-#define JIT_JC_BITS 12
-#define JIT_HASH_BITS 14
+#define JIT_JC_BITS 14
+#define JIT_HASH_BITS 17
 #define JIT_CODE_SIZE (16u << 20)
 #define JIT_MAX_TBS (1u << 17)
 
