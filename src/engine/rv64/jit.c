@@ -56,7 +56,7 @@ static inline void stat_add(uint64_t *c, uint64_t n)
 
 /* ---------------- set-up ---------------- */
 
-static struct jit_hart *hart_new(struct err *e)
+static struct jit_hart *hart_new(struct rv64_machine *m, struct err *e)
 {
     struct jit_hart *j = calloc(1, sizeof(*j));
     if (!j) {
@@ -78,7 +78,7 @@ static struct jit_hart *hart_new(struct err *e)
         goto fail;
     }
     close(fd);
-    jit_emit_trampolines(j);
+    jit_emit_trampolines(j, m);
     return j;
 fail:
     if (fd >= 0)
@@ -123,7 +123,7 @@ int rv64_jit_init(struct rv64_machine *m, struct err *e)
     if (m->vm)
         gmem_set_write_hook(&m->vm->mem, dma_write, m);
     for (unsigned i = 0; i < m->nharts; i++) {
-        m->harts[i]->jit = hart_new(e);
+        m->harts[i]->jit = hart_new(m, e);
         if (!m->harts[i]->jit) {
             rv64_jit_free(m);
             return -1;

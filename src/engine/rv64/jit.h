@@ -46,8 +46,8 @@ void rv64_jit_log_stats(struct rv64_machine *m);
 /* ---------------- internal ---------------- */
 
 #define JIT_TB_MAX_INSNS 64
-#define JIT_JC_BITS 12
-#define JIT_HASH_BITS 14
+#define JIT_JC_BITS 14
+#define JIT_HASH_BITS 17
 #define JIT_CODE_SIZE (16u << 20)
 #define JIT_MAX_TBS (1u << 17)
 
@@ -86,7 +86,7 @@ struct jit_hart {
     size_t size;
     size_t fixed_end;           /* the trampolines end here */
     size_t pos;
-    uint32_t enter_off, exit_off;
+    uint32_t enter_off, exit_off, jc_off;
     struct jit_tb *tbs;
     unsigned ntbs;
     uint64_t flush_gen;         /* bumped by every flush */
@@ -99,8 +99,9 @@ struct jit_hart {
  * instruction is not translated (or the buffer is full: *full set). */
 struct jit_tb *jit_translate(struct rv64_hart *h, struct jit_hart *j, const uint8_t *host,
                              uint64_t ppc, bool *full);
-/* jit_gen.c: the fixed entry/exit trampolines at the start of the buffer. */
-void jit_emit_trampolines(struct jit_hart *j);
+/* jit_gen.c: the fixed entry/exit trampolines and the shared jump-cache
+ * lookup at the start of the buffer. */
+void jit_emit_trampolines(struct jit_hart *j, struct rv64_machine *m);
 /* jit_help.c: instructions run through a C helper (FP, AMO): 0, or a cause. */
 int jit_helper(struct rv64_hart *h, const struct rv64_insn *d, uint64_t pc);
 

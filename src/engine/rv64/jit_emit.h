@@ -202,6 +202,7 @@ enum { G3_NOT = 2, G3_NEG = 3, G3_MUL = 4, G3_IMUL = 5, G3_DIV = 6, G3_IDIV = 7 
 static inline void grp3_r(struct jit_emit *e, int w, int g, int r) { op_rr(e, w, 0xf7, g, r, false); }
 static inline void grp3_m(struct jit_emit *e, int w, int g, struct xm m) { op_rm(e, w, 0xf7, g, m, false); }
 static inline void imul_rm(struct jit_emit *e, int w, int r, struct xm m) { op_rm(e, w, 0x0faf, r, m, false); }
+static inline void imul_rr(struct jit_emit *e, int w, int r, int s) { op_rr(e, w, 0x0faf, r, s, false); }
 static inline void cqo(struct jit_emit *e) { e8(e, 0x48); e8(e, 0x99); }
 static inline void cdq(struct jit_emit *e) { e8(e, 0x99); }
 

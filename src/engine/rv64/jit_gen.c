@@ -35,6 +35,7 @@ struct stub {
     size_t from;            /* rel32 of the jcc that leads here */
     size_t resume;          /* where a successful slow path continues */
     unsigned k;             /* instruction index in the TB */
+    int rc_host;            /* load: host register the body also wrote rd to (-1: none) */
     uint64_t pc;
     struct rv64_insn d;
 };
@@ -52,19 +53,96 @@ struct gen {
     struct rv64_insn helper_insn[JIT_TB_MAX_INSNS];
     size_t helper_at[JIT_TB_MAX_INSNS];     /* rel: imm64 fields to fix */
     unsigned nhelper;
+    /* register cache (write-through, per TB): rc_guest[i] is the guest
+     * register that host register RC_HOST[i] holds (0: none), rc_use[i]
+     * when it was last used (the least recently used slot is replaced). */
+    uint8_t rc_guest[4];
+    unsigned rc_use[4], rc_clock;
 };
 
-static void ldx(struct jit_emit *e, int r, unsigned i)
+/* Host registers of the register cache: callee-saved (they survive the C
+ * calls of the slow paths and helpers; the trampoline saves them). */
+static const int RC_HOST[4] = { RBX, R13, R14, R15 };
+
+static void rc_reset(struct gen *g)
+{
+    memset(g->rc_guest, 0, sizeof(g->rc_guest));
+    g->rc_clock = 0;
+}
+
+static int rc_find(struct gen *g, unsigned i)
+{
+    for (int s = 0; s < 4; s++)
+        if (g->rc_guest[s] == i) {
+            g->rc_use[s] = ++g->rc_clock;
+            return s;
+        }
+    return -1;
+}
+
+/* A slot for guest register i (i != 0), the least recently used one. */
+static int rc_alloc(struct gen *g, unsigned i)
+{
+    int best = 0;
+    for (int s = 0; s < 4; s++) {
+        if (!g->rc_guest[s]) {
+            best = s;
+            break;
+        }
+        if (g->rc_use[s] < g->rc_use[best])
+            best = s;
+    }
+    g->rc_guest[best] = (uint8_t)i;
+    g->rc_use[best] = ++g->rc_clock;
+    return best;
+}
+
+/* The host register holding guest register i (i != 0), loaded into the
+ * cache if it is not there. */
+static int xreg(struct gen *g, unsigned i)
+{
+    int s = rc_find(g, i);
+    if (s < 0) {
+        s = rc_alloc(g, i);
+        mov_rm64(&g->e, RC_HOST[s], M(RBP, XOFF(i)));
+    }
+    return RC_HOST[s];
+}
+/* r = x[i] from memory (out-of-line code: does not touch the cache) */
+static void ldm(struct jit_emit *e, int r, unsigned i)
 {
     if (i == 0)
         alu_rr(e, 0, ALU_XOR, r, r);
     else
         mov_rm64(e, r, M(RBP, XOFF(i)));
 }
-static void stx(struct jit_emit *e, unsigned i, int r)
+/* r = x[i] */
+static void ldx(struct gen *g, int r, unsigned i)
 {
-    if (i != 0)
-        mov_mr64(e, M(RBP, XOFF(i)), r);
+    if (i == 0)
+        alu_rr(&g->e, 0, ALU_XOR, r, r);
+    else
+        mov_rr64(&g->e, r, xreg(g, i));
+}
+/* x[i] = r, in memory and in the cache; the host register written, or -1 */
+static int stx(struct gen *g, unsigned i, int r)
+{
+    if (i == 0)
+        return -1;
+    mov_mr64(&g->e, M(RBP, XOFF(i)), r);
+    int s = rc_find(g, i);
+    if (s < 0)
+        s = rc_alloc(g, i);
+    mov_rr64(&g->e, RC_HOST[s], r);
+    return RC_HOST[s];
+}
+/* alu r, x[i] */
+static void alu_x(struct gen *g, int w, int alu, int r, unsigned i)
+{
+    if (i == 0)
+        alu_rm(&g->e, w, alu, r, M(RBP, XOFF(0)));
+    else
+        alu_rr(&g->e, w, alu, r, xreg(g, i));
 }
 static void call_abs(struct jit_emit *e, const void *fn)
 {
@@ -117,6 +195,12 @@ static void emit_fault_exit(struct gen *g, unsigned k)
 static void emit_slot(struct gen *g, int slot, uint64_t target)
 {
     struct jit_emit *e = &g->e;
+    if ((target ^ g->tb->vpc) >> 12) {
+        /* another page: never chained; the shared jump-cache lookup */
+        set_pc(e, target);
+        jmp_to(e, g->j->jc_off);
+        return;
+    }
     size_t at = jmp_fwd(e);
     patch_here(e, at);
     g->tb->slot_at[slot] = (uint32_t)at;
@@ -134,7 +218,7 @@ static size_t emit_tlb(struct gen *g, const struct rv64_insn *d, int acc, unsign
 {
     struct jit_emit *e = &g->e;
     unsigned ctx = g->h->ctx_data;
-    ldx(e, RSI, d->rs1);
+    ldx(g, RSI, d->rs1);
     if (d->imm)
         lea(e, RSI, M(RSI, d->imm));
     mov_rr32(e, RAX, RSI);
@@ -182,8 +266,9 @@ static void gen_load(struct gen *g, const struct rv64_insn *d, unsigned k, uint6
     struct jit_emit *e = &g->e;
     size_t miss = emit_tlb(g, d, ACC_LOAD, mem_size(d->op));
     emit_load_ext(e, d->op, RSI);
-    stx(e, d->rd, RAX);
+    int host = stx(g, d->rd, RAX);
     struct stub *s = add_stub(g, STUB_LOAD, miss, k, pc, d);
+    s->rc_host = host;
     s->resume = e->pos;
 }
 
@@ -191,14 +276,19 @@ static void gen_store(struct gen *g, const struct rv64_insn *d, unsigned k, uint
 {
     struct jit_emit *e = &g->e;
     unsigned size = mem_size(d->op);
+    /* the value first: a register cache load must be on both paths */
+    int v = RDX;
+    if (d->rs2)
+        v = xreg(g, d->rs2);
+    else
+        alu_rr(e, 0, ALU_XOR, RDX, RDX);
     size_t miss = emit_tlb(g, d, ACC_STORE, size);
-    ldx(e, RDX, d->rs2);
     struct xm m = M(RSI, 0);
     switch (size) {
-    case 1: mov_mr8(e, m, RDX); break;
-    case 2: mov_mr16(e, m, RDX); break;
-    case 4: mov_mr32(e, m, RDX); break;
-    default: mov_mr64(e, m, RDX); break;
+    case 1: mov_mr8(e, m, v); break;
+    case 2: mov_mr16(e, m, v); break;
+    case 4: mov_mr32(e, m, v); break;
+    default: mov_mr64(e, m, v); break;
     }
     struct stub *s = add_stub(g, STUB_STORE, miss, k, pc, d);
     s->resume = e->pos;
@@ -219,7 +309,7 @@ static void emit_mem_stub(struct gen *g, const struct stub *s)
         mov_rr64(e, RCX, RSP);
         call_abs(e, (const void *)rv64_load_slow);
     } else {
-        ldx(e, RCX, s->d.rs2);
+        ldm(e, RCX, s->d.rs2);
         call_abs(e, (const void *)rv64_store_slow);
     }
     test_rr(e, 0, RAX, RAX);
@@ -228,7 +318,11 @@ static void emit_mem_stub(struct gen *g, const struct stub *s)
     patch_here(e, ok);
     if (s->kind == STUB_LOAD) {
         emit_load_ext(e, s->d.op, RSP);
-        stx(e, s->d.rd, RAX);
+        if (s->d.rd) {
+            mov_mr64(e, M(RBP, XOFF(s->d.rd)), RAX);
+            if (s->rc_host >= 0)
+                mov_rr64(e, s->rc_host, RAX);
+        }
     }
     cmp_mi8(e, M(RBP, SEOFF), 0);
     jcc_to(e, CC_E, s->resume);
@@ -242,7 +336,6 @@ static bool gen_alu(struct gen *g, const struct rv64_insn *d, uint64_t pc)
     struct jit_emit *e = &g->e;
     unsigned rd = d->rd, rs1 = d->rs1, rs2 = d->rs2;
     int32_t imm = d->imm;
-    struct xm m2 = M(RBP, XOFF(rs2));
     if (!(d->op >= OP_ADDI && d->op <= OP_REMUW) && d->op != OP_LUI && d->op != OP_AUIPC)
         return false;
     if (rd == 0)
@@ -253,7 +346,7 @@ static bool gen_alu(struct gen *g, const struct rv64_insn *d, uint64_t pc)
     case OP_ADDI: case OP_XORI: case OP_ORI: case OP_ANDI: case OP_ADDIW: {
         static const int alu[] = { [OP_ADDI] = ALU_ADD, [OP_XORI] = ALU_XOR, [OP_ORI] = ALU_OR,
                                    [OP_ANDI] = ALU_AND, [OP_ADDIW] = ALU_ADD };
-        ldx(e, RAX, rs1);
+        ldx(g, RAX, rs1);
         if (imm || d->op == OP_ANDI)
             alu_ri(e, 1, alu[d->op], RAX, imm);
         if (d->op == OP_ADDIW)
@@ -261,18 +354,18 @@ static bool gen_alu(struct gen *g, const struct rv64_insn *d, uint64_t pc)
         break;
     }
     case OP_SLLI: case OP_SRLI: case OP_SRAI:
-        ldx(e, RAX, rs1);
+        ldx(g, RAX, rs1);
         shift_ri(e, 1, d->op == OP_SLLI ? SH_SHL : d->op == OP_SRLI ? SH_SHR : SH_SAR, RAX,
                  (uint8_t)imm);
         break;
     case OP_SLLIW: case OP_SRLIW: case OP_SRAIW:
-        ldx(e, RAX, rs1);
+        ldx(g, RAX, rs1);
         shift_ri(e, 0, d->op == OP_SLLIW ? SH_SHL : d->op == OP_SRLIW ? SH_SHR : SH_SAR, RAX,
                  (uint8_t)imm);
         movsxd_rr(e, RAX, RAX);
         break;
     case OP_SLTI: case OP_SLTIU:
-        ldx(e, RCX, rs1);
+        ldx(g, RCX, rs1);
         alu_rr(e, 0, ALU_XOR, RAX, RAX);
         alu_ri(e, 1, ALU_CMP, RCX, imm);
         setcc(e, d->op == OP_SLTI ? CC_L : CC_B, RAX);
@@ -281,8 +374,8 @@ static bool gen_alu(struct gen *g, const struct rv64_insn *d, uint64_t pc)
         static const int alu[] = { [OP_ADD] = ALU_ADD, [OP_SUB] = ALU_SUB, [OP_XOR] = ALU_XOR,
                                    [OP_OR] = ALU_OR, [OP_AND] = ALU_AND, [OP_ADDW] = ALU_ADD,
                                    [OP_SUBW] = ALU_SUB };
-        ldx(e, RAX, rs1);
-        alu_rm(e, 1, alu[d->op], RAX, m2);
+        ldx(g, RAX, rs1);
+        alu_x(g, 1, alu[d->op], RAX, rs2);
         if (d->op == OP_ADDW || d->op == OP_SUBW)
             movsxd_rr(e, RAX, RAX);
         break;
@@ -291,36 +384,41 @@ static bool gen_alu(struct gen *g, const struct rv64_insn *d, uint64_t pc)
         bool w = d->op >= OP_SLLW;
         int sh = d->op == OP_SLL || d->op == OP_SLLW ? SH_SHL
                  : d->op == OP_SRL || d->op == OP_SRLW ? SH_SHR : SH_SAR;
-        ldx(e, RAX, rs1);
-        ldx(e, RCX, rs2);
+        ldx(g, RAX, rs1);
+        ldx(g, RCX, rs2);
         shift_rcl(e, !w, sh, RAX);
         if (w)
             movsxd_rr(e, RAX, RAX);
         break;
     }
     case OP_SLT: case OP_SLTU:
-        ldx(e, RCX, rs1);
+        ldx(g, RCX, rs1);
         alu_rr(e, 0, ALU_XOR, RAX, RAX);
-        alu_rm(e, 1, ALU_CMP, RCX, m2);
+        alu_x(g, 1, ALU_CMP, RCX, rs2);
         setcc(e, d->op == OP_SLT ? CC_L : CC_B, RAX);
         break;
     case OP_MUL: case OP_MULW:
-        ldx(e, RAX, rs1);
-        imul_rm(e, d->op == OP_MUL, RAX, m2);
+        ldx(g, RAX, rs1);
+        if (rs2)
+            imul_rr(e, d->op == OP_MUL, RAX, xreg(g, rs2));
+        else
+            alu_rr(e, 0, ALU_XOR, RAX, RAX);
         if (d->op == OP_MULW)
             movsxd_rr(e, RAX, RAX);
         break;
     case OP_MULH: case OP_MULHU:
-        ldx(e, RAX, rs1);
-        grp3_m(e, 1, d->op == OP_MULH ? G3_IMUL : G3_MUL, m2);
+        ldx(g, RAX, rs1);
+        ldx(g, RCX, rs2);
+        grp3_r(e, 1, d->op == OP_MULH ? G3_IMUL : G3_MUL, RCX);
         mov_rr64(e, RAX, RDX);
         break;
     case OP_MULHSU:    /* hi(signed a * unsigned b) = hiu(a*b) - (a < 0 ? b : 0) */
-        ldx(e, RAX, rs1);
-        grp3_m(e, 1, G3_MUL, m2);
-        ldx(e, RCX, rs1);
+        ldx(g, RAX, rs1);
+        ldx(g, RCX, rs2);
+        grp3_r(e, 1, G3_MUL, RCX);
+        ldx(g, RCX, rs1);
         shift_ri(e, 1, SH_SAR, RCX, 63);
-        alu_rm(e, 1, ALU_AND, RCX, m2);
+        alu_x(g, 1, ALU_AND, RCX, rs2);
         alu_rr(e, 1, ALU_SUB, RDX, RCX);
         mov_rr64(e, RAX, RDX);
         break;
@@ -330,8 +428,8 @@ static bool gen_alu(struct gen *g, const struct rv64_insn *d, uint64_t pc)
         bool rem = d->op == OP_REM || d->op == OP_REMW || d->op == OP_REMU || d->op == OP_REMUW;
         bool sgn = d->op == OP_DIV || d->op == OP_REM || d->op == OP_DIVW || d->op == OP_REMW;
         int wq = !w;
-        ldx(e, RAX, rs1);
-        ldx(e, RCX, rs2);
+        ldx(g, RAX, rs1);
+        ldx(g, RCX, rs2);
         test_rr(e, wq, RCX, RCX);
         size_t zero = jcc_fwd(e, CC_E);
         size_t m1 = 0;
@@ -371,7 +469,7 @@ static bool gen_alu(struct gen *g, const struct rv64_insn *d, uint64_t pc)
     default:
         return false;
     }
-    stx(e, rd, RAX);
+    stx(g, rd, RAX);
     return true;
 }
 
@@ -379,11 +477,11 @@ static bool gen_alu(struct gen *g, const struct rv64_insn *d, uint64_t pc)
 static int gen_cmp(struct gen *g, const struct rv64_insn *d)
 {
     struct jit_emit *e = &g->e;
-    ldx(e, RAX, d->rs1);
+    ldx(g, RAX, d->rs1);
     if (d->rs2 == 0)
         test_rr(e, 1, RAX, RAX);
     else
-        alu_rm(e, 1, ALU_CMP, RAX, M(RBP, XOFF(d->rs2)));
+        alu_x(g, 1, ALU_CMP, RAX, d->rs2);
     switch (d->op) {
     case OP_BEQ: return CC_E;
     case OP_BNE: return CC_NE;
@@ -411,6 +509,7 @@ static void gen_helper(struct gen *g, const struct rv64_insn *d, unsigned k, uin
     test_rr(e, 0, RAX, RAX);
     struct stub *s = add_stub(g, STUB_FAULT, jcc_fwd(e, CC_NE), k, pc, d);
     (void)s;
+    rc_reset(g);        /* the helper may have written any register */
 }
 
 /* Which operations the translator handles (others end the TB before them
@@ -500,6 +599,7 @@ struct jit_tb *jit_translate(struct rv64_hart *h, struct jit_hart *j, const uint
     g.n = n;
     g.nstubs = 0;
     g.nhelper = 0;
+    rc_reset(&g);
     struct jit_emit *e = &g.e;
     tb->code = (uint32_t)e->pos;
 
@@ -517,22 +617,21 @@ struct jit_tb *jit_translate(struct rv64_hart *h, struct jit_hart *j, const uint
         case OP_JAL:
             if (d->rd) {
                 mov_ri(e, RAX, next);
-                stx(e, d->rd, RAX);
+                stx(&g, d->rd, RAX);
             }
             emit_slot(&g, 0, pc + (uint64_t)(int64_t)d->imm);
             break;
         case OP_JALR:
-            ldx(e, RAX, d->rs1);
+            ldx(&g, RAX, d->rs1);
             if (d->imm)
                 alu_ri(e, 1, ALU_ADD, RAX, d->imm);
             alu_ri(e, 1, ALU_AND, RAX, -2);
             mov_mr64(e, M(RBP, PCOFF), RAX);
             if (d->rd) {
                 mov_ri(e, RCX, next);
-                stx(e, d->rd, RCX);
+                stx(&g, d->rd, RCX);
             }
-            mov_ri(e, RAX, JX_LOOKUP | (2u << 8));
-            jmp_to(e, j->exit_off);
+            jmp_to(e, j->jc_off);       /* rax: the target */
             break;
         case OP_BEQ: case OP_BNE: case OP_BLT: case OP_BGE: case OP_BLTU: case OP_BGEU: {
             int cc = gen_cmp(&g, d);
@@ -595,9 +694,62 @@ struct jit_tb *jit_translate(struct rv64_hart *h, struct jit_hart *j, const uint
     return tb;
 }
 
+/* An indirect jump to the vpc in rax (already in h->pc): the dispatcher's
+ * jump-cache lookup, shared by every jalr.  The entry must be for this vpc,
+ * TLB generation and context, and its TB translated (not one the
+ * interpreter runs) and still valid (its page's version); then jmp to the
+ * TB, whose entry checks the budget and slice_end.  Otherwise leave to the
+ * dispatcher. */
+static void emit_jc_lookup(struct jit_emit *e, struct jit_hart *j, struct rv64_machine *m)
+{
+    size_t miss[6];
+    unsigned nmiss = 0;
+    _Static_assert(sizeof(struct jit_jc) == 32, "jump-cache entry is 32 bytes");
+    mov_rr32(e, RCX, RAX);
+    shift_ri(e, 0, SH_SHR, RCX, 1);
+    alu_ri(e, 0, ALU_AND, RCX, (1 << JIT_JC_BITS) - 1);
+    shift_ri(e, 0, SH_SHL, RCX, 5);
+    mov_ri(e, RDX, (uint64_t)(uintptr_t)j->jc);
+    alu_rr(e, 1, ALU_ADD, RDX, RCX);
+    alu_rm(e, 1, ALU_CMP, RAX, M(RDX, (int32_t)offsetof(struct jit_jc, vpc)));
+    miss[nmiss++] = jcc_fwd(e, CC_NE);
+    mov_rm64(e, RCX, M(RBP, GENOFF));
+    alu_rm(e, 1, ALU_CMP, RCX, M(RDX, (int32_t)offsetof(struct jit_jc, gen)));
+    miss[nmiss++] = jcc_fwd(e, CC_NE);
+    mov_rm32(e, RCX, M(RBP, (int32_t)offsetof(struct rv64_hart, ctx_data)));
+    shift_ri(e, 0, SH_SHL, RCX, 4);
+    alu_rm(e, 0, ALU_OR, RCX, M(RBP, (int32_t)offsetof(struct rv64_hart, ctx_fetch)));
+    alu_rm(e, 0, ALU_CMP, RCX, M(RDX, (int32_t)offsetof(struct jit_jc, ctx)));
+    miss[nmiss++] = jcc_fwd(e, CC_NE);
+    mov_rm64(e, RDX, M(RDX, (int32_t)offsetof(struct jit_jc, tb)));
+    test_rr(e, 1, RDX, RDX);
+    miss[nmiss++] = jcc_fwd(e, CC_E);
+    alu_mi(e, 0, ALU_CMP, M(RDX, (int32_t)offsetof(struct jit_tb, ninsn)), 0);
+    miss[nmiss++] = jcc_fwd(e, CC_E);
+    /* version[(tb->ppc - ram_base) >> 12] == tb->version */
+    mov_rm64(e, RCX, M(RDX, (int32_t)offsetof(struct jit_tb, ppc)));
+    mov_ri(e, RSI, m->ram_base);
+    alu_rr(e, 1, ALU_SUB, RCX, RSI);
+    shift_ri(e, 1, SH_SHR, RCX, 12);
+    shift_ri(e, 1, SH_SHL, RCX, 2);
+    mov_ri(e, RSI, (uint64_t)(uintptr_t)m->jit->version);
+    mov_rm32(e, RSI, MX(RSI, RCX, 0));
+    alu_rm(e, 0, ALU_CMP, RSI, M(RDX, (int32_t)offsetof(struct jit_tb, version)));
+    miss[nmiss++] = jcc_fwd(e, CC_NE);
+    mov_rm32(e, RCX, M(RDX, (int32_t)offsetof(struct jit_tb, code)));
+    mov_ri(e, RSI, (uint64_t)(uintptr_t)j->rx);
+    alu_rr(e, 1, ALU_ADD, RCX, RSI);
+    jmp_r(e, RCX);
+    for (unsigned i = 0; i < nmiss; i++)
+        patch_here(e, miss[i]);
+    mov_ri(e, RAX, JX_LOOKUP | (2u << 8));
+    jmp_to(e, j->exit_off);
+}
+
 /* enter(h, code, budget) -> {exit word, remaining budget} in rax:rdx; the
- * common exit restores the callee-saved registers. */
-void jit_emit_trampolines(struct jit_hart *j)
+ * common exit restores the callee-saved registers; then the shared
+ * jump-cache lookup of indirect jumps. */
+void jit_emit_trampolines(struct jit_hart *j, struct rv64_machine *m)
 {
     struct jit_emit e = { .buf = j->rw, .pos = 0, .cap = j->size };
     static const int saved[] = { RBP, RBX, R12, R13, R14, R15 };
@@ -616,6 +768,10 @@ void jit_emit_trampolines(struct jit_hart *j)
     for (int i = 5; i >= 0; i--)
         pop_r(&e, saved[i]);
     ret(&e);
+    while (e.pos & 15)
+        e8(&e, 0xcc);
+    j->jc_off = (uint32_t)e.pos;
+    emit_jc_lookup(&e, j, m);
     while (e.pos & 15)
         e8(&e, 0xcc);
     j->fixed_end = e.pos;
