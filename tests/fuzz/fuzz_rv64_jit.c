@@ -126,40 +126,61 @@ static unsigned pick_rd(unsigned v)
 }
 
 /* RISC-V lets a hart fetch stale code until fence.i, so a store must never
- * reach code unfenced, and the pointer registers must keep pointing where
- * they do.  Random encodings are tamed: a register field naming x5-x9,
- * x29 or x30 as a destination, or x8, x9, x29 as a store base, is moved to
- * another register. */
+ * reach code unfenced.  Code addresses only ever live in the pointer
+ * registers (x8, x9, x29: stores through them are fenced), the link
+ * registers x1 and x31 (jal, jalr and auipc results, CSR reads: never a
+ * store base, never copied by an ALU operation) and, inside a generated
+ * sequence, x28.  Random encodings are tamed to keep it so, and never write
+ * x5-x9, x29, x30. */
 static bool reserved(unsigned r)
 {
     return (r >= 5 && r <= 9) || r == 29 || r == 30;
 }
+static bool link_reg(unsigned r)
+{
+    return r == 1 || r == 31;
+}
 static uint16_t tame16(uint16_t c)
 {
-    unsigned q = c & 3, f3 = c >> 13, rd = (c >> 7) & 31;
+    unsigned q = c & 3, f3 = c >> 13, rd = (c >> 7) & 31, rs2 = (c >> 2) & 31;
     if (q == 0) {
         if (((c >> 2) & 7) < 2)                     /* rd' (or rs2') x8/x9 */
             c = (uint16_t)((c & ~(7u << 2)) | 2u << 2);
         if (((c >> 7) & 7) < 2 && f3 >= 5)          /* store base x8/x9 */
             c = (uint16_t)((c & ~(7u << 7)) | 2u << 7);
-    } else if (q == 1 && f3 == 4) {
+        return c;
+    }
+    if (q == 1 && f3 == 4) {
         if (((c >> 7) & 7) < 2)                     /* c.srli .. c.and on x8/x9 */
             c = (uint16_t)((c & ~(7u << 7)) | 2u << 7);
-    } else if (reserved(rd)) {
-        c = (uint16_t)((c & ~(31u << 7)) | 10u << 7);
+        return c;
     }
+    if (q == 2 && f3 == 4 && link_reg(rs2))         /* c.mv, c.add from a link */
+        c = (uint16_t)((c & ~(31u << 2)) | 10u << 2);
+    if (reserved(rd) && !(q == 2 && f3 >= 5))       /* not c.fsdsp/c.swsp/c.sdsp */
+        c = (uint16_t)((c & ~(31u << 7)) | 10u << 7);
     return c;
 }
 static uint32_t tame32(uint32_t w)
 {
     if ((w & 3) != 3)
         return tame16((uint16_t)w) | (uint32_t)tame16((uint16_t)(w >> 16)) << 16;
-    unsigned opc = w & 0x7f, rd = (w >> 7) & 31, rs1 = (w >> 15) & 31;
+    unsigned opc = w & 0x7f, rd = (w >> 7) & 31, rs1 = (w >> 15) & 31, rs2 = (w >> 20) & 31;
     bool store = opc == 0x23 || opc == 0x27 || opc == 0x2f;
-    if (store && (rs1 == 8 || rs1 == 9 || rs1 == 29))
+    if (store && (rs1 == 8 || rs1 == 9 || rs1 == 29 || link_reg(rs1)))
         w = (w & ~(31u << 15)) | 5u << 15;
-    if (opc != 0x23 && opc != 0x27 && opc != 0x63 && reserved(rd))
+    if (opc == 0x13 || opc == 0x1b || opc == 0x33 || opc == 0x3b) {
+        if (link_reg(rs1))
+            w = (w & ~(31u << 15)) | 10u << 15;
+        if ((opc == 0x33 || opc == 0x3b) && link_reg(rs2))
+            w = (w & ~(31u << 20)) | 11u << 20;
+    }
+    if (opc == 0x6f || opc == 0x67 || opc == 0x17 || (opc == 0x73 && (w & 0x7000))) {
+        if (rd && !link_reg(rd))                    /* code addresses: links only */
+            w = (w & ~(31u << 7)) | (rd & 1 ? 1u : 31u) << 7;
+    } else if (opc != 0x23 && opc != 0x27 && opc != 0x63 && reserved(rd)) {
         w = (w & ~(31u << 7)) | 10u << 7;
+    }
     return w;
 }
 /* A store at code offset `at` to page offset `to` (through any mapping)
@@ -224,15 +245,16 @@ static unsigned gen_xret(uint8_t *code, unsigned off, uint32_t r)
                                                                        0x85ebca6bu);
     if ((r >> 28) & 3)   /* MPRV mostly off: it makes M's own data accesses translated */
         set &= ~(uint32_t)MSTATUS_MPRV;
-    uint32_t seq[9];
+    uint32_t seq[10];
     li32(seq, 28, clr);
     seq[2] = i_type(0x73, 3, 0, 28, s ? 0x100 : 0x300);     /* csrc xstatus, x28 */
     li32(seq + 3, 28, set);
     seq[5] = i_type(0x73, 2, 0, 28, s ? 0x100 : 0x300);     /* csrs xstatus, x28 */
     seq[6] = i_type(0x13, 0, 28, (r >> 10) & 1 ? 29 : 8, (int32_t)((r >> 12) & 0xffe) - 2048);
     seq[7] = i_type(0x73, 1, 0, 28, s ? 0x141 : 0x341);     /* csrw xepc, x28 */
-    seq[8] = s ? 0x10200073 : 0x30200073;
-    return put(code, off, seq, 9);
+    seq[8] = i_type(0x13, 0, 28, 0, 0);                     /* li x28, 0 */
+    seq[9] = s ? 0x10200073 : 0x30200073;
+    return put(code, off, seq, 10);
 }
 
 /* Self-modifying code: a valid instruction (made by gen for the target
@@ -353,7 +375,7 @@ static unsigned gen(uint8_t *code, unsigned off, const uint8_t *b)
         uint16_t c1 = (uint16_t)r, c2 = (uint16_t)(r >> 16);
         if ((c1 & 3) == 3) c1 &= ~1;
         if ((c2 & 3) == 3) c2 &= ~1;
-        insn = tame32((uint32_t)c1 | (uint32_t)c2 << 16);
+        insn = (uint32_t)c1 | (uint32_t)c2 << 16;
         break;
     }
     case 21:                    /* Zba/Zbb-ish: OP/OP-IMM with funct7 variants */
@@ -381,9 +403,10 @@ static unsigned gen(uint8_t *code, unsigned off, const uint8_t *b)
         insn = i_type(0x67, 0, rd, 29, imm & ~1);
         break;
     default:
-        insn = tame32(r);       /* anything */
+        insn = r;               /* anything */
         break;
     }
+    insn = tame32(insn);
     memcpy(code + off, &insn, 4);
     return 4;
 }
@@ -461,15 +484,14 @@ static void setup(struct side *s, const uint8_t *data, size_t size, uint8_t *sli
     h->x[29] = ALIAS + 0x1000;
     h->x[30] = (8ull << 60) | (PT >> 12);
     h->mtvec = CODE + 0x40;
-    h->stvec = CODE + 0x80;
+    h->stvec = CODE + 0xc0;
     h->mstatus |= (flags & 1) ? MSTATUS_FS : 0;
     h->medeleg = (flags & 2) ? 0xb1ff : 0;
     h->mideleg = (flags & 16) ? MIP_S_MASK : 0;
     h->mie = (flags & 32) ? MIP_ALL : 0;
-    if (flags & 64) {           /* start in S with translation on */
-        h->satp = h->x[30];
+    h->satp = h->x[30];         /* translation on (for S and U, and MPRV) */
+    if (flags & 64)             /* start in S */
         h->priv = PRV_S;
-    }
     rv64_update_ctx(h);
     unsigned off = 0;
     while (off + 4 <= CODE_SIZE && n >= 4) {
@@ -480,22 +502,24 @@ static void setup(struct side *s, const uint8_t *data, size_t size, uint8_t *sli
     /* pages 0x12, 0x13 (fetched through PTEs from the menu) hold a copy */
     memcpy(s->ram + 0x12000, s->ram, CODE_SIZE);
     if (!(flags & 128)) {
-        /* Trap handlers (M at +0x40, S at +0x80): an instruction fetch
-         * fault (cause 0, 1, 12) or an interrupt resumes in the code
-         * region (x8 + epc's low 13 bits, aligned), anything else skips 4
-         * bytes. */
+        /* Trap handlers (M at +0x40, S at +0xc0; x28 kept in xscratch):
+         * an instruction fetch fault (cause 0, 1, 12) or an interrupt
+         * resumes in the code region (x8 + epc's low 13 bits, aligned),
+         * anything else skips 4 bytes. */
         for (unsigned v = 0; v < 2; v++) {
-            int32_t epc = v ? 0x141 : 0x341, cause = v ? 0x142 : 0x342;
-            uint32_t seq[15] = {
+            int32_t epc = v ? 0x141 : 0x341, cause = v ? 0x142 : 0x342, scr = v ? 0x140 : 0x340;
+            uint32_t seq[17] = {
+                i_type(0x73, 1, 28, 28, scr),                   /* x28 <-> xscratch */
                 i_type(0x73, 2, 28, 0, cause), i_type(0x13, 0, 28, 28, -12),
                 b_type(0, 28, 0, 0x18), i_type(0x13, 0, 28, 28, 10), b_type(4, 28, 0, 0x10),
                 i_type(0x73, 2, 28, 0, epc), i_type(0x13, 0, 28, 28, 4), j_type(0, 0x18),
                 i_type(0x73, 2, 28, 0, epc), i_type(0x13, 1, 28, 28, 51),
                 i_type(0x13, 5, 28, 28, 51), i_type(0x13, 7, 28, 28, -4),
                 r_type(0x33, 0, 0, 28, 28, 8), i_type(0x73, 1, 0, 28, epc),
+                i_type(0x73, 1, 28, 28, scr),                   /* x28 back */
                 v ? 0x10200073 : 0x30200073,
             };
-            memcpy(s->ram + (v ? 0x80 : 0x40), seq, sizeof(seq));
+            memcpy(s->ram + (v ? 0xc0 : 0x40), seq, sizeof(seq));
         }
     }
     for (unsigned i = 0; i < 0x2000; i++)   /* a data pattern */
@@ -598,6 +622,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (unsigned i = 0; i <= NSLICES; i++) {
         /* slice sizes 1..766 (budget byte b: 3b + 1), the last to STEPS */
         until = i < NSLICES ? until + 3u * slices[2 * i] + 1 : STEPS;
+        /* debugging: stop (and compare) at instruction FUZZ_JIT_UNTIL */
+        uint64_t stop = getenv("FUZZ_JIT_UNTIL") ? strtoull(getenv("FUZZ_JIT_UNTIL"), NULL, 0)
+                                                 : STEPS;
+        if (until > stop)
+            until = stop;
         if (until > STEPS)
             until = STEPS;
         if (i) {
@@ -606,6 +635,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         run(&A, false, until);
         run(&B, true, until);
+        if (getenv("FUZZ_JIT_SHOW")) {
+            dump("interp", &A);
+            dump("jit   ", &B);
+        }
         if (!same_state()) {
             fprintf(stderr, "differ after slice %u (to %llu)\n", i, (unsigned long long)until);
             dump("interp", &A);
@@ -618,6 +651,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 }
             abort();
         }
+        if (until == stop)
+            break;
+    }
+    if ((dumpf = getenv("FUZZ_JIT_DUMP_END")) && (df = fopen(dumpf, "wb"))) {
+        fwrite(A.ram, 1, CODE_SIZE, df);
+        fclose(df);
     }
     return 0;
 }
