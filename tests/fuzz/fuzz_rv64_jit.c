@@ -125,8 +125,10 @@ static unsigned pick_rd(unsigned v)
     return regs[v % (sizeof(regs) / sizeof(regs[0]))];
 }
 
-/* RISC-V lets a hart fetch stale code until fence.i, so a store must never
- * reach code unfenced.  Code addresses only ever live in the pointer
+/* RISC-V lets a hart fetch stale code until fence.i, so a store should not
+ * reach code unfenced.  (The JIT ends a TB after a plain store that made
+ * translations stale, so it matches the interpreter there anyway; FP
+ * stores and AMOs go through helpers that don't.)  Code addresses only ever live in the pointer
  * registers (x8, x9, x29: stores through them are fenced), the link
  * registers x1 and x31 (jal, jalr and auipc results, CSR reads: never a
  * store base, never copied by an ALU operation) and, inside a generated
