@@ -1,6 +1,6 @@
 /* The rv64 JIT's own cases (the rv64 instruction tests also run under it,
  * see tests/test_unit.py): invalidation of translated code by guest stores
- * (+ fence.i) and by device DMA (gmem's write hook), chained loops with an
+ * (+ fence.i, and into the running TB without it) and by device DMA (gmem's write hook), chained loops with an
  * exact instruction budget, and a CPU-bound loop under the interpreter and
  * the JIT with equal results (its MIPS printed, not asserted). */
 #include <time.h>
@@ -44,6 +44,29 @@ static void test_self_modifying(void)
     EQ(jit_run(4), 4);                      /* sw fence.i jal addi(+100) */
     EQ(H->x[10], 201);
     EQ(H->instret, 9);
+}
+
+/* A store rewrites the next instruction of its own TB, without fence.i
+ * (found by fuzz_rv64_jit): the JIT ends the TB after the store, so the
+ * new instruction runs, as under the interpreter (which always fetches the
+ * new bytes). */
+static void test_store_into_own_tb(void)
+{
+    rvt_begin("store-into-own-tb");
+    rvt_emit(SW(29, 30, 8));                /* *(x30 + 8 = CODE + 8) = x29 */
+    rvt_emit(ADDI(10, 10, 1));
+    rvt_emit(ADDI(10, 10, 1));              /* CODE+8: rewritten by the store */
+    rvt_emit(JAL(0, -12));
+    H->x[29] = ADDI(10, 10, 100);
+    H->x[30] = CODE + 0x1000;               /* first round: a data page */
+    rv64_jit_flush(H);
+    EQ(jit_run(4), 4);                      /* one translated round */
+    EQ(H->x[10], 2);
+    H->x[30] = CODE;
+    EQ(jit_run(4), 4);                      /* sw, addi +1, addi +100 (new), jal */
+    EQ(H->x[10], 103);
+    EQ(rvt_r32(CODE + 8), ADDI(10, 10, 100));
+    EQ(H->pc, CODE);
 }
 
 /* A device writes (DMA) over code that ran: the next run sees the new code. */
@@ -138,6 +161,7 @@ int main(void)
         return 1;
     }
     test_self_modifying();
+    test_store_into_own_tb();
     test_dma();
     test_budget();
     test_mips();

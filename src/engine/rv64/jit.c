@@ -210,19 +210,22 @@ static void dma_write(void *opaque, uint64_t gpa, uint64_t len)
         rv64_jit_store(m, p, NULL);
 }
 
-void rv64_jit_store(struct rv64_machine *m, uint64_t pa, uint64_t *tag)
+bool rv64_jit_store(struct rv64_machine *m, uint64_t pa, uint64_t *tag)
 {
     struct jit_shared *s = m->jit;
     uint64_t pg = page_of(m, pa);
+    bool stale = false;
     if (!s || pa < m->ram_base || pg >= s->npages)
-        return;
+        return false;
     if (__atomic_load_n(&s->code_bits[pg], __ATOMIC_ACQUIRE)) {
         __atomic_store_n(&s->code_bits[pg], 0, __ATOMIC_SEQ_CST);
         __atomic_fetch_add(&s->version[pg], 1, __ATOMIC_SEQ_CST);
         stat_add(&s->invalidations, 1);
+        stale = true;
     }
     if (tag && __atomic_load_n(&s->code_bits[pg], __ATOMIC_SEQ_CST))
         __atomic_store_n(tag, 0, __ATOMIC_SEQ_CST);
+    return stale;
 }
 
 /* Page pg starts holding translations: mark it and remove the store TLB

@@ -38,8 +38,11 @@ void rv64_jit_tlb_wrapped(struct rv64_hart *h);
 /* A store to physical RAM address pa is about to be done (mmu.c), and
  * its store TLB entry was just filled (tag: NULL if none): if the page
  * holds translations, they become stale.  If the page became code again
- * meanwhile (another hart translated it), the entry is dropped. */
-void rv64_jit_store(struct rv64_machine *m, uint64_t pa, uint64_t *tag);
+ * meanwhile (another hart translated it), the entry is dropped.  Returns
+ * true if translations went stale: the storing hart ends its slice after
+ * this instruction, so the rest of a TB it wrote into is not run stale
+ * (as the interpreter, which always fetches the new bytes). */
+bool rv64_jit_store(struct rv64_machine *m, uint64_t pa, uint64_t *tag);
 /* Statistics for the exit log. */
 void rv64_jit_log_stats(struct rv64_machine *m);
 

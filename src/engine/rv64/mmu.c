@@ -151,9 +151,10 @@ static int resolve(struct rv64_hart *h, uint64_t va, int acc, unsigned size, uin
         }
         *host = page ? page + (*pa & 0xfff) : NULL;
         if (page && acc == ACC_STORE) {
+            /* before mark_dirty, whose write hook invalidates too */
+            if (h->m->jit && rv64_jit_store(h->m, *pa, NULL))
+                h->slice_end = true;    /* don't run the rest of a TB stale */
             mark_dirty(h->m, *pa);
-            if (h->m->jit)
-                rv64_jit_store(h->m, *pa, NULL);
         }
         return 0;
     }
@@ -163,9 +164,12 @@ static int resolve(struct rv64_hart *h, uint64_t va, int acc, unsigned size, uin
     e->addend = (uintptr_t)page - (uintptr_t)(va & ~0xfffull);
     *host = page + (*pa & 0xfff);
     if (acc == ACC_STORE) {
+        /* the page's translations go stale (and the rest of a TB that
+         * wrote into its own page is not run); keep no entry for code.
+         * Before mark_dirty, whose write hook invalidates too. */
+        if (h->m->jit && rv64_jit_store(h->m, *pa, &e->tag))
+            h->slice_end = true;
         mark_dirty(h->m, *pa);
-        if (h->m->jit)  /* the page's translations go stale; keep no entry for code */
-            rv64_jit_store(h->m, *pa, &e->tag);
     }
     return 0;
 }
@@ -237,7 +241,8 @@ int rv64_store_slow(struct rv64_hart *h, uint64_t va, unsigned size, uint64_t va
              * invalidation and the write (it read the old bytes): invalidate
              * again once the write is visible */
             __atomic_thread_fence(__ATOMIC_SEQ_CST);
-            rv64_jit_store(h->m, pa, NULL);
+            if (rv64_jit_store(h->m, pa, NULL))
+                h->slice_end = true;
         }
         return 0;
     }
